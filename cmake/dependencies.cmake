@@ -1,0 +1,13 @@
+# All dependencies come from Debian 12 packages (see README "Building").
+find_package(Threads REQUIRED)
+find_package(Boost 1.81 REQUIRED COMPONENTS json)
+find_package(OpenSSL 3 REQUIRED)
+find_package(yaml-cpp REQUIRED)
+
+# Boost headers used everywhere, compiled the same way everywhere.
+add_library(wakegate_boost INTERFACE)
+target_link_libraries(wakegate_boost INTERFACE Boost::headers Boost::json Threads::Threads)
+target_compile_definitions(wakegate_boost INTERFACE
+  BOOST_ASIO_NO_DEPRECATED
+  BOOST_BEAST_USE_STD_STRING_VIEW
+  BOOST_ASIO_DISABLE_BOOST_COROUTINE)

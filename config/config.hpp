@@ -1,0 +1,83 @@
+// The configuration model: plain structs, filled and validated once by the loader (loader.hpp).
+// Every duration and limit is a named field with its default here; docs/config.md documents them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace wakegate::config {
+
+using duration = std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+// Where a value came from in the YAML file (1-based; 0 = not from the file).
+struct position {
+  int line = 0;
+  int column = 0;
+};
+
+// A `host:port` listen address. `host` may be an IPv4 literal, an IPv6 literal written
+// `[::1]:port` (stored without brackets) or `localhost`.
+struct endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string text() const;  // "host:port", IPv6 in brackets
+};
+
+struct readiness_config {
+  std::string path = "/";   // GET path; any status < 500 means ready
+  duration interval = 25ms;  // probe period while an instance starts
+  duration timeout = 1s;     // one probe's deadline
+};
+
+// backend.process: a local process per instance.
+struct process_backend {
+  std::vector<std::string> command;  // argv; `${PORT}` is replaced by the instance's port
+  std::string cwd;                   // absolute (relative paths are resolved against the config file)
+  std::vector<std::pair<std::string, std::string>> env;  // added to wakegate's environment; `${PORT}` expanded
+  int stop_signal = 15;              // SIGTERM
+  duration stop_timeout = 10s;       // then SIGKILL
+};
+
+using backend = std::variant<process_backend>;
+
+// Keys that may be set under `defaults:` and overridden per app.
+struct app_settings {
+  int min_instances = 0;
+  int max_instances = 10;
+  int target_concurrency = 10;  // in-flight requests per instance the scaler aims for
+  int max_concurrency = 0;      // hard per-instance limit; 0 = none
+  duration scale_to_zero_after = 5min;
+  duration scale_down_delay = 30s;
+  duration stable_window = 60s;  // averaging window of in-flight requests
+  int queue_size = 1000;         // requests held while no ready instance has room
+  duration queue_timeout = 30s;  // held longer: 503 + Retry-After
+  duration startup_timeout = 60s;
+  readiness_config readiness;
+};
+
+struct app_config {
+  std::string name;
+  std::vector<std::string> hosts;  // lower-case; exact or "*.suffix"
+  app_settings settings;
+  backend backend;
+  position pos;  // of the app's entry in `apps:`
+};
+
+struct config {
+  std::string file;      // the config file's path as given
+  endpoint http{"0.0.0.0", 8080};
+  endpoint admin{"127.0.0.1", 9090};
+  duration shutdown_timeout = 30s;
+  duration scale_interval = 1s;  // how often the scaler evaluates every app
+  int workers = 0;               // proxy threads; 0 = number of cores
+  bool access_log = true;        // one JSON line per request on stderr
+  std::vector<app_config> apps;
+};
+
+}  // namespace wakegate::config

@@ -1,0 +1,17 @@
+#include "tests/support/wait.hpp"
+
+#include <thread>
+
+namespace wakegate::test {
+
+bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds step) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(step);  // poll interval of a deadline wait, not a fixed sleep
+  }
+}
+
+}  // namespace wakegate::test
