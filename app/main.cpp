@@ -1,1 +1,217 @@
-int main() { return 0; }
+// wakegate: wires config -> control plane -> proxy, and handles the command line and signals.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/log.hpp"
+#include "common/metrics.hpp"
+#include "common/shard.hpp"
+#include "config/loader.hpp"
+#include "proxy/admin.hpp"
+#include "proxy/server.hpp"
+#include "scaler/backends/process_backend.hpp"
+#include "scaler/control.hpp"
+
+namespace asio = boost::asio;
+using namespace wakegate;
+
+namespace {
+
+constexpr std::string_view usage =
+    "usage: wakegate run --config FILE     run the edge in the foreground (logs on stderr)\n"
+    "       wakegate check --config FILE   validate a config; problems as FILE:LINE:COLUMN: message\n"
+    "       wakegate --version | --help\n"
+    "\n"
+    "signals: SIGHUP reloads the config (an invalid one is refused and the old one keeps serving);\n"
+    "         SIGTERM/SIGINT drain in-flight requests, stop every instance and exit.\n";
+
+void print_diagnostics(std::FILE* out, const config::load_result& r) {
+  for (const auto& w : r.warnings)
+    std::fprintf(out, "%s:%d:%d: warning: %s\n", w.file.c_str(), w.line, w.column, w.message.c_str());
+  for (const auto& e : r.errors) std::fprintf(out, "%s\n", e.str().c_str());
+}
+
+int check(const std::string& path) {
+  auto r = config::load_file(path);
+  print_diagnostics(stdout, r);
+  if (!r.ok()) return 1;
+  std::printf("%s: ok\n", path.c_str());
+  return 0;
+}
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
+  auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+// Drains on SIGTERM/SIGINT: stop accepting, wait for open connections to finish (up to
+// shutdown_timeout), then stop every instance and leave the event loop.
+class shutdown_sequence {
+ public:
+  shutdown_sequence(asio::io_context& ctx, proxy::server& srv, proxy::admin_server& admin,
+                    scaler::control_plane& control)
+      : ctx_(ctx), srv_(srv), admin_(admin), control_(control), timer_(ctx) {}
+
+  void begin(config::duration timeout) {
+    if (started_) {  // a second signal: stop waiting for connections
+      finish();
+      return;
+    }
+    started_ = true;
+    log::info("shutting down: draining connections", {{"timeout_ms", timeout.count()}});
+    admin_.set_ready(false);
+    srv_.begin_drain();
+    deadline_ = steady::now() + timeout;
+    poll();
+  }
+
+ private:
+  void poll() {
+    if (srv_.open_connections() <= 0 || steady::now() >= deadline_) {
+      finish();
+      return;
+    }
+    timer_.expires_after(std::chrono::milliseconds(10));
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) poll();
+    });
+  }
+
+  void finish() {
+    if (finishing_) return;
+    finishing_ = true;
+    timer_.cancel();
+    auto left = srv_.open_connections();
+    if (left > 0) log::warn("shutdown timeout: closing connections still open", {{"connections", left}});
+    control_.shutdown([this] {
+      log::info("stopped");
+      admin_.stop();
+      ctx_.stop();
+    });
+  }
+
+  asio::io_context& ctx_;
+  proxy::server& srv_;
+  proxy::admin_server& admin_;
+  scaler::control_plane& control_;
+  asio::steady_timer timer_;
+  clock_time deadline_{};
+  bool started_ = false;
+  bool finishing_ = false;
+};
+
+int run(const std::string& path) {
+  auto loaded = config::load_file(path);
+  print_diagnostics(stderr, loaded);
+  if (!loaded.ok()) return 1;
+  config::config cfg = std::move(*loaded.cfg);
+
+  std::signal(SIGPIPE, SIG_IGN);
+  std::size_t workers = cfg.workers > 0 ? static_cast<std::size_t>(cfg.workers)
+                                        : std::max(1u, std::thread::hardware_concurrency());
+  shard_count = workers + 1;
+  this_shard = workers;  // this thread is the control thread
+
+  asio::io_context control_ctx(1);
+  proxy::server srv(cfg);
+  scaler::control_plane control(control_ctx, srv.executors(),
+                                std::make_unique<scaler::process_backend>(control_ctx));
+  srv.attach(control);
+  control.on_apps_changed = [&srv](const std::vector<scaler::app_ptr>& apps) { srv.set_apps(apps); };
+
+  proxy::admin_server admin(control_ctx, {
+                                             [&] {
+                                               metrics::text_writer w;
+                                               control.write_metrics(w);
+                                               srv.write_metrics(w);
+                                               return w.take();
+                                             },
+                                             [&] { return control.status_json(); },
+                                         });
+
+  asio::ip::tcp::endpoint http_ep, admin_ep;
+  try {
+    http_ep = srv.start();
+    admin_ep = admin.start(cfg.admin);
+  } catch (const std::exception& e) {
+    log::error("cannot listen", {{"error", e.what()}});
+    return 1;
+  }
+  log::info("listening", {{"listener", "http"}, {"address", endpoint_text(http_ep)}});
+  log::info("listening", {{"listener", "admin"}, {"address", endpoint_text(admin_ep)}});
+  control.apply(cfg);
+  admin.set_ready(true);
+  log::info("ready", {{"workers", workers}, {"apps", cfg.apps.size()}});
+
+  shutdown_sequence shutdown(control_ctx, srv, admin, control);
+  asio::signal_set signals(control_ctx, SIGHUP, SIGTERM, SIGINT);
+  std::function<void()> wait_signal = [&] {
+    signals.async_wait([&](boost::system::error_code ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        log::info("reloading", {{"file", path}});
+        auto next = config::load_file(path);
+        for (const auto& w : next.warnings) log::warn("config warning", {{"problem", w.str()}});
+        if (!next.ok()) {
+          for (const auto& e : next.errors) log::error("config error", {{"problem", e.str()}});
+          log::error("reload refused: keeping the running config", {{"errors", next.errors.size()}});
+        } else {
+          auto& n = *next.cfg;
+          if (n.http.text() != cfg.http.text() || n.admin.text() != cfg.admin.text() || n.workers != cfg.workers)
+            log::warn("listen addresses and workers change only on restart");
+          n.http = cfg.http;
+          n.admin = cfg.admin;
+          n.workers = cfg.workers;
+          cfg = std::move(n);
+          srv.set_options(cfg);
+          control.apply(cfg);
+          log::info("reloaded", {{"apps", cfg.apps.size()}});
+        }
+      } else {
+        shutdown.begin(cfg.shutdown_timeout);
+      }
+      wait_signal();
+    });
+  };
+  wait_signal();
+
+  control_ctx.run();
+  srv.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::fputs(usage.data(), stderr);
+    return 2;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    std::printf("wakegate %s\n", WAKEGATE_VERSION);
+    return 0;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(usage.data(), stdout);
+    return 0;
+  }
+  if ((args[0] == "run" || args[0] == "check") && args.size() == 3 && (args[1] == "--config" || args[1] == "-c")) {
+    std::string path(args[2]);
+    return args[0] == "run" ? run(path) : check(path);
+  }
+  if ((args[0] == "run" || args[0] == "check") && args.size() == 2 && args[1].starts_with("--config=")) {
+    std::string path(args[1].substr(9));
+    return args[0] == "run" ? run(path) : check(path);
+  }
+  std::fputs(usage.data(), stderr);
+  return 2;
+}

@@ -11,4 +11,7 @@ inline constexpr std::size_t max_shards = 65;  // up to 64 workers + the control
 
 inline thread_local std::size_t this_shard = 0;
 
+// Shards in use (workers + 1); set once at start-up, before any sharded structure is created.
+inline std::size_t shard_count = max_shards;
+
 }  // namespace wakegate

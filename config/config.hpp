@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -65,8 +66,21 @@ struct app_config {
   std::string name;
   std::vector<std::string> hosts;  // lower-case; exact or "*.suffix"
   app_settings settings;
-  backend backend;
+  ::wakegate::config::backend backend;  // qualified: GCC rejects a member that reuses its type's name
   position pos;  // of the app's entry in `apps:`
+};
+
+// Connection and request limits of the edge. The hardening issue makes them all configurable
+// under `limits:`; today they are fixed defaults.
+struct limits_config {
+  std::size_t max_header_bytes = 64 * 1024;  // request line + headers; more: 431
+  duration header_timeout = 60s;             // to receive a request's headers
+  duration idle_timeout = 60s;               // keep-alive connection with no request
+  duration upstream_connect_timeout = 5s;
+  duration upstream_header_timeout = 300s;   // from request sent to response headers: 504
+  duration io_timeout = 300s;                // any one body read or write
+  duration upstream_idle_timeout = 30s;      // pooled upstream connection unused this long: closed
+  std::size_t upstream_idle_per_instance = 64;  // idle pooled connections kept per worker and instance
 };
 
 struct config {
@@ -77,6 +91,7 @@ struct config {
   duration scale_interval = 1s;  // how often the scaler evaluates every app
   int workers = 0;               // proxy threads; 0 = number of cores
   bool access_log = true;        // one JSON line per request on stderr
+  limits_config limits;
   std::vector<app_config> apps;
 };
 

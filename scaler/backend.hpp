@@ -23,6 +23,7 @@ struct start_result {
   std::string error;     // readable reason when !ok
   std::string host;      // where the instance listens, e.g. "127.0.0.1"
   std::uint16_t port = 0;
+  int pid = 0;           // process id where there is one (for /status), else 0
 };
 
 class instance_backend {

@@ -1,0 +1,92 @@
+#include "proxy/headers.hpp"
+
+#include <array>
+#include <random>
+
+#include <boost/beast/http/field.hpp>
+
+namespace wakegate::proxy {
+
+namespace http = boost::beast::http;
+
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+void strip_hop_by_hop(http::fields& f) {
+  // Headers named in Connection are hop-by-hop too. Collect names first: erasing invalidates.
+  std::array<std::string, 16> named;
+  std::size_t count = 0;
+  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      auto token = trim(v.substr(0, comma));
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+      if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
+      if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;
+      if (count < named.size()) named[count++] = std::string(token);
+    }
+  }
+  for (std::size_t i = 0; i < count; ++i) f.erase(named[i]);
+  f.erase(http::field::connection);
+  f.erase(http::field::keep_alive);
+  f.erase(http::field::proxy_connection);
+  f.erase(http::field::te);
+  f.erase(http::field::trailer);
+  f.erase(http::field::upgrade);
+}
+
+void make_request_id(char (&out)[32]) noexcept {
+  static constexpr char hex[] = "0123456789abcdef";
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  for (int half = 0; half < 2; ++half) {
+    auto v = rng();
+    for (int i = 0; i < 16; ++i) out[half * 16 + i] = hex[(v >> (i * 4)) & 15];
+  }
+}
+
+std::string_view rewrite_request(http::fields& f, const forward_info& info) {
+  strip_hop_by_hop(f);
+
+  auto xff = f.find("X-Forwarded-For");
+  if (xff == f.end()) {
+    f.set("X-Forwarded-For", info.client_ip);
+  } else {
+    std::string joined;
+    joined.reserve(xff->value().size() + 2 + info.client_ip.size());
+    joined.append(xff->value()).append(", ").append(info.client_ip);
+    f.set("X-Forwarded-For", joined);
+  }
+  f.set("X-Forwarded-Proto", info.proto);
+  if (auto host = f.find(http::field::host); host != f.end()) {
+    f.set("X-Forwarded-Host", host->value());
+  }
+  auto rid = f.find("x-request-id");
+  if (rid == f.end() || rid->value().empty()) {
+    char id[32];
+    make_request_id(id);
+    f.set("X-Request-Id", std::string_view(id, sizeof id));
+    rid = f.find("x-request-id");
+  }
+  return rid->value();
+}
+
+}  // namespace wakegate::proxy

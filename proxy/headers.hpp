@@ -1,0 +1,27 @@
+// Header rewriting between client and instance: hop-by-hop removal, X-Forwarded-*, request ids.
+#pragma once
+
+#include <string_view>
+
+#include <boost/beast/http/fields.hpp>
+
+namespace wakegate::proxy {
+
+// Removes hop-by-hop headers: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade,
+// and every header named in Connection (except the framing headers Host, Content-Length and
+// Transfer-Encoding, which the message's own framing governs).
+void strip_hop_by_hop(boost::beast::http::fields& f);
+
+struct forward_info {
+  std::string_view client_ip;  // peer address of the client connection
+  std::string_view proto;      // "http" or "https"
+};
+
+// Request to an instance: hop-by-hop removed, X-Forwarded-For appended, X-Forwarded-Proto and
+// X-Forwarded-Host set, X-Request-Id added when absent. Returns the request id in effect.
+std::string_view rewrite_request(boost::beast::http::fields& f, const forward_info& info);
+
+// 32 lower-case hex characters from a per-thread generator (not for secrets).
+void make_request_id(char (&out)[32]) noexcept;
+
+}  // namespace wakegate::proxy

@@ -1,0 +1,138 @@
+#include "proxy/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "common/log.hpp"
+#include "proxy/session.hpp"
+
+namespace wakegate::proxy {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+tcp::endpoint resolve_listen(const config::endpoint& e) {
+  std::string host = e.host == "localhost" ? "127.0.0.1" : e.host;
+  return tcp::endpoint(asio::ip::make_address(host), e.port);
+}
+
+std::shared_ptr<const proxy_options> make_options(const config::config& cfg) {
+  auto o = std::make_shared<proxy_options>();
+  o->limits = cfg.limits;
+  o->access_log = cfg.access_log;
+  return o;
+}
+
+}  // namespace
+
+server::server(const config::config& cfg) : listen_(cfg.http) {
+  std::size_t n = shard_count - 1;  // the last shard is the control thread's
+  auto opts = make_options(cfg);
+  for (std::size_t i = 0; i < n; ++i) {
+    workers_.push_back(std::make_unique<worker>(i));
+    workers_.back()->owner = this;
+    workers_.back()->opts = opts;
+  }
+}
+
+server::~server() { stop(); }
+
+std::vector<asio::any_io_executor> server::executors() {
+  std::vector<asio::any_io_executor> ex;
+  for (auto& w : workers_) ex.emplace_back(w->ioc.get_executor());
+  return ex;
+}
+
+tcp::endpoint server::start() {
+  auto ep = resolve_listen(listen_);
+  for (auto& w : workers_) {
+    // Every thread listens on the same address (SO_REUSEPORT): the kernel spreads connections
+    // and no accept is shared between threads.
+    w->acceptor.emplace(w->ioc);
+    w->acceptor->open(ep.protocol());
+    w->acceptor->set_option(tcp::acceptor::reuse_address(true));
+    int one = 1;
+    ::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    w->acceptor->bind(ep);
+    w->acceptor->listen(asio::socket_base::max_listen_connections);
+    if (ep.port() == 0) ep = w->acceptor->local_endpoint();  // the others join the port we got
+  }
+  for (auto& w : workers_) {
+    w->work.emplace(w->ioc.get_executor());
+    asio::co_spawn(w->ioc, accept_loop(*w), asio::detached);
+    w->thread = std::thread([wp = w.get()] {
+      this_shard = wp->index;
+      wp->ioc.run();
+    });
+  }
+  started_ = true;
+  return ep;
+}
+
+asio::awaitable<void> server::accept_loop(worker& w) {
+  constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+  asio::steady_timer backoff(w.ioc);
+  while (w.acceptor && w.acceptor->is_open()) {
+    auto [ec, sock] = co_await w.acceptor->async_accept(tok);
+    if (ec == asio::error::operation_aborted) break;
+    if (ec) {
+      // Out of descriptors or memory: keep serving open connections, retry shortly.
+      log::warn("accept failed", {{"error", ec.message()}});
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(tok);
+      continue;
+    }
+    asio::co_spawn(w.ioc, run_session(w, std::move(sock)), asio::detached);
+  }
+}
+
+void server::set_apps(const std::vector<scaler::app_ptr>& apps) {
+  auto table = std::make_shared<const router>(apps);
+  for (auto& w : workers_) asio::post(w->ioc, [wp = w.get(), table] { wp->routes = table; });
+}
+
+void server::set_options(const config::config& cfg) {
+  auto opts = make_options(cfg);
+  for (auto& w : workers_) asio::post(w->ioc, [wp = w.get(), opts] { wp->opts = opts; });
+}
+
+void server::begin_drain() {
+  for (auto& w : workers_) {
+    asio::post(w->ioc, [wp = w.get()] {
+      wp->draining = true;
+      boost::system::error_code ec;
+      if (wp->acceptor) wp->acceptor->close(ec);
+      for (auto* s : wp->idle) s->socket().cancel(ec);  // idle keep-alive: close now
+    });
+  }
+}
+
+void server::stop() {
+  if (!started_) return;
+  started_ = false;
+  for (auto& w : workers_) {
+    w->work.reset();
+    w->ioc.stop();
+  }
+  for (auto& w : workers_)
+    if (w->thread.joinable()) w->thread.join();
+}
+
+void server::write_metrics(metrics::text_writer& w) const {
+  w.family("wakegate_connections_accepted_total", "counter", "Client connections accepted.");
+  w.sample("wakegate_connections_accepted_total", {}, static_cast<double>(stats_.connections_accepted.value()));
+  w.family("wakegate_open_connections", "gauge", "Client connections open now.");
+  w.sample("wakegate_open_connections", {}, static_cast<double>(stats_.connections_open.value()));
+  w.family("wakegate_unrouted_requests_total", "counter", "Requests for a host no app serves (404).");
+  w.sample("wakegate_unrouted_requests_total", {}, static_cast<double>(stats_.unrouted.value()));
+  w.family("wakegate_bad_requests_total", "counter", "Requests refused before routing (400, 408, 431, 505).");
+  w.sample("wakegate_bad_requests_total", {}, static_cast<double>(stats_.bad_requests.value()));
+}
+
+}  // namespace wakegate::proxy

@@ -1,0 +1,99 @@
+// The data plane: one io_context per proxy thread, each with its own SO_REUSEPORT listener,
+// routing table and sessions. Nothing on the request path is shared between threads except the
+// atomics of apps and instances.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "common/metrics.hpp"
+#include "config/config.hpp"
+#include "proxy/router.hpp"
+#include "scaler/control.hpp"
+
+namespace wakegate::proxy {
+
+// Counters of the data plane that belong to no app.
+struct proxy_metrics {
+  metrics::counter connections_accepted;
+  metrics::sharded_gauge connections_open;
+  metrics::counter unrouted;         // unknown host: 404
+  metrics::counter bad_requests;     // refused before routing: 400/408/431/505
+};
+
+// Settings of the request path that a reload may change; each thread keeps its own copy.
+struct proxy_options {
+  config::limits_config limits;
+  bool access_log = true;
+};
+
+class server;
+
+// One proxy thread.
+struct worker {
+  explicit worker(std::size_t index_) : index(index_), ioc(1) {}
+  const std::size_t index;  // == this_shard on its thread
+  boost::asio::io_context ioc;
+  std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
+  server* owner = nullptr;
+  std::shared_ptr<const router> routes = std::make_shared<const router>();
+  std::shared_ptr<const proxy_options> opts = std::make_shared<const proxy_options>();
+  std::optional<boost::asio::ip::tcp::acceptor> acceptor;
+  // Connections waiting for their next request; closed at once when draining.
+  std::list<boost::beast::tcp_stream*> idle;
+  bool draining = false;
+  std::thread thread;
+};
+
+class server {
+ public:
+  explicit server(const config::config& cfg);
+  ~server();
+
+  std::vector<boost::asio::any_io_executor> executors();
+  // The control plane is built from executors(), so it is attached after construction.
+  void attach(scaler::control_plane& control) noexcept { control_ = &control; }
+
+  // Binds the listeners (throws on failure, e.g. address in use) and starts the threads.
+  // Returns the bound address (port filled in when the config said 0).
+  boost::asio::ip::tcp::endpoint start();
+
+  // Control thread: a new set of apps to route (posted to every proxy thread).
+  void set_apps(const std::vector<scaler::app_ptr>& apps);
+
+  // Live-reloadable settings (access log on/off, limits).
+  void set_options(const config::config& cfg);
+
+  // Stop accepting, close idle keep-alive connections, let busy ones finish their response.
+  void begin_drain();
+  // Connections still open (any thread).
+  std::int64_t open_connections() const { return stats_.connections_open.value(); }
+  // Stops the threads (after drain or at the shutdown deadline) and joins them.
+  void stop();
+
+  void write_metrics(metrics::text_writer& w) const;
+
+  scaler::control_plane& control() noexcept { return *control_; }
+  proxy_metrics& stats() noexcept { return stats_; }
+
+ private:
+  boost::asio::awaitable<void> accept_loop(worker& w);
+
+  config::endpoint listen_;
+  scaler::control_plane* control_ = nullptr;
+  std::vector<std::unique_ptr<worker>> workers_;
+  proxy_metrics stats_;
+  bool started_ = false;
+};
+
+}  // namespace wakegate::proxy

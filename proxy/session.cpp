@@ -1,0 +1,658 @@
+#include "proxy/session.hpp"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/log.hpp"
+#include "proxy/headers.hpp"
+#include "proxy/request_check.hpp"
+#include "proxy/server.hpp"
+
+namespace wakegate::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+
+namespace {
+
+constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t relay_chunk = 16 * 1024;
+constexpr std::size_t client_buffer_limit = 64 * 1024 + 16 * 1024;  // headers + some body
+
+// Relay buffers are borrowed per transfer from a per-thread free list, so an idle connection
+// holds none and a busy one allocates nothing after warm-up.
+class relay_buffer {
+ public:
+  relay_buffer() {
+    auto& pool = free_list();
+    if (pool.empty()) {
+      data_ = std::make_unique<char[]>(relay_chunk);
+    } else {
+      data_ = std::move(pool.back());
+      pool.pop_back();
+    }
+  }
+  ~relay_buffer() {
+    auto& pool = free_list();
+    if (pool.size() < 256) pool.push_back(std::move(data_));
+  }
+  relay_buffer(const relay_buffer&) = delete;
+  relay_buffer& operator=(const relay_buffer&) = delete;
+  char* data() noexcept { return data_.get(); }
+
+ private:
+  static std::vector<std::unique_ptr<char[]>>& free_list() {
+    thread_local std::vector<std::unique_ptr<char[]>> pool;
+    return pool;
+  }
+  std::unique_ptr<char[]> data_;
+};
+
+bool idempotent(http::verb v) noexcept {
+  switch (v) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// True when a pooled connection's peer has already closed or reset it.
+bool peer_closed(beast::tcp_stream& s) noexcept {
+  char c;
+  auto n = ::recv(s.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+// Where the upstream exchange failed, for the status and for blaming the instance or not.
+enum class failure { none, client, upstream_connect, upstream_io, upstream_timeout, upstream_protocol };
+
+}  // namespace
+
+class session {
+ public:
+  session(worker& w, tcp::socket socket) : w_(w), client_(std::move(socket)) {
+    beast::error_code ec;
+    auto ep = client_.socket().remote_endpoint(ec);
+    if (!ec) client_ip_ = ep.address().to_string();
+    client_.socket().set_option(tcp::no_delay(true), ec);
+    buf_.max_size(client_buffer_limit);
+  }
+
+  asio::awaitable<void> run() {
+    w_.owner->stats().connections_accepted.add();
+    w_.owner->stats().connections_open.add(1);
+    struct open_guard {
+      worker& w;
+      ~open_guard() { w.owner->stats().connections_open.add(-1); }
+    } og{w_};
+
+    bool first = true;
+    for (;;) {
+      if (w_.draining) break;
+      const auto& limits = w_.opts->limits;
+      parser_.emplace();
+      parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      parser_->body_limit(boost::none);
+      client_.expires_after(first ? limits.header_timeout : limits.idle_timeout);
+      first = false;
+
+      // Idle until the next request starts: a draining server closes us here.
+      auto idle_it = w_.idle.insert(w_.idle.end(), &client_);
+      auto [ec, n] = co_await http::async_read_header(client_, buf_, *parser_, tok);
+      w_.idle.erase(idle_it);
+      if (ec) {
+        co_await on_read_error(ec);
+        break;
+      }
+      bool keep = co_await handle_request();
+      if (!keep) break;
+    }
+    beast::error_code ignored;
+    client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    client_.close();
+  }
+
+ private:
+  // ------------------------------------------------------------------------------------------
+  // One request. Returns whether the client connection may carry another.
+
+  asio::awaitable<bool> handle_request() {
+    auto& req = parser_->get();
+    start_ns_ = now_ns();
+    status_ = 0;
+    bytes_in_ = 0;
+    bytes_out_ = 0;
+    held_ = false;
+    held_ns_ = 0;
+    instance_id_ = {};
+    app_name_ = {};
+    request_id_ = {};
+
+    bool client_keep_alive = req.keep_alive();
+    bool body_pending = !parser_->is_done();
+
+    if (auto chk = check_request(*parser_); chk.status != 0) {
+      w_.owner->stats().bad_requests.add();
+      co_await respond_local(chk.status, std::string(chk.reason) + "\n", false);
+      log_access(req);
+      co_return false;
+    }
+
+    const route* r = w_.routes->find(req[http::field::host]);
+    if (r == nullptr) {
+      w_.owner->stats().unrouted.add();
+      std::string body = "no app for host ";
+      body.append(req[http::field::host]).push_back('\n');
+      bool keep = client_keep_alive && !body_pending;
+      co_await respond_local(404, body, keep);
+      log_access(req);
+      co_return keep && !w_.draining;
+    }
+
+    // Hold the app and its config for the whole request, even across a reload.
+    scaler::app_ptr app = r->app;
+    std::shared_ptr<const config::app_config> cfg = r->cfg;
+    app_name_ = app->name();
+
+    // In flight from routing until the response ends (held time included).
+    app->meter.add(+1, start_ns_);
+    struct in_flight_guard {
+      scaler::app& a;
+      ~in_flight_guard() { a.meter.add(-1, now_ns()); }
+    } ifg{*app};
+
+    bool keep = co_await proxy_request(app, *cfg, client_keep_alive);
+    app->stats.requests.add(static_cast<int>(status_));
+    app->stats.request_duration.observe(static_cast<double>(now_ns() - start_ns_) / 1e9);
+    log_access(req);
+    co_return keep && !w_.draining;
+  }
+
+  asio::awaitable<bool> proxy_request(const scaler::app_ptr& app, const config::app_config& cfg,
+                                      bool client_keep_alive) {
+    auto& req = parser_->get();
+    int max_c = cfg.settings.max_concurrency;
+
+    // Fast path: a ready instance with room and nobody queued ahead of us.
+    scaler::instance_ptr inst;
+    if (app->queued.load(std::memory_order_relaxed) == 0) inst = pick(*app, max_c);
+    if (!inst) {
+      held_ = true;
+      auto t0 = now_ns();
+      inst = co_await hold(app, cfg);
+      held_ns_ = now_ns() - t0;
+      if (!inst) co_return client_keep_alive && parser_->is_done() && status_ != 0 && !client_gone_;
+    }
+    instance_id_ = inst->id;
+
+    // Capacity is ours until the response ends.
+    struct capacity_guard {
+      session& s;
+      const scaler::app_ptr& a;
+      scaler::instance& i;
+      ~capacity_guard() {
+        int left = i.in_flight.fetch_sub(1, std::memory_order_relaxed) - 1;
+        auto& control = s.w_.owner->control();
+        if (a->queued.load(std::memory_order_relaxed) > 0) control.post_capacity(a);
+        if (left == 0 && !i.accepting.load(std::memory_order_relaxed)) {
+          // Find the shared_ptr for the post; the instance outlives this guard either way.
+          control.post_drained(a, s.current_instance_);
+        }
+      }
+    };
+    current_instance_ = inst;
+    capacity_guard cg{*this, app, *inst};
+
+    forward_info fi{client_ip_, "http"};
+    request_id_ = std::string(rewrite_request(req, fi));
+    req.version(11);
+    req.keep_alive(true);
+
+    if (auto expect = req.find(http::field::expect); expect != req.end()) {
+      // Answer 100-continue ourselves: the instance is chosen, the body may come.
+      if (beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
+        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        client_.expires_after(w_.opts->limits.io_timeout);
+        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(cont), tok);
+        if (ec) {
+          client_gone_ = true;
+          status_ = 499;
+          co_return false;
+        }
+      }
+      req.erase(http::field::expect);
+    }
+
+    bool retryable = idempotent(req.method()) && parser_->is_done();
+    for (int attempt = 0;; ++attempt) {
+      auto up = take_connection(*inst, !retryable);
+      bool reused = up.has_value();
+      if (!up) {
+        up.emplace(client_.get_executor());
+        up->expires_after(w_.opts->limits.upstream_connect_timeout);
+        auto [ec] = co_await up->async_connect(inst->endpoint, tok);
+        if (ec) {
+          std::string why = ec == beast::error::timeout ? "connect timeout" : "connect: " + ec.message();
+          w_.owner->control().post_instance_failed(app, inst, why);
+          co_return co_await fail_upstream(502, "instance " + inst->id + " unreachable: " + why, client_keep_alive);
+        }
+        beast::error_code ignored;
+        up->socket().set_option(tcp::no_delay(true), ignored);
+      }
+
+      auto result = co_await exchange(*up, *inst, client_keep_alive);
+      if (result.failed == failure::none) {
+        if (result.upstream_reusable && inst->accepting.load(std::memory_order_relaxed)) {
+          auto& pool = inst->pools[this_shard];
+          if (pool.size() < w_.opts->limits.upstream_idle_per_instance)
+            pool.push_back(scaler::idle_connection{std::move(*up), now_ns()});
+        }
+        co_return result.client_keep_alive;
+      }
+      if (result.failed == failure::client) {
+        client_gone_ = true;
+        co_return false;
+      }
+      // A reused connection that the instance had closed: nothing was answered, so an
+      // idempotent request without a body is safe to send once more on a fresh connection.
+      if (reused && retryable && !result.response_started && attempt == 0 &&
+          result.failed == failure::upstream_io)
+        continue;
+      if (result.response_started) {
+        status_ = 502;
+        if (result.failed != failure::upstream_timeout)
+          w_.owner->control().post_instance_failed(app, inst, "connection lost mid-response");
+        co_return false;  // the client got part of a response: only closing tells it
+      }
+      if (result.failed == failure::upstream_timeout)
+        co_return co_await fail_upstream(504, "instance " + inst->id + " did not answer in time", client_keep_alive);
+      if (result.failed == failure::upstream_io)
+        w_.owner->control().post_instance_failed(app, inst, "connection lost before the response");
+      co_return co_await fail_upstream(502, "instance " + inst->id + " failed: " + result.detail, client_keep_alive);
+    }
+  }
+
+  // Least in flight among this thread's view of the routable instances, ties at random.
+  scaler::instance_ptr pick(scaler::app& a, int max_c) {
+    const auto& list = a.ready_view();
+    if (list.empty()) return nullptr;
+    if (list.size() == 1) return list[0]->try_acquire(max_c) ? list[0] : nullptr;
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    const scaler::instance_ptr* best = nullptr;
+    int best_n = 0;
+    unsigned ties = 0;
+    for (const auto& i : list) {
+      int n = i->in_flight.load(std::memory_order_relaxed);
+      if (best == nullptr || n < best_n) {
+        best = &i, best_n = n, ties = 1;
+      } else if (n == best_n && rng() % ++ties == 0) {
+        best = &i;
+      }
+    }
+    return (*best)->try_acquire(max_c) ? *best : nullptr;
+  }
+
+  // Waits in the app's queue until the control plane grants an instance, the queue timeout
+  // passes, the app fails to start, or the client hangs up. nullptr: status_ says why (0 = gone).
+  asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg) {
+    auto w = std::make_shared<scaler::waiter>(client_.get_executor());
+    w->timer.expires_after(cfg.settings.queue_timeout);
+    app->queued.fetch_add(1, std::memory_order_relaxed);
+    auto& control = w_.owner->control();
+    control.post_enqueue(app, w);
+
+    // While held, keep reading what the client sends (the start of its body, or EOF when it
+    // hangs up) into the connection buffer, up to its limit.
+    auto& sock = client_.socket();
+    for (;;) {
+      if (w->state.load(std::memory_order_acquire) != scaler::waiter::waiting) break;
+      if (buf_.size() < buf_.max_size()) {
+        auto space = std::min<std::size_t>(4096, buf_.max_size() - buf_.size());
+        auto res = co_await (w->timer.async_wait(tok) || sock.async_read_some(buf_.prepare(space), tok));
+        if (res.index() == 1) {
+          auto [ec, n] = std::get<1>(res);
+          if (ec) {  // the client went away: leave the queue and the counts at once
+            int expected = scaler::waiter::waiting;
+            if (w->state.compare_exchange_strong(expected, scaler::waiter::cancelled)) {
+              control.post_cancel(app, w);
+              client_gone_ = true;
+              status_ = 499;
+              co_return nullptr;
+            }
+            client_gone_ = true;  // granted meanwhile: release below
+            break;
+          }
+          buf_.commit(n);
+          continue;
+        }
+        break;  // timer fired or was cancelled by the control plane
+      } else {
+        auto [ec] = co_await w->timer.async_wait(tok);
+        (void)ec;
+        break;
+      }
+    }
+
+    int st = w->state.load(std::memory_order_acquire);
+    if (st == scaler::waiter::waiting) {
+      int expected = scaler::waiter::waiting;
+      if (w->state.compare_exchange_strong(expected, scaler::waiter::cancelled)) {
+        control.post_cancel(app, w);
+        app->stats.rejected_timeout.add();
+        co_await respond_local(503, "queue timeout: app " + app->name() + " had no ready instance within " +
+                                        std::to_string(cfg.settings.queue_timeout.count()) + "ms\n",
+                               false, true);
+        co_return nullptr;
+      }
+      st = expected;
+    }
+    if (st == scaler::waiter::granted) {
+      if (client_gone_) {  // release the capacity we were given
+        auto& i = *w->granted_instance;
+        i.in_flight.fetch_sub(1, std::memory_order_relaxed);
+        if (app->queued.load() > 0) control.post_capacity(app);
+        status_ = 499;
+        co_return nullptr;
+      }
+      co_return w->granted_instance;
+    }
+    // failed: queue full, start failure, removal or shutdown
+    if (w->failure == scaler::waiter::why::queue_full) app->stats.rejected_full.add();
+    co_await respond_local(503, w->error + "\n", false, true);
+    co_return nullptr;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Upstream exchange
+
+  std::optional<beast::tcp_stream> take_connection(scaler::instance& inst, bool must_be_alive) {
+    auto& pool = inst.pools[this_shard];
+    auto now = now_ns();
+    auto max_idle = std::chrono::duration_cast<std::chrono::nanoseconds>(w_.opts->limits.upstream_idle_timeout).count();
+    while (!pool.empty()) {
+      auto c = std::move(pool.back());
+      pool.pop_back();
+      if (now - c.idle_since_ns > max_idle) continue;
+      // A request that cannot be retried must not go out on a connection the instance closed.
+      if (must_be_alive && peer_closed(c.stream)) continue;
+      return std::move(c.stream);
+    }
+    return std::nullopt;
+  }
+
+  struct exchange_result {
+    failure failed = failure::none;
+    bool response_started = false;   // bytes of the response reached the client
+    bool upstream_reusable = false;
+    bool client_keep_alive = false;
+    std::string detail;
+  };
+
+  asio::awaitable<exchange_result> exchange(beast::tcp_stream& up, scaler::instance& inst, bool client_keep_alive) {
+    (void)inst;
+    exchange_result res;
+    const auto& limits = w_.opts->limits;
+    auto& req = parser_->get();
+
+    // Request: header and body, streamed.
+    {
+      http::request_serializer<http::buffer_body> sr{req};
+      std::optional<relay_buffer> rb;
+      for (;;) {
+        if (!parser_->is_done()) {
+          if (!rb) rb.emplace();
+          req.body().data = rb->data();
+          req.body().size = relay_chunk;
+          client_.expires_after(limits.io_timeout);
+          auto [ec, n] = co_await http::async_read(client_, buf_, *parser_, tok);
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec) {
+            res.failed = failure::client;
+            status_ = ec == beast::error::timeout ? 408 : 400;
+            co_return res;
+          }
+          std::size_t got = relay_chunk - req.body().size;
+          bytes_in_ += got;
+          req.body().data = rb->data();
+          req.body().size = got;
+          req.body().more = !parser_->is_done();
+        } else {
+          req.body().data = nullptr;
+          req.body().size = 0;
+          req.body().more = false;
+        }
+        up.expires_after(limits.io_timeout);
+        auto [ec, n] = co_await http::async_write(up, sr, tok);
+        if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
+          res.detail = ec.message();
+          co_return res;
+        }
+        if (sr.is_done()) break;
+      }
+    }
+
+    // Response header.
+    beast::flat_buffer ubuf;
+    http::response_parser<http::buffer_body> rp;
+    rp.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+    rp.body_limit(boost::none);
+    if (req.method() == http::verb::head) rp.skip(true);
+    up.expires_after(limits.upstream_header_timeout);
+    {
+      auto [ec, n] = co_await http::async_read_header(up, ubuf, rp, tok);
+      if (ec) {
+        res.failed = ec == beast::error::timeout ? failure::upstream_timeout
+                     : (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
+                        ec == asio::error::eof)
+                         ? failure::upstream_io
+                         : failure::upstream_protocol;
+        res.detail = ec.message();
+        co_return res;
+      }
+    }
+    auto& resp = rp.get();
+    status_ = resp.result_int();
+    bool upstream_keep_alive = resp.keep_alive();
+    strip_hop_by_hop(resp);
+    bool keep = client_keep_alive && !w_.draining;
+    unsigned client_version = parser_->get().version();
+    resp.version(11);
+    bool bodyless = req.method() == http::verb::head || status_ == 204 || status_ == 304 || status_ < 200;
+    if (!bodyless && !rp.chunked() && !rp.content_length()) {
+      // Body ends at EOF: re-frame it chunked for HTTP/1.1 clients, close for HTTP/1.0 ones.
+      if (client_version == 11) resp.chunked(true);
+      else keep = false;
+    }
+    if (client_version == 10 && rp.chunked()) {
+      resp.chunked(false);
+      keep = false;
+    }
+    resp.keep_alive(keep);
+    res.client_keep_alive = keep;
+
+    // Response body, streamed. The header goes out with the first body bytes when they are
+    // already here, or on its own when the body has to be waited for.
+    {
+      http::response_serializer<http::buffer_body> sr{resp};
+      std::optional<relay_buffer> rb;
+      bool header_sent = false;
+      for (;;) {
+        bool wait_for_body = !rp.is_done() && ubuf.size() == 0;
+        if (!rp.is_done() && !(wait_for_body && !header_sent)) {
+          if (!rb) rb.emplace();
+          resp.body().data = rb->data();
+          resp.body().size = relay_chunk;
+          up.expires_after(limits.io_timeout);
+          auto [ec, n] = co_await http::async_read(up, ubuf, rp, tok);
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec) {
+            res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
+            res.detail = ec.message();
+            co_return res;
+          }
+          std::size_t got = relay_chunk - resp.body().size;
+          resp.body().data = rb->data();
+          resp.body().size = got;
+          resp.body().more = !rp.is_done();
+        } else if (rp.is_done()) {
+          resp.body().data = nullptr;
+          resp.body().size = 0;
+          resp.body().more = false;
+        } else {
+          // Header first; body not here yet.
+          client_.expires_after(limits.io_timeout);
+          auto [ec, n] = co_await http::async_write_header(client_, sr, tok);
+          if (ec) {
+            res.failed = failure::client;
+            co_return res;
+          }
+          bytes_out_ += n;
+          res.response_started = true;
+          header_sent = true;
+          continue;
+        }
+        client_.expires_after(limits.io_timeout);
+        auto [ec, n] = co_await http::async_write(client_, sr, tok);
+        if (ec == http::error::need_buffer) ec = {};
+        bytes_out_ += n;
+        if (ec) {
+          res.failed = failure::client;
+          co_return res;
+        }
+        res.response_started = true;
+        header_sent = true;
+        if (sr.is_done()) break;
+      }
+    }
+    res.upstream_reusable = upstream_keep_alive && rp.is_done() && !rp.need_eof() && ubuf.size() == 0;
+    co_return res;
+  }
+
+  asio::awaitable<bool> fail_upstream(unsigned status, const std::string& why, bool client_keep_alive) {
+    log::warn("upstream failed", {{"app", app_name_}, {"instance", instance_id_}, {"status", status}, {"error", why}});
+    bool keep = client_keep_alive && parser_->is_done();
+    co_await respond_local(status, why + "\n", keep);
+    co_return keep;
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // wakegate's own responses and logging
+
+  asio::awaitable<void> respond_local(unsigned status, std::string body, bool keep_alive, bool retry_after = false) {
+    status_ = status;
+    http::response<http::string_body> res{static_cast<http::status>(status), 11};
+    res.set(http::field::server, "wakegate");
+    res.set(http::field::content_type, "text/plain; charset=utf-8");
+    if (retry_after) res.set(http::field::retry_after, "1");
+    res.keep_alive(keep_alive && !w_.draining);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    client_.expires_after(w_.opts->limits.io_timeout);
+    auto [ec, n] = co_await http::async_write(client_, res, tok);
+    bytes_out_ += n;
+    if (ec) client_gone_ = true;
+  }
+
+  asio::awaitable<void> on_read_error(beast::error_code ec) {
+    // A quiet close between requests is the normal end of a connection.
+    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+        ec == asio::error::operation_aborted)
+      co_return;
+    if (ec == beast::error::timeout) {
+      if (buf_.size() > 0 || parser_->got_some()) {
+        w_.owner->stats().bad_requests.add();
+        co_await respond_local(408, "request header timeout\n", false);
+      }
+      co_return;
+    }
+    w_.owner->stats().bad_requests.add();
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
+      co_await respond_local(431, "request header too large\n", false);
+    } else {
+      co_await respond_local(400, "bad request: " + ec.message() + "\n", false);
+    }
+  }
+
+  void log_access(const http::request<http::buffer_body>& req) {
+    if (!w_.opts->access_log) return;
+    thread_local std::string line;
+    line.clear();
+    line += "{\"time\":\"";
+    log::append_time_utc(line);
+    line += "\",\"type\":\"access\",\"app\":";
+    log::append_json_string(line, app_name_);
+    line += ",\"method\":";
+    log::append_json_string(line, req.method_string());
+    line += ",\"path\":";
+    log::append_json_string(line, req.target());
+    line += ",\"status\":";
+    line += std::to_string(status_);
+    line += ",\"duration_ms\":";
+    log::append_number(line, static_cast<double>(now_ns() - start_ns_) / 1e6, 3);
+    line += ",\"instance\":";
+    log::append_json_string(line, instance_id_);
+    line += ",\"bytes_in\":";
+    line += std::to_string(bytes_in_);
+    line += ",\"bytes_out\":";
+    line += std::to_string(bytes_out_);
+    line += ",\"held\":";
+    line += held_ ? "true" : "false";
+    line += ",\"held_ms\":";
+    log::append_number(line, static_cast<double>(held_ns_) / 1e6, 3);
+    line += ",\"request_id\":";
+    log::append_json_string(line, request_id_);
+    line += ",\"client\":";
+    log::append_json_string(line, client_ip_);
+    line += "}\n";
+    log::write_stderr(line);
+  }
+
+  worker& w_;
+  beast::tcp_stream client_;
+  beast::flat_buffer buf_;
+  std::optional<http::request_parser<http::buffer_body>> parser_;
+  std::string client_ip_;
+  scaler::instance_ptr current_instance_;
+
+  // Per request (reset in handle_request).
+  std::int64_t start_ns_ = 0;
+  unsigned status_ = 0;
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  bool held_ = false;
+  bool client_gone_ = false;
+  std::int64_t held_ns_ = 0;
+  std::string_view app_name_;
+  std::string_view instance_id_;
+  std::string request_id_;
+};
+
+asio::awaitable<void> run_session(worker& w, tcp::socket socket) {
+  session s(w, std::move(socket));
+  co_await s.run();
+}
+
+}  // namespace wakegate::proxy

@@ -1,0 +1,124 @@
+// An app at run time: what the control plane keeps about it (instances, held requests, scaling
+// state) and what proxy threads read without locks (their own view of the ready instances,
+// sharded counters, the concurrency meter).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "common/metrics.hpp"
+#include "common/shard.hpp"
+#include "common/time.hpp"
+#include "config/config.hpp"
+#include "scaler/concurrency.hpp"
+#include "scaler/instance.hpp"
+#include "scaler/policy.hpp"
+
+namespace wakegate::scaler {
+
+// A request held in an app's queue. The proxy thread that holds it waits on `timer` (armed with
+// the queue timeout); the control plane grants it an instance (or fails it) by setting `state`
+// with a compare-exchange and then cancelling the timer on the holder's thread. Whoever moves
+// `state` away from `waiting` first decides the outcome, so a grant racing a timeout or a client
+// hang-up is resolved exactly once.
+struct waiter {
+  enum : int { waiting, granted, cancelled, failed };
+
+  explicit waiter(const boost::asio::any_io_executor& ex) : timer(ex) {}
+
+  enum class why { none, queue_full, start_failed, app_removed, shutting_down };
+
+  std::atomic<int> state{waiting};
+  why failure = why::none;        // written before state becomes `failed`
+  instance_ptr granted_instance;  // written before state becomes `granted`
+  std::string error;              // written before state becomes `failed`
+  boost::asio::steady_timer timer;
+  clock_time enqueued_at = steady::now();
+};
+using waiter_ptr = std::shared_ptr<waiter>;
+
+// requests_total by status code, sharded like metrics::counter but one block of codes per shard.
+class code_counter {
+ public:
+  static constexpr int first = 100, last = 599;
+  void add(int code) noexcept {
+    if (code < first || code > last) code = last;
+    auto& c = blocks_[this_shard].codes[code - first];
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+  std::uint64_t value(int code) const noexcept {
+    std::uint64_t n = 0;
+    for (const auto& b : blocks_) n += b.codes[code - first].load(std::memory_order_relaxed);
+    return n;
+  }
+
+ private:
+  struct alignas(64) block {
+    std::array<std::atomic<std::uint64_t>, last - first + 1> codes{};
+  };
+  std::vector<block> blocks_ = std::vector<block>(shard_count);
+};
+
+struct app_metrics {
+  code_counter requests;
+  metrics::histogram request_duration{metrics::latency_buckets()};
+  metrics::histogram cold_start{metrics::latency_buckets()};
+  metrics::counter rejected_full;
+  metrics::counter rejected_timeout;
+  metrics::counter scale_up;
+  metrics::counter scale_down;
+  metrics::counter instance_failures;
+};
+
+class app {
+ public:
+  explicit app(config::app_config cfg) : cfg_(std::make_shared<const config::app_config>(std::move(cfg))) {}
+
+  const std::string& name() const noexcept { return cfg_->name; }
+
+  // ---- read by proxy threads ----
+  // This thread's view of the routable instances (only ever touched by its own thread).
+  const instance_list& ready_view() const noexcept { return *views_[this_shard].ready; }
+  std::atomic<int> queued{0};  // held requests; > 0 makes new requests queue behind them (FIFO)
+  concurrency_meter meter;
+  app_metrics stats;
+
+  // ---- control plane only ----
+  std::shared_ptr<const config::app_config> cfg_;
+  instance_list instances;           // every instance not yet stopped
+  std::deque<waiter_ptr> queue;      // FIFO of held requests
+  policy_state policy;
+  int desired = 0;
+  const char* desired_reason = "";
+  std::string last_error;
+  int consecutive_failures = 0;
+  clock_time next_start_allowed{};
+  clock_time last_request{};         // derived from meter arrivals at each evaluation
+  std::uint64_t last_arrivals = 0;
+  clock_time first_held_at{};        // cold start measurement: first held request with no ready instance
+  int next_instance_seq = 1;
+  bool removed = false;              // no longer in the config: draining out
+  // Cumulative concurrency integral samples (time, request-seconds) for window averages.
+  std::deque<std::pair<clock_time, double>> samples;
+
+  // Publishes a new view to one thread's slot; call only on that thread.
+  void set_view(std::shared_ptr<const instance_list> v) noexcept { views_[this_shard].ready = std::move(v); }
+
+ private:
+  struct alignas(64) view {
+    std::shared_ptr<const instance_list> ready = std::make_shared<const instance_list>();
+  };
+  std::array<view, max_shards> views_{};
+};
+
+using app_ptr = std::shared_ptr<app>;
+
+}  // namespace wakegate::scaler

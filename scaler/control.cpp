@@ -1,0 +1,644 @@
+#include "scaler/control.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
+
+#include "common/log.hpp"
+#include "scaler/probe.hpp"
+
+namespace wakegate::scaler {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+// Exponential backoff after consecutive failed starts: 250 ms, 500 ms, 1 s ... capped at 30 s.
+std::chrono::milliseconds start_backoff(int failures) {
+  if (failures <= 0) return std::chrono::milliseconds(0);
+  auto ms = 250.0 * std::pow(2.0, std::min(failures - 1, 7));
+  return std::chrono::milliseconds(static_cast<long>(std::min(ms, 30000.0)));
+}
+
+double average_concurrency(const app& a, clock_time now, double area_now, std::int64_t in_flight,
+                           std::chrono::milliseconds window) {
+  // Oldest sample inside the window (samples are trimmed to start at or before now - window).
+  if (a.samples.size() < 2) return static_cast<double>(in_flight);
+  auto start = now - window;
+  const auto* base = &a.samples.front();
+  for (const auto& s : a.samples) {
+    if (s.first > start) break;
+    base = &s;
+  }
+  double span = seconds_between(base->first, now);
+  if (span < 0.001) return static_cast<double>(in_flight);
+  return (area_now - base->second) / span;
+}
+
+}  // namespace
+
+control_plane::control_plane(asio::io_context& ctx, std::vector<asio::any_io_executor> workers,
+                             std::unique_ptr<instance_backend> backend)
+    : ctx_(ctx), workers_(std::move(workers)), backend_(std::move(backend)), tick_timer_(ctx), retry_timer_(ctx) {
+  backend_->on_exit = [this](const std::string& id, const std::string& reason) { on_exit(id, reason); };
+}
+
+control_plane::~control_plane() { *alive_ = false; }
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+void control_plane::apply(const config::config& cfg) {
+  scale_interval_ = cfg.scale_interval;
+  std::vector<app_ptr> next;
+  for (const auto& ac : cfg.apps) {
+    if (auto existing = find_app(ac.name); existing && !existing->removed) {
+      bool backend_changed = !(existing->cfg_->backend.index() == ac.backend.index());
+      if (!backend_changed) {
+        const auto& o = std::get<config::process_backend>(existing->cfg_->backend);
+        const auto& n = std::get<config::process_backend>(ac.backend);
+        backend_changed = o.command != n.command || o.cwd != n.cwd || o.env != n.env;
+      }
+      existing->cfg_ = std::make_shared<const config::app_config>(ac);
+      if (backend_changed) {
+        // New instances run the new backend; the old ones drain once nothing routes to them.
+        log::info("app backend changed: replacing instances", {{"app", ac.name}});
+        for (auto& i : std::vector<instance_ptr>(existing->instances))
+          if (i->state == instance_state::starting || i->state == instance_state::ready) drain(existing, i);
+      }
+      next.push_back(existing);
+    } else {
+      auto a = std::make_shared<app>(ac);
+      log::info("app added", {{"app", ac.name}});
+      next.push_back(a);
+    }
+  }
+  for (auto& a : apps_) {
+    if (std::none_of(next.begin(), next.end(), [&](const app_ptr& n) { return n == a; })) {
+      if (!a->removed) {
+        log::info("app removed: draining", {{"app", a->name()}});
+        a->removed = true;
+        fail_waiters(a, waiter::why::app_removed, "app " + a->name() + " was removed from the configuration");
+        for (auto& i : std::vector<instance_ptr>(a->instances)) drain(a, i);
+      }
+      if (!a->instances.empty()) next.push_back(a);  // kept until its instances have stopped
+    }
+  }
+  apps_ = std::move(next);
+  notify_apps_changed();
+  auto now = steady::now();
+  for (auto& a : apps_)
+    if (!a->removed) evaluate(a, now);
+  schedule_tick();
+}
+
+void control_plane::notify_apps_changed() {
+  if (!on_apps_changed) return;
+  std::vector<app_ptr> routable;
+  for (auto& a : apps_)
+    if (!a->removed) routable.push_back(a);
+  on_apps_changed(routable);
+}
+
+app_ptr control_plane::find_app(const std::string& name) const {
+  for (auto& a : apps_)
+    if (a->name() == name && !a->removed) return a;
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scaling
+
+void control_plane::schedule_tick() {
+  tick_timer_.expires_after(scale_interval_);
+  tick_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive || shutting_down_) return;
+    tick();
+    schedule_tick();
+  });
+}
+
+void control_plane::tick() {
+  auto now = steady::now();
+  for (auto& a : std::vector<app_ptr>(apps_)) {
+    if (!a->removed) evaluate(a, now);
+    // Draining instances whose last request finished are stopped here as a safety net too.
+    for (auto& i : std::vector<instance_ptr>(a->instances))
+      if (i->state == instance_state::draining && !i->stop_requested && i->in_flight.load() == 0)
+        stop_instance(a, i);
+  }
+  std::erase_if(apps_, [](const app_ptr& a) { return a->removed && a->instances.empty(); });
+}
+
+void control_plane::evaluate(const app_ptr& a, clock_time now) {
+  const auto& s = a->cfg_->settings;
+  auto reading = a->meter.read(now_ns());
+  if (reading.arrivals != a->last_arrivals) {
+    a->last_arrivals = reading.arrivals;
+    a->last_request = now;
+  }
+  a->samples.emplace_back(now, reading.area);
+  // Keep one sample at or before the window start so that the window is fully covered.
+  while (a->samples.size() > 2 && a->samples[1].first <= now - s.stable_window) a->samples.pop_front();
+
+  int current = 0;
+  for (auto& i : a->instances)
+    if (i->state == instance_state::starting || i->state == instance_state::ready) ++current;
+
+  policy_input in;
+  in.now = now;
+  in.avg_concurrency = average_concurrency(*a, now, reading.area, reading.in_flight, s.stable_window);
+  in.in_flight = static_cast<int>(reading.in_flight);
+  in.queued = static_cast<int>(a->queue.size());
+  in.last_request = a->last_request;
+  in.current = current;
+  auto d = decide(s, in, a->policy);
+  if (d.desired != a->desired)
+    log::info("desired instances", {{"app", a->name()}, {"from", a->desired}, {"to", d.desired},
+                                   {"reason", d.reason}, {"avg_concurrency", in.avg_concurrency}});
+  a->desired = d.desired;
+  a->desired_reason = d.reason;
+  if (d.desired == 0 && current == 0) a->samples.clear();  // the next wake starts a fresh window
+  reconcile(a, now);
+}
+
+void control_plane::reconcile(const app_ptr& a, clock_time now) {
+  if (shutting_down_ || a->removed) return;
+  std::vector<instance_ptr> live;
+  for (auto& i : a->instances)
+    if (i->state == instance_state::starting || i->state == instance_state::ready) live.push_back(i);
+  int current = static_cast<int>(live.size());
+
+  if (a->desired > current) {
+    if (now < a->next_start_allowed) {
+      schedule_retry(a->next_start_allowed);  // backing off after failed starts
+      return;
+    }
+    a->stats.scale_up.add();
+    for (int n = current; n < a->desired; ++n) start_instance(a);
+  } else if (a->desired < current) {
+    // Remove starting instances first (no traffic), then the ready ones with fewest in flight.
+    std::stable_sort(live.begin(), live.end(), [](const instance_ptr& x, const instance_ptr& y) {
+      bool xs = x->state == instance_state::starting, ys = y->state == instance_state::starting;
+      if (xs != ys) return xs;
+      return x->in_flight.load() < y->in_flight.load();
+    });
+    a->stats.scale_down.add();
+    for (int n = 0; n < current - a->desired; ++n) drain(a, live[static_cast<std::size_t>(n)]);
+  }
+}
+
+void control_plane::schedule_retry(clock_time when) {
+  if (retry_pending_ && retry_timer_.expiry() <= when) return;
+  retry_pending_ = true;
+  retry_timer_.expires_at(when);
+  retry_timer_.async_wait([this, alive = alive_](boost::system::error_code ec) {
+    if (ec || !*alive) return;
+    retry_pending_ = false;
+    if (shutting_down_) return;
+    auto now = steady::now();
+    for (auto& a : std::vector<app_ptr>(apps_))
+      if (!a->removed) evaluate(a, now);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instance lifecycle
+
+void control_plane::start_instance(const app_ptr& a) {
+  auto i = std::make_shared<instance>(a->name() + "-" + std::to_string(a->next_instance_seq++), a->name());
+  a->instances.push_back(i);
+  log::info("instance starting", {{"app", a->name()}, {"instance", i->id}});
+  instance_spec spec{a->name(), i->id, &a->cfg_->backend};
+  // Keep the config alive for the call (the backend may read it asynchronously).
+  auto cfg = a->cfg_;
+  backend_->start(spec, [this, alive = alive_, a, i, cfg](start_result r) {
+    if (!*alive) return;
+    on_started(a, i, r);
+  });
+}
+
+void control_plane::on_started(const app_ptr& a, const instance_ptr& i, const start_result& r) {
+  if (!r.ok) {
+    on_start_failed(a, i, r.error);
+    return;
+  }
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(r.host, ec);
+  if (ec) {
+    on_start_failed(a, i, "backend returned a bad address: " + r.host);
+    return;
+  }
+  i->endpoint = asio::ip::tcp::endpoint(addr, r.port);
+  i->address = r.host + ":" + std::to_string(r.port);
+  i->pid = r.pid;
+  if (i->state != instance_state::starting) return;  // stopped while the backend was starting it
+
+  // Probe until ready, failed, or no longer wanted.
+  auto cfg = a->cfg_;
+  asio::co_spawn(
+      ctx_,
+      [this, alive = alive_, a, i, cfg]() -> asio::awaitable<void> {
+        const auto& rd = cfg->settings.readiness;
+        auto deadline = i->created_at + cfg->settings.startup_timeout;
+        asio::steady_timer t(ctx_);
+        std::string last;
+        for (;;) {
+          if (!*alive || i->state != instance_state::starting) co_return;
+          auto now = steady::now();
+          if (now >= deadline) {
+            on_start_failed(a, i,
+                            "not ready after startup_timeout (" +
+                                std::to_string(cfg->settings.startup_timeout.count()) + "ms)" +
+                                (last.empty() ? "" : ": " + last));
+            co_return;
+          }
+          auto timeout = std::min<std::chrono::milliseconds>(
+              rd.timeout, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now) +
+                              std::chrono::milliseconds(1));
+          auto res = co_await probe_http(i->endpoint, rd.path, timeout);
+          if (!*alive || i->state != instance_state::starting) co_return;
+          if (res.ready) {
+            on_ready(a, i);
+            co_return;
+          }
+          last = res.detail;
+          t.expires_after(rd.interval);
+          co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+      },
+      asio::detached);
+}
+
+void control_plane::on_ready(const app_ptr& a, const instance_ptr& i) {
+  auto now = steady::now();
+  i->state = instance_state::ready;
+  i->ready_at = now;
+  i->accepting.store(true);
+  a->consecutive_failures = 0;
+  a->next_start_allowed = {};
+  log::info("instance ready", {{"app", a->name()}, {"instance", i->id}, {"address", i->address},
+                               {"start_ms", std::chrono::duration<double, std::milli>(now - i->created_at).count()}});
+  if (a->first_held_at != clock_time{}) {
+    a->stats.cold_start.observe(seconds_between(a->first_held_at, now));
+    a->first_held_at = {};
+  }
+  publish(a);
+  dispatch(a);
+}
+
+void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, const std::string& reason) {
+  if (i->state == instance_state::failed || i->state == instance_state::stopped) return;
+  log::error("instance failed", {{"app", a->name()}, {"instance", i->id}, {"error", reason}});
+  a->stats.instance_failures.add();
+  a->last_error = i->id + ": " + reason;
+  a->consecutive_failures++;
+  a->next_start_allowed = steady::now() + start_backoff(a->consecutive_failures);
+  i->state = instance_state::failed;
+  i->accepting.store(false);
+  stop_instance(a, i);
+  // Held requests should not wait for a timeout when nothing is coming up: answer them now.
+  if (!has_live_instance(*a)) fail_waiters(a, waiter::why::start_failed, "app " + a->name() + " failed to start: " + reason);
+  reconcile(a, steady::now());
+}
+
+void control_plane::fail_instance(const app_ptr& a, const instance_ptr& i, const std::string& reason) {
+  if (i->state == instance_state::starting) {
+    on_start_failed(a, i, reason);
+    return;
+  }
+  if (i->state != instance_state::ready && i->state != instance_state::draining) return;
+  bool was_draining = i->state == instance_state::draining;
+  log::error("instance failed", {{"app", a->name()}, {"instance", i->id}, {"error", reason}});
+  a->stats.instance_failures.add();
+  a->last_error = i->id + ": " + reason;
+  i->state = instance_state::failed;
+  i->accepting.store(false);
+  publish(a);
+  forget_pools(i);
+  stop_instance(a, i);
+  if (!was_draining) evaluate(a, steady::now());  // replace it if still needed
+}
+
+void control_plane::on_exit(const std::string& id, const std::string& reason) {
+  for (auto& a : apps_)
+    for (auto& i : a->instances)
+      if (i->id == id) {
+        auto keep_a = a;
+        auto keep_i = i;
+        if (keep_i->stop_requested) {
+          finish_stop(keep_a, keep_i);
+        } else if (keep_i->state == instance_state::starting) {
+          on_start_failed(keep_a, keep_i, "exited during start: " + reason);
+        } else {
+          fail_instance(keep_a, keep_i, reason);
+        }
+        return;
+      }
+}
+
+void control_plane::drain(const app_ptr& a, const instance_ptr& i) {
+  if (i->state == instance_state::draining || i->state == instance_state::stopped) return;
+  bool was_ready = i->state == instance_state::ready;
+  i->state = instance_state::draining;
+  i->accepting.store(false);
+  log::info("instance draining", {{"app", a->name()}, {"instance", i->id}});
+  if (was_ready) {
+    publish(a);
+    forget_pools(i);
+  }
+  if (i->in_flight.load() == 0) stop_instance(a, i);
+}
+
+void control_plane::stop_instance(const app_ptr& a, const instance_ptr& i) {
+  if (i->stop_requested) return;
+  i->stop_requested = true;
+  backend_->stop(i->id, [this, alive = alive_, a, i] {
+    if (!*alive) return;
+    finish_stop(a, i);
+  });
+}
+
+void control_plane::finish_stop(const app_ptr& a, const instance_ptr& i) {
+  if (i->state != instance_state::failed) i->state = instance_state::stopped;
+  std::erase(a->instances, i);
+  log::info("instance stopped", {{"app", a->name()}, {"instance", i->id}});
+  if (a->removed && a->instances.empty()) std::erase(apps_, a);
+}
+
+bool control_plane::has_live_instance(const app& a) const {
+  return std::any_of(a.instances.begin(), a.instances.end(), [](const instance_ptr& i) {
+    return i->state == instance_state::starting || i->state == instance_state::ready;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holding
+
+void control_plane::post_enqueue(app_ptr a, waiter_ptr w) {
+  asio::post(ctx_, [this, a = std::move(a), w = std::move(w)] {
+    if (w->state.load() != waiter::waiting) {  // gave up before we saw it
+      a->queued.fetch_sub(1);
+      return;
+    }
+    auto fail_now = [&](waiter::why why, std::string msg) {
+      w->failure = why;
+      w->error = std::move(msg);
+      int expected = waiter::waiting;
+      a->queued.fetch_sub(1);
+      if (w->state.compare_exchange_strong(expected, waiter::failed))
+        asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    };
+    if (shutting_down_) return fail_now(waiter::why::shutting_down, "wakegate is shutting down");
+    if (a->removed) return fail_now(waiter::why::app_removed, "app " + a->name() + " was removed");
+    if (static_cast<int>(a->queue.size()) >= a->cfg_->settings.queue_size)
+      return fail_now(waiter::why::queue_full, "app " + a->name() + ": queue full");
+    bool any_ready = std::any_of(a->instances.begin(), a->instances.end(),
+                                 [](const instance_ptr& i) { return i->state == instance_state::ready; });
+    if (!any_ready && a->first_held_at == clock_time{}) a->first_held_at = w->enqueued_at;
+    a->queue.push_back(w);
+    dispatch(a);
+    // Scale from zero at once, not at the next tick.
+    if (!a->queue.empty() && !has_live_instance(*a)) evaluate(a, steady::now());
+  });
+}
+
+void control_plane::post_cancel(app_ptr a, waiter_ptr w) {
+  asio::post(ctx_, [a = std::move(a), w = std::move(w)] {
+    auto it = std::find(a->queue.begin(), a->queue.end(), w);
+    if (it != a->queue.end()) {
+      a->queue.erase(it);
+      a->queued.fetch_sub(1);
+    }
+    // Not found: post_enqueue has not run yet and will drop it (state is no longer waiting).
+  });
+}
+
+void control_plane::post_capacity(app_ptr a) {
+  asio::post(ctx_, [this, a = std::move(a)] { dispatch(a); });
+}
+
+void control_plane::post_instance_failed(app_ptr a, instance_ptr i, std::string reason) {
+  asio::post(ctx_, [this, a = std::move(a), i = std::move(i), reason = std::move(reason)] {
+    fail_instance(a, i, reason);
+  });
+}
+
+void control_plane::post_drained(app_ptr a, instance_ptr i) {
+  asio::post(ctx_, [this, a = std::move(a), i = std::move(i)] {
+    if (i->state == instance_state::draining && i->in_flight.load() == 0) stop_instance(a, i);
+  });
+}
+
+void control_plane::dispatch(const app_ptr& a) {
+  int max_c = a->cfg_->settings.max_concurrency;
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  while (!a->queue.empty()) {
+    auto& w = a->queue.front();
+    if (w->state.load() != waiter::waiting) {
+      a->queue.pop_front();
+      a->queued.fetch_sub(1);
+      continue;
+    }
+    // Least in flight among ready instances with room; ties broken at random.
+    instance_ptr best;
+    int best_n = 0, ties = 0;
+    for (auto& i : a->instances) {
+      if (!i->accepting.load()) continue;
+      int n = i->in_flight.load();
+      if (max_c > 0 && n >= max_c) continue;
+      if (!best || n < best_n) {
+        best = i, best_n = n, ties = 1;
+      } else if (n == best_n && rng() % static_cast<unsigned>(++ties) == 0) {
+        best = i;
+      }
+    }
+    if (!best || !best->try_acquire(max_c)) return;
+    w->granted_instance = best;
+    int expected = waiter::waiting;
+    if (!w->state.compare_exchange_strong(expected, waiter::granted)) {
+      w->granted_instance.reset();
+      best->in_flight.fetch_sub(1);
+    } else {
+      asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    }
+    a->queue.pop_front();
+    a->queued.fetch_sub(1);
+  }
+}
+
+void control_plane::fail_waiters(const app_ptr& a, waiter::why why, const std::string& reason) {
+  while (!a->queue.empty()) {
+    auto w = a->queue.front();
+    a->queue.pop_front();
+    a->queued.fetch_sub(1);
+    w->failure = why;
+    w->error = reason;
+    int expected = waiter::waiting;
+    if (w->state.compare_exchange_strong(expected, waiter::failed))
+      asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Publication to proxy threads
+
+void control_plane::publish(const app_ptr& a) {
+  auto list = std::make_shared<instance_list>();
+  for (auto& i : a->instances)
+    if (i->accepting.load()) list->push_back(i);
+  std::shared_ptr<const instance_list> view = std::move(list);
+  for (auto& ex : workers_) asio::post(ex, [a, view] { a->set_view(view); });
+}
+
+void control_plane::forget_pools(const instance_ptr& i) {
+  for (auto& ex : workers_) asio::post(ex, [i] { i->pools[this_shard].clear(); });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shutdown
+
+void control_plane::shutdown(std::function<void()> done) {
+  shutting_down_ = true;
+  tick_timer_.cancel();
+  retry_timer_.cancel();
+  for (auto& a : apps_) {
+    fail_waiters(a, waiter::why::shutting_down, "wakegate is shutting down");
+    for (auto& i : a->instances) {
+      i->accepting.store(false);
+      i->stop_requested = true;
+      forget_pools(i);
+    }
+    publish(a);
+  }
+  backend_->stop_all([this, alive = alive_, done = std::move(done)] {
+    if (*alive)
+      for (auto& a : apps_) {
+        for (auto& i : a->instances)
+          if (i->state != instance_state::failed) i->state = instance_state::stopped;
+        a->instances.clear();
+      }
+    done();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Admin views
+
+std::string control_plane::status_json() const {
+  json::array apps;
+  auto now = steady::now();
+  for (auto& a : apps_) {
+    json::object o;
+    o["name"] = a->name();
+    json::array hosts;
+    for (auto& h : a->cfg_->hosts) hosts.emplace_back(h);
+    o["hosts"] = std::move(hosts);
+    o["min_instances"] = a->cfg_->settings.min_instances;
+    o["max_instances"] = a->cfg_->settings.max_instances;
+    o["desired"] = a->desired;
+    o["desired_reason"] = a->desired_reason;
+    o["in_flight"] = a->meter.in_flight();
+    o["queue_length"] = a->queue.size();
+    o["last_error"] = a->last_error;
+    o["consecutive_failures"] = a->consecutive_failures;
+    if (a->next_start_allowed > now)
+      o["next_start_in_seconds"] = seconds_between(now, a->next_start_allowed);
+    o["removed"] = a->removed;
+    json::array insts;
+    for (auto& i : a->instances) {
+      json::object io;
+      io["id"] = i->id;
+      io["state"] = to_string(i->state);
+      io["address"] = i->address;
+      io["port"] = i->endpoint.port();
+      io["pid"] = i->pid;
+      io["in_flight"] = i->in_flight.load();
+      io["age_seconds"] = seconds_between(i->created_at, now);
+      insts.emplace_back(std::move(io));
+    }
+    o["instances"] = std::move(insts);
+    apps.emplace_back(std::move(o));
+  }
+  json::object root;
+  root["apps"] = std::move(apps);
+  return json::serialize(root);
+}
+
+void control_plane::write_metrics(metrics::text_writer& w) const {
+  using metrics::label;
+  w.family("wakegate_requests_total", "counter", "Requests answered, by app and status code.");
+  for (auto& a : apps_)
+    for (int code = code_counter::first; code <= code_counter::last; ++code)
+      if (auto v = a->stats.requests.value(code)) {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%d", code);
+        w.sample("wakegate_requests_total", {label{"app", a->name()}, label{"code", buf}}, static_cast<double>(v));
+      }
+  w.family("wakegate_request_duration_seconds", "histogram", "Time from request headers read to response end.");
+  for (auto& a : apps_) {
+    label l[] = {{"app", a->name()}};
+    w.histogram("wakegate_request_duration_seconds", l, a->stats.request_duration.snapshot());
+  }
+  w.family("wakegate_in_flight_requests", "gauge", "Requests routed to the app and not yet finished, held ones included.");
+  for (auto& a : apps_) w.sample("wakegate_in_flight_requests", {label{"app", a->name()}}, static_cast<double>(a->meter.in_flight()));
+  w.family("wakegate_queued_requests", "gauge", "Requests held while the app has no ready instance with room.");
+  for (auto& a : apps_) w.sample("wakegate_queued_requests", {label{"app", a->name()}}, static_cast<double>(a->queue.size()));
+  w.family("wakegate_instances", "gauge", "Instances by state.");
+  for (auto& a : apps_) {
+    int n[3] = {0, 0, 0};
+    for (auto& i : a->instances)
+      if (i->state == instance_state::starting) ++n[0];
+      else if (i->state == instance_state::ready) ++n[1];
+      else if (i->state == instance_state::draining) ++n[2];
+    w.sample("wakegate_instances", {label{"app", a->name()}, label{"state", "starting"}}, n[0]);
+    w.sample("wakegate_instances", {label{"app", a->name()}, label{"state", "ready"}}, n[1]);
+    w.sample("wakegate_instances", {label{"app", a->name()}, label{"state", "draining"}}, n[2]);
+  }
+  w.family("wakegate_desired_instances", "gauge", "Instances the scaler wants.");
+  for (auto& a : apps_) w.sample("wakegate_desired_instances", {label{"app", a->name()}}, a->desired);
+  w.family("wakegate_cold_start_seconds", "histogram", "From the first held request to an instance being ready.");
+  for (auto& a : apps_) {
+    label l[] = {{"app", a->name()}};
+    w.histogram("wakegate_cold_start_seconds", l, a->stats.cold_start.snapshot());
+  }
+  w.family("wakegate_queue_rejections_total", "counter", "Held requests answered 503, by reason.");
+  for (auto& a : apps_) {
+    w.sample("wakegate_queue_rejections_total", {label{"app", a->name()}, label{"reason", "full"}},
+             static_cast<double>(a->stats.rejected_full.value()));
+    w.sample("wakegate_queue_rejections_total", {label{"app", a->name()}, label{"reason", "timeout"}},
+             static_cast<double>(a->stats.rejected_timeout.value()));
+  }
+  w.family("wakegate_scale_events_total", "counter", "Scaling decisions that started or drained instances.");
+  for (auto& a : apps_) {
+    w.sample("wakegate_scale_events_total", {label{"app", a->name()}, label{"direction", "up"}},
+             static_cast<double>(a->stats.scale_up.value()));
+    w.sample("wakegate_scale_events_total", {label{"app", a->name()}, label{"direction", "down"}},
+             static_cast<double>(a->stats.scale_down.value()));
+  }
+  w.family("wakegate_instance_failures_total", "counter", "Instances that failed to start or died.");
+  for (auto& a : apps_)
+    w.sample("wakegate_instance_failures_total", {label{"app", a->name()}},
+             static_cast<double>(a->stats.instance_failures.value()));
+}
+
+const char* to_string(instance_state s) noexcept {
+  switch (s) {
+    case instance_state::starting: return "starting";
+    case instance_state::ready: return "ready";
+    case instance_state::draining: return "draining";
+    case instance_state::stopped: return "stopped";
+    case instance_state::failed: return "failed";
+  }
+  return "unknown";
+}
+
+}  // namespace wakegate::scaler

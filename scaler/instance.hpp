@@ -1,0 +1,68 @@
+// One running copy of an app. The control plane owns its lifecycle; proxy threads read the
+// atomics and use their own slot of the upstream connection pool.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include "common/shard.hpp"
+#include "common/time.hpp"
+
+namespace wakegate::scaler {
+
+enum class instance_state { starting, ready, draining, stopped, failed };
+const char* to_string(instance_state s) noexcept;
+
+// Idle keep-alive connections to one instance, owned by one proxy thread.
+struct idle_connection {
+  boost::beast::tcp_stream stream;
+  std::int64_t idle_since_ns = 0;
+};
+
+struct instance {
+  instance(std::string id_, std::string app_) : id(std::move(id_)), app(std::move(app_)) {}
+
+  const std::string id;
+  const std::string app;
+
+  // Control-plane fields (control thread only).
+  instance_state state = instance_state::starting;
+  clock_time created_at = steady::now();
+  clock_time ready_at{};
+  int pid = 0;
+  bool stop_requested = false;
+  bool replaced_for_failure = false;
+
+  // Set before the instance is published to proxy threads, constant afterwards.
+  boost::asio::ip::tcp::endpoint endpoint;
+  std::string address;  // "127.0.0.1:4321"
+
+  // Shared with proxy threads.
+  std::atomic<int> in_flight{0};
+  std::atomic<bool> accepting{false};  // routable: ready and not draining
+
+  // Takes one unit of capacity; false when the instance is full or no longer accepting.
+  bool try_acquire(int max_concurrency) noexcept {
+    if (!accepting.load(std::memory_order_relaxed)) return false;
+    int n = in_flight.load(std::memory_order_relaxed);
+    for (;;) {
+      if (max_concurrency > 0 && n >= max_concurrency) return false;
+      if (in_flight.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+    }
+  }
+
+  // Per proxy thread: idle upstream connections (slot index = this_shard).
+  std::array<std::vector<idle_connection>, max_shards> pools;
+};
+
+using instance_ptr = std::shared_ptr<instance>;
+using instance_list = std::vector<instance_ptr>;
+
+}  // namespace wakegate::scaler
