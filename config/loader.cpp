@@ -1,1 +1,923 @@
-// placeholder
+// YAML -> config. Walks yaml-cpp's node tree once, fills the model and collects every problem with
+// its position; diagnostics are sorted into file order at the end.
+#include "config/loader.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <csignal>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <span>
+#include <system_error>
+#include <utility>
+
+namespace wakegate::config {
+
+std::string diagnostic::str() const {
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view duration_expected = "expected a duration like 250ms, 30s or 5m";
+
+constexpr std::array<std::string_view, 7> top_keys{
+    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "defaults", "apps"};
+constexpr std::array<std::string_view, 2> listen_keys{"http", "admin"};
+constexpr std::array<std::string_view, 11> settings_keys{
+    "min_instances",       "max_instances",    "target_concurrency", "max_concurrency",
+    "scale_to_zero_after", "scale_down_delay", "stable_window",      "queue_size",
+    "queue_timeout",       "startup_timeout",  "readiness"};
+constexpr std::array<std::string_view, 14> app_keys{"name",
+                                                    "hosts",
+                                                    "backend",
+                                                    "min_instances",
+                                                    "max_instances",
+                                                    "target_concurrency",
+                                                    "max_concurrency",
+                                                    "scale_to_zero_after",
+                                                    "scale_down_delay",
+                                                    "stable_window",
+                                                    "queue_size",
+                                                    "queue_timeout",
+                                                    "startup_timeout",
+                                                    "readiness"};
+constexpr std::array<std::string_view, 3> readiness_keys{"path", "interval", "timeout"};
+constexpr std::array<std::string_view, 5> process_keys{"command", "cwd", "env", "stop_signal",
+                                                       "stop_timeout"};
+
+struct signal_name {
+  std::string_view name;  // without "SIG"
+  int number;
+};
+constexpr std::array<signal_name, 7> signals{{{"TERM", SIGTERM},
+                                              {"INT", SIGINT},
+                                              {"QUIT", SIGQUIT},
+                                              {"HUP", SIGHUP},
+                                              {"KILL", SIGKILL},
+                                              {"USR1", SIGUSR1},
+                                              {"USR2", SIGUSR2}}};
+
+position position_of(const YAML::Mark& mark) {
+  // yaml-cpp marks are 0-based and -1 when unknown; diagnostics are 1-based and never 0.
+  return {std::max(mark.line, 0) + 1, std::max(mark.column, 0) + 1};
+}
+
+std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+std::string upper(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_lower_alnum(char c) { return (c >= 'a' && c <= 'z') || is_digit(c); }
+
+// Optimal string alignment distance: insertions, deletions, substitutions, adjacent swaps.
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+// " (did you mean 'x'?)" for the closest known key within distance 2, else "".
+std::string suggestion(std::string_view key, std::span<const std::string_view> known) {
+  const std::string key_lower = lower(key);
+  std::size_t best = 3;
+  std::string_view best_key;
+  for (std::string_view candidate : known) {
+    const std::size_t distance = edit_distance(key_lower, candidate);
+    if (distance < best) {
+      best = distance;
+      best_key = candidate;
+    }
+  }
+  // A short key that differs everywhere from a known one is not a typo of it.
+  if (best_key.empty() || best >= key.size()) return "";
+  return " (did you mean " + in_quotes(best_key) + "?)";
+}
+
+bool valid_app_name(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  if (!is_lower_alnum(name.front()) || !is_lower_alnum(name.back())) return false;
+  return std::all_of(name.begin(), name.end(),
+                     [](char c) { return is_lower_alnum(c) || c == '-'; });
+}
+
+// `host` is lower-cased already.
+bool valid_host(std::string_view host) {
+  if (host.starts_with("*.")) host.remove_prefix(2);
+  if (host.empty() || host.size() > 253) return false;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t dot = host.find('.', start);
+    const std::string_view label =
+        host.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (label.empty() || label.size() > 63) return false;
+    if (!std::all_of(label.begin(), label.end(),
+                     [](char c) { return is_lower_alnum(c) || c == '-'; }))
+      return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
+bool valid_env_name(std::string_view name) {
+  if (name.empty() || is_digit(name.front())) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return c == '_' || is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  });
+}
+
+bool is_executable_file(const fs::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// How exec would find argv[0]: a bare name on wakegate's PATH (execvp ignores the child's env for
+// this), a path relative to the instance's working directory.
+bool command_exists(const std::string& command, const fs::path& cwd) {
+  if (command.empty()) return false;
+  if (command.find('/') != std::string::npos) {
+    const fs::path path(command);
+    return is_executable_file(path.is_absolute() ? path : cwd / path);
+  }
+  const char* env_path = std::getenv("PATH");
+  const std::string_view search = env_path != nullptr ? env_path : "/usr/local/bin:/usr/bin:/bin";
+  std::size_t start = 0;
+  while (start <= search.size()) {
+    std::size_t colon = search.find(':', start);
+    if (colon == std::string_view::npos) colon = search.size();
+    const std::string_view dir = search.substr(start, colon - start);
+    if (!dir.empty() && is_executable_file(fs::path(dir) / command)) return true;
+    start = colon + 1;
+  }
+  return false;
+}
+
+// Listeners that cannot both be bound: same port and the same or a wildcard address.
+bool listeners_overlap(const endpoint& a, const endpoint& b) {
+  if (a.port == 0 || a.port != b.port) return false;
+  auto canonical = [](const std::string& host) { return host == "localhost" ? "127.0.0.1" : host; };
+  auto wildcard = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
+  return canonical(a.host) == canonical(b.host) || wildcard(a.host) || wildcard(b.host);
+}
+
+// One key of a mapping, after duplicates were dropped.
+struct entry {
+  std::string key;
+  YAML::Node value;
+  position key_pos;
+  position value_pos;  // the key's for null values: yaml-cpp marks an empty value at the next token
+};
+
+struct list_item {
+  std::string text;
+  position pos;
+};
+
+// Where min/max_instances were set in one settings layer, for the min <= max check.
+struct minmax_info {
+  std::optional<position> min_pos;
+  std::optional<position> max_pos;
+  bool invalid = false;  // one of them is set but was rejected: no cross check
+  bool set() const { return min_pos || max_pos; }
+};
+
+class loader {
+ public:
+  loader(std::string file, fs::path base_dir)
+      : file_(std::move(file)), base_dir_(std::move(base_dir)) {
+    cfg_.file = file_;
+  }
+
+  load_result run(std::string_view yaml) {
+    try {
+      std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+      if (documents.empty() || documents.front().IsNull()) {
+        error({1, 1}, "configuration is empty");
+      } else {
+        for (std::size_t i = 1; i < documents.size(); ++i) {
+          if (!documents[i].IsNull()) {
+            error(position_of(documents[i].Mark()), "only one YAML document is allowed");
+            break;
+          }
+        }
+        parse_root(documents.front());
+      }
+    } catch (const YAML::Exception& e) {
+      std::string message = "invalid YAML: " + e.msg;
+      if (e.msg == YAML::ErrorMsg::UNKNOWN_ANCHOR) {
+        message += " (values starting with '*' must be quoted, e.g. \"*.example.com\")";
+      }
+      error(position_of(e.mark), std::move(message));
+    } catch (const std::exception& e) {
+      error({1, 1}, std::string("internal error: ") + e.what());
+    }
+    return finish();
+  }
+
+ private:
+  void error(position pos, std::string message) {
+    errors_.push_back({file_, pos.line, pos.column, std::move(message)});
+  }
+  void warn(position pos, std::string message) {
+    warnings_.push_back({file_, pos.line, pos.column, std::move(message)});
+  }
+
+  load_result finish() {
+    auto by_position = [](const diagnostic& a, const diagnostic& b) {
+      return std::pair(a.line, a.column) < std::pair(b.line, b.column);
+    };
+    std::stable_sort(errors_.begin(), errors_.end(), by_position);
+    std::stable_sort(warnings_.begin(), warnings_.end(), by_position);
+    load_result result;
+    if (errors_.empty()) result.cfg = std::move(cfg_);
+    result.errors = std::move(errors_);
+    result.warnings = std::move(warnings_);
+    return result;
+  }
+
+  // The keys of a mapping (null counts as empty); nullopt after reporting when it is no mapping.
+  std::optional<std::vector<entry>> entries_of(const YAML::Node& node, position pos) {
+    if (node.IsNull()) return std::vector<entry>{};
+    if (!node.IsMap()) {
+      error(pos, "expected a mapping");
+      return std::nullopt;
+    }
+    std::vector<entry> entries;
+    std::map<std::string, int> first_line;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const position key_pos = position_of(it->first.Mark());
+      if (!it->first.IsScalar()) {
+        error(key_pos, "expected a key name");
+        continue;
+      }
+      const std::string& key = it->first.Scalar();
+      const auto [first, inserted] = first_line.emplace(key, key_pos.line);
+      if (!inserted) {
+        error(key_pos, "duplicate key " + in_quotes(key) + " (first at line " +
+                           std::to_string(first->second) + ")");
+        continue;
+      }
+      const YAML::Node value = it->second;
+      entries.push_back(
+          {key, value, key_pos, value.IsNull() ? key_pos : position_of(value.Mark())});
+    }
+    return entries;
+  }
+
+  static const entry* find(const std::vector<entry>& entries, std::string_view key) {
+    for (const entry& e : entries) {
+      if (e.key == key) return &e;
+    }
+    return nullptr;
+  }
+
+  void unknown_key(const entry& e, std::span<const std::string_view> known,
+                   const std::string& context) {
+    error(e.key_pos, "unknown key " + in_quotes(e.key) + (context.empty() ? "" : " in " + context) +
+                         suggestion(e.key, known));
+  }
+
+  std::optional<std::string> read_string(const entry& e) {
+    if (!e.value.IsScalar()) {
+      error(e.value_pos, "expected a string");
+      return std::nullopt;
+    }
+    return e.value.Scalar();
+  }
+
+  // Plain (unquoted) decimal integers only.
+  std::optional<int> read_int(const entry& e, int min, int max = INT_MAX) {
+    const std::string text = e.value.IsScalar() && e.value.Tag() != "!" ? e.value.Scalar() : "";
+    std::string_view digits = text;
+    const bool negative = digits.starts_with('-');
+    if (negative || digits.starts_with('+')) digits.remove_prefix(1);
+    if (digits.empty() || !std::all_of(digits.begin(), digits.end(), is_digit)) {
+      error(e.value_pos, "expected an integer");
+      return std::nullopt;
+    }
+    long long value = 0;
+    if (std::from_chars(digits.data(), digits.data() + digits.size(), value).ec != std::errc{}) {
+      value = LLONG_MAX;  // out of range either way
+    }
+    if (negative) value = -value;
+    if (value < min || value > max) {
+      if (max != INT_MAX) {
+        error(e.value_pos,
+              e.key + " must be between " + std::to_string(min) + " and " + std::to_string(max));
+      } else if (value < min) {
+        error(e.value_pos, e.key + " must be at least " + std::to_string(min));
+      } else {
+        error(e.value_pos, e.key + " must be at most " + std::to_string(max));
+      }
+      return std::nullopt;
+    }
+    return static_cast<int>(value);
+  }
+
+  std::optional<bool> read_bool(const entry& e) {
+    if (e.value.IsScalar() && e.value.Tag() != "!") {
+      const std::string& text = e.value.Scalar();
+      if (text == "true" || text == "True" || text == "TRUE") return true;
+      if (text == "false" || text == "False" || text == "FALSE") return false;
+    }
+    error(e.value_pos, "expected true or false");
+    return std::nullopt;
+  }
+
+  std::optional<duration> read_duration(const entry& e, bool positive) {
+    std::optional<duration> value;
+    if (e.value.IsScalar()) value = parse_duration(e.value.Scalar());
+    if (!value) {
+      error(e.value_pos, std::string(duration_expected));
+      return std::nullopt;
+    }
+    if (positive && value->count() == 0) {
+      error(e.value_pos, e.key + " must be greater than 0");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  std::optional<endpoint> read_endpoint(const entry& e) {
+    std::optional<endpoint> value;
+    if (e.value.IsScalar()) value = parse_endpoint(e.value.Scalar());
+    if (!value) error(e.value_pos, "expected an address host:port");
+    return value;
+  }
+
+  // A list of strings (null counts as empty); nullopt after reporting a wrong type.
+  std::optional<std::vector<list_item>> read_string_list(const entry& e) {
+    if (e.value.IsNull()) return std::vector<list_item>{};
+    if (!e.value.IsSequence()) {
+      error(e.value_pos, "expected a list of strings");
+      return std::nullopt;
+    }
+    std::vector<list_item> items;
+    bool ok = true;
+    for (const YAML::Node& item : e.value) {
+      if (!item.IsScalar()) {
+        error(item.IsNull() ? e.value_pos : position_of(item.Mark()), "expected a list of strings");
+        ok = false;
+        continue;
+      }
+      items.push_back({item.Scalar(), position_of(item.Mark())});
+    }
+    if (!ok) return std::nullopt;
+    return items;
+  }
+
+  void parse_root(const YAML::Node& root) {
+    const position root_pos = position_of(root.Mark());
+    const auto entries = entries_of(root, root_pos);
+    if (!entries) return;
+    app_settings defaults;
+    const entry* apps = nullptr;
+    for (const entry& e : *entries) {
+      if (e.key == "listen") {
+        parse_listen(e);
+      } else if (e.key == "shutdown_timeout") {
+        if (auto value = read_duration(e, false)) cfg_.shutdown_timeout = *value;
+      } else if (e.key == "scale_interval") {
+        if (auto value = read_duration(e, true)) cfg_.scale_interval = *value;
+      } else if (e.key == "workers") {
+        if (auto value = read_int(e, 0, 64)) cfg_.workers = *value;
+      } else if (e.key == "access_log") {
+        if (auto value = read_bool(e)) cfg_.access_log = *value;
+      } else if (e.key == "defaults") {
+        parse_defaults(e, defaults);
+      } else if (e.key == "apps") {
+        apps = &e;  // after `defaults:`, wherever that is in the file
+      } else {
+        unknown_key(e, top_keys, "");
+      }
+    }
+    if (apps == nullptr) {
+      error(root_pos, "missing required key 'apps'");
+    } else {
+      parse_apps(*apps, defaults);
+    }
+  }
+
+  void parse_listen(const entry& listen) {
+    const auto entries = entries_of(listen.value, listen.value_pos);
+    if (!entries) return;
+    std::optional<position> http_pos;
+    std::optional<position> admin_pos;
+    bool ok = true;
+    for (const entry& e : *entries) {
+      if (e.key == "http" || e.key == "admin") {
+        const auto value = read_endpoint(e);
+        ok = ok && value.has_value();
+        if (!value) continue;
+        (e.key == "http" ? cfg_.http : cfg_.admin) = *value;
+        (e.key == "http" ? http_pos : admin_pos) = e.value_pos;
+      } else {
+        unknown_key(e, listen_keys, "listen");
+      }
+    }
+    if (ok && listeners_overlap(cfg_.http, cfg_.admin)) {
+      error(admin_pos  ? *admin_pos
+            : http_pos ? *http_pos
+                       : listen.key_pos,
+            "admin address " + cfg_.admin.text() + " must differ from http address " +
+                cfg_.http.text());
+    }
+  }
+
+  void parse_defaults(const entry& defaults_entry, app_settings& defaults) {
+    const auto entries = entries_of(defaults_entry.value, defaults_entry.value_pos);
+    if (!entries) return;
+    minmax_info minmax;
+    for (const entry& e : *entries) {
+      if (!apply_setting(e, defaults, minmax, "defaults"))
+        unknown_key(e, settings_keys, "defaults");
+    }
+    if (!minmax.invalid && defaults.min_instances > defaults.max_instances) {
+      error(minmax.min_pos   ? *minmax.min_pos
+            : minmax.max_pos ? *minmax.max_pos
+                             : defaults_entry.key_pos,
+            minmax_message(defaults));
+    }
+  }
+
+  static std::string minmax_message(const app_settings& s) {
+    return "min_instances (" + std::to_string(s.min_instances) +
+           ") is greater than max_instances (" + std::to_string(s.max_instances) + ")";
+  }
+
+  // One `app_settings` key onto `s`; false when `e` is not such a key.
+  bool apply_setting(const entry& e, app_settings& s, minmax_info& minmax,
+                     const std::string& context) {
+    const std::string& k = e.key;
+    if (k == "min_instances" || k == "max_instances") {
+      const bool is_min = k == "min_instances";
+      (is_min ? minmax.min_pos : minmax.max_pos) = e.key_pos;
+      const auto value = read_int(e, is_min ? 0 : 1);
+      if (!value)
+        minmax.invalid = true;
+      else
+        (is_min ? s.min_instances : s.max_instances) = *value;
+    } else if (k == "target_concurrency") {
+      if (auto value = read_int(e, 1)) s.target_concurrency = *value;
+    } else if (k == "max_concurrency") {
+      if (auto value = read_int(e, 0)) s.max_concurrency = *value;
+    } else if (k == "queue_size") {
+      if (auto value = read_int(e, 0)) s.queue_size = *value;
+    } else if (k == "scale_to_zero_after") {
+      if (auto value = read_duration(e, false)) s.scale_to_zero_after = *value;
+    } else if (k == "scale_down_delay") {
+      if (auto value = read_duration(e, false)) s.scale_down_delay = *value;
+    } else if (k == "stable_window") {
+      if (auto value = read_duration(e, true)) s.stable_window = *value;
+    } else if (k == "queue_timeout") {
+      if (auto value = read_duration(e, true)) s.queue_timeout = *value;
+    } else if (k == "startup_timeout") {
+      if (auto value = read_duration(e, true)) s.startup_timeout = *value;
+    } else if (k == "readiness") {
+      parse_readiness(e, s.readiness, "readiness of " + context);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  // Only the keys present override `r`, so an app can change one field of the defaults' readiness.
+  void parse_readiness(const entry& readiness, readiness_config& r, const std::string& context) {
+    const auto entries = entries_of(readiness.value, readiness.value_pos);
+    if (!entries) return;
+    for (const entry& e : *entries) {
+      if (e.key == "path") {
+        const auto value = read_string(e);
+        if (!value) continue;
+        if (!value->starts_with('/')) {
+          error(e.value_pos, "readiness path must start with '/'");
+          continue;
+        }
+        r.path = *value;
+      } else if (e.key == "interval") {
+        if (auto value = read_duration(e, true)) r.interval = *value;
+      } else if (e.key == "timeout") {
+        if (auto value = read_duration(e, true)) r.timeout = *value;
+      } else {
+        unknown_key(e, readiness_keys, context);
+      }
+    }
+  }
+
+  void parse_apps(const entry& apps, const app_settings& defaults) {
+    if (!apps.value.IsNull() && !apps.value.IsSequence()) {
+      error(apps.value_pos, "expected a list of apps");
+      return;
+    }
+    if (apps.value.size() == 0) {
+      warn(apps.key_pos, "no apps configured");
+      return;
+    }
+    std::size_t index = 0;
+    for (const YAML::Node& item : apps.value) {
+      ++index;
+      if (!item.IsMap()) {
+        error(item.IsNull() ? apps.key_pos : position_of(item.Mark()), "expected a mapping");
+        continue;
+      }
+      parse_app(item, index, defaults);
+    }
+  }
+
+  void parse_app(const YAML::Node& node, std::size_t index, const app_settings& defaults) {
+    app_config app;
+    app.pos = position_of(node.Mark());
+    app.settings = defaults;
+    const auto entries = entries_of(node, app.pos);
+    if (!entries) return;
+
+    // The name first: every other message about this app names it.
+    std::string context = "app #" + std::to_string(index);
+    if (const entry* name = find(*entries, "name")) {
+      if (auto value = read_string(*name)) {
+        app.name = *value;
+        context = "app " + in_quotes(app.name);
+        check_app_name(app.name, name->value_pos);
+      }
+    } else {
+      error(app.pos, "missing required key 'name' in " + context);
+    }
+
+    minmax_info minmax;
+    bool has_hosts = false;
+    bool has_backend = false;
+    for (const entry& e : *entries) {
+      if (e.key == "name") continue;
+      if (e.key == "hosts") {
+        has_hosts = true;
+        parse_hosts(e, app, context);
+      } else if (e.key == "backend") {
+        has_backend = true;
+        parse_backend(e, app, context);
+      } else if (!apply_setting(e, app.settings, minmax, context)) {
+        unknown_key(e, app_keys, context);
+      }
+    }
+    if (!has_hosts) error(app.pos, "missing required key 'hosts' in " + context);
+    if (!has_backend) error(app.pos, "missing required key 'backend' in " + context);
+    // An inherited conflict was reported at `defaults:` already.
+    if (minmax.set() && !minmax.invalid &&
+        app.settings.min_instances > app.settings.max_instances) {
+      error(minmax.min_pos ? *minmax.min_pos : app.pos, minmax_message(app.settings));
+    }
+    cfg_.apps.push_back(std::move(app));
+  }
+
+  void check_app_name(const std::string& name, position pos) {
+    if (!valid_app_name(name)) {
+      error(pos, "invalid app name " + in_quotes(name) +
+                     " (lower-case letters, digits and '-', at most 63 characters, starting and "
+                     "ending with a letter or digit)");
+      return;
+    }
+    const auto [first, inserted] = app_names_.emplace(name, pos.line);
+    if (!inserted) {
+      error(pos, "duplicate app name " + in_quotes(name) + " (first at line " +
+                     std::to_string(first->second) + ")");
+    }
+  }
+
+  void parse_hosts(const entry& e, app_config& app, const std::string& context) {
+    const auto items = read_string_list(e);
+    if (!items) return;
+    if (items->empty()) {
+      error(e.value_pos, "hosts must not be empty");
+      return;
+    }
+    for (const list_item& item : *items) {
+      const std::string host = lower(item.text);
+      if (host.empty()) {
+        error(item.pos, "host must not be empty");
+      } else if (host.find(':') != std::string::npos) {
+        error(item.pos, "host " + in_quotes(item.text) + " must not include a port");
+      } else if (!valid_host(host)) {
+        error(item.pos, "invalid host " + in_quotes(item.text) +
+                            " (expected a name like app.example.com or *.example.com)");
+      } else if (const auto [first, inserted] =
+                     hosts_.emplace(host, std::pair(context, item.pos.line));
+                 !inserted) {
+        error(item.pos, "host " + in_quotes(host) + " is already used by " + first->second.first +
+                            " (line " + std::to_string(first->second.second) + ")");
+      } else {
+        app.hosts.push_back(host);
+      }
+    }
+  }
+
+  void parse_backend(const entry& backend_entry, app_config& app, const std::string& context) {
+    const auto entries = entries_of(backend_entry.value, backend_entry.value_pos);
+    if (!entries) return;
+    if (entries->empty()) {
+      error(backend_entry.key_pos, "missing backend kind (known: process)");
+      return;
+    }
+    for (const entry& e : *entries) {
+      if (e.key == "process") {
+        if (auto process = parse_process(e, "process backend of " + context))
+          app.backend = std::move(*process);
+      } else {
+        error(e.key_pos, "unknown backend " + in_quotes(e.key) + " (known: process)");
+      }
+    }
+  }
+
+  std::optional<process_backend> parse_process(const entry& process_entry,
+                                               const std::string& context) {
+    const auto entries = entries_of(process_entry.value, process_entry.value_pos);
+    if (!entries) return std::nullopt;
+    process_backend p;
+    p.cwd = base_dir_.string();
+    bool ok = true;
+    bool cwd_ok = true;
+    const entry* command_entry = nullptr;
+    std::optional<std::vector<list_item>> command;
+    for (const entry& e : *entries) {
+      if (e.key == "command") {
+        command_entry = &e;
+        command = read_string_list(e);
+      } else if (e.key == "cwd") {
+        cwd_ok = parse_cwd(e, p);
+      } else if (e.key == "env") {
+        ok = parse_env(e, p) && ok;
+      } else if (e.key == "stop_signal") {
+        const auto value = read_signal(e);
+        if (value) p.stop_signal = *value;
+        ok = ok && value.has_value();
+      } else if (e.key == "stop_timeout") {
+        const auto value = read_duration(e, false);
+        if (value) p.stop_timeout = *value;
+        ok = ok && value.has_value();
+      } else {
+        unknown_key(e, process_keys, context);
+      }
+    }
+    if (command_entry == nullptr) {
+      error(process_entry.key_pos, "missing required key 'command' in " + context);
+      return std::nullopt;
+    }
+    if (!command) return std::nullopt;
+    if (command->empty()) {
+      error(command_entry->value_pos, "command must not be empty");
+      return std::nullopt;
+    }
+    // Checked against the resolved cwd, so only once that is known to be right.
+    if (cwd_ok && !command_exists(command->front().text, p.cwd)) {
+      error(command->front().pos,
+            "command " + in_quotes(command->front().text) + " not found or not executable");
+      ok = false;
+    }
+    for (list_item& item : *command) p.command.push_back(std::move(item.text));
+    if (!ok || !cwd_ok) return std::nullopt;
+    return p;
+  }
+
+  bool parse_cwd(const entry& e, process_backend& p) {
+    const auto value = read_string(e);
+    if (!value) return false;
+    if (value->empty()) {
+      error(e.value_pos, "cwd must not be empty");
+      return false;
+    }
+    fs::path path = fs::path(*value);
+    if (path.is_relative()) path = base_dir_ / path;
+    path = path.lexically_normal();
+    if (!path.has_filename() && path.has_parent_path() && path != path.root_path()) {
+      path = path.parent_path();  // no trailing '/'
+    }
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) {
+      error(e.value_pos, "cwd " + in_quotes(path.string()) + " is not an existing directory");
+      return false;
+    }
+    p.cwd = path.string();
+    return true;
+  }
+
+  bool parse_env(const entry& env, process_backend& p) {
+    const auto entries = entries_of(env.value, env.value_pos);
+    if (!entries) return false;
+    bool ok = true;
+    for (const entry& e : *entries) {
+      if (!valid_env_name(e.key)) {
+        error(e.key_pos, "invalid environment variable name " + in_quotes(e.key));
+        ok = false;
+        continue;
+      }
+      if (e.value.IsNull()) {
+        p.env.emplace_back(e.key, "");
+      } else if (e.value.IsScalar()) {
+        p.env.emplace_back(e.key, e.value.Scalar());
+      } else {
+        error(e.value_pos, "expected a string");
+        ok = false;
+      }
+    }
+    return ok;
+  }
+
+  std::optional<int> read_signal(const entry& e) {
+    const auto value = read_string(e);
+    if (!value) return std::nullopt;
+    std::string_view name = *value;
+    const std::string upper_name = upper(name);
+    name = upper_name;
+    if (name.starts_with("SIG")) name.remove_prefix(3);
+    for (const signal_name& s : signals) {
+      if (s.name == name) return s.number;
+    }
+    error(e.value_pos, "unknown signal " + in_quotes(*value) +
+                           " (known: SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGKILL, SIGUSR1, SIGUSR2)");
+    return std::nullopt;
+  }
+
+  std::string file_;
+  fs::path base_dir_;
+  config cfg_;
+  std::vector<diagnostic> errors_;
+  std::vector<diagnostic> warnings_;
+  std::map<std::string, int> app_names_;                      // name -> line
+  std::map<std::string, std::pair<std::string, int>> hosts_;  // host -> (app, line)
+};
+
+fs::path absolute_dir(const std::string& dir) {
+  fs::path path = dir.empty() ? fs::path(".") : fs::path(dir);
+  std::error_code ec;
+  fs::path absolute = fs::absolute(path, ec);
+  if (!ec) path = std::move(absolute);
+  path = path.lexically_normal();
+  if (!path.has_filename() && path.has_parent_path() && path != path.root_path()) {
+    path = path.parent_path();
+  }
+  return path;
+}
+
+}  // namespace
+
+load_result load_string(std::string_view yaml, const std::string& file,
+                        const std::string& base_dir) {
+  try {
+    return loader(file, absolute_dir(base_dir)).run(yaml);
+  } catch (const std::exception& e) {
+    load_result result;
+    result.errors.push_back({file, 1, 1, std::string("internal error: ") + e.what()});
+    return result;
+  }
+}
+
+load_result load_file(const std::string& path) {
+  auto cannot_read = [&path](int err) {
+    load_result result;
+    result.errors.push_back(
+        {path, 1, 1, "cannot read file: " + std::generic_category().message(err)});
+    return result;
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return cannot_read(errno);
+  std::string text;
+  char buffer[16 * 1024];
+  while (true) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return cannot_read(err);
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const fs::path parent = fs::path(path).parent_path();
+  return load_string(text, path, parent.empty() ? std::string(".") : parent.string());
+}
+
+std::optional<duration> parse_duration(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  std::int64_t total = 0;
+  std::int64_t previous_unit = INT64_MAX;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (!is_digit(text[i])) return std::nullopt;
+    std::int64_t value = 0;
+    for (; i < text.size() && is_digit(text[i]); ++i) {
+      if (value > (INT64_MAX - 9) / 10) return std::nullopt;
+      value = value * 10 + (text[i] - '0');
+    }
+    if (i == text.size()) return std::nullopt;  // a number without unit
+    std::int64_t unit = 0;
+    if (text.substr(i, 2) == "ms") {
+      unit = 1;
+      i += 2;
+    } else {
+      switch (text[i]) {
+        case 'd':
+          unit = 86'400'000;
+          break;
+        case 'h':
+          unit = 3'600'000;
+          break;
+        case 'm':
+          unit = 60'000;
+          break;
+        case 's':
+          unit = 1000;
+          break;
+        default:
+          return std::nullopt;
+      }
+      ++i;
+    }
+    // Strictly descending units: "1m30s", never "30s1m" or "1s1s".
+    if (unit >= previous_unit) return std::nullopt;
+    previous_unit = unit;
+    if (value > (INT64_MAX - total) / unit) return std::nullopt;
+    total += value * unit;
+  }
+  return duration(total);
+}
+
+std::optional<endpoint> parse_endpoint(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  bool ipv6 = false;
+  if (text.starts_with('[')) {
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos || text.substr(close + 1, 1) != ":") return std::nullopt;
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+    ipv6 = true;
+  } else {
+    const std::size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), is_digit)) {
+    return std::nullopt;
+  }
+  int port_number = 0;
+  std::from_chars(port.data(), port.data() + port.size(), port_number);
+  if (port_number > 65535) return std::nullopt;  // port 0: the OS picks a free one
+
+  endpoint result;
+  result.port = static_cast<std::uint16_t>(port_number);
+  const std::string host_text(host);
+  if (ipv6) {
+    in6_addr address{};
+    if (::inet_pton(AF_INET6, host_text.c_str(), &address) != 1) return std::nullopt;
+    result.host = host_text;
+  } else if (host.empty() || host == "*") {
+    result.host = "0.0.0.0";
+  } else if (host == "localhost") {
+    result.host = host_text;
+  } else {
+    in_addr address{};
+    if (::inet_pton(AF_INET, host_text.c_str(), &address) != 1) return std::nullopt;
+    result.host = host_text;
+  }
+  return result;
+}
+
+}  // namespace wakegate::config
