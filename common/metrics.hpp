@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,10 +58,18 @@ struct histogram_snapshot {
   std::uint64_t count = 0;
 };
 
-// A histogram with fixed upper bounds, sharded like counter.
+// A histogram with fixed upper bounds (at most max_bounds, ascending, finite), sharded like
+// counter: observe() writes only the caller's shard block, snapshot() sums the blocks.
 class histogram {
  public:
+  static constexpr std::size_t max_bounds = 31;
+
+  // Throws std::invalid_argument if the bounds are too many, not finite or not ascending.
   explicit histogram(std::span<const double> bounds);
+  ~histogram();
+  histogram(const histogram&) = delete;
+  histogram& operator=(const histogram&) = delete;
+
   void observe(double v) noexcept;
   histogram_snapshot snapshot() const;
   std::span<const double> bounds() const noexcept { return bounds_; }
@@ -68,11 +77,7 @@ class histogram {
  private:
   struct shard_data;
   std::vector<double> bounds_;
-  std::vector<shard_data> shards_;  // created lazily-free: max_shards entries
- public:
-  ~histogram();
-  histogram(const histogram&) = delete;
-  histogram& operator=(const histogram&) = delete;
+  std::unique_ptr<shard_data[]> shards_;  // max_shards blocks
 };
 
 // Latency buckets in seconds (Prometheus' defaults extended down to 0.5 ms and up to 60 s).
@@ -90,7 +95,7 @@ class text_writer {
   // Writes name_bucket{...,le="..."} lines, name_sum and name_count.
   void histogram(std::string_view name, std::span<const label> labels, const histogram_snapshot& h);
   const std::string& str() const noexcept { return out_; }
-  std::string take() noexcept { return std::move(out_); }
+  std::string take() noexcept { return std::exchange(out_, std::string{}); }  // leaves str() empty
 
  private:
   std::string out_;
