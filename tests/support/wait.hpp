@@ -10,4 +10,9 @@ namespace wakegate::test {
 bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout,
                 std::chrono::milliseconds step = std::chrono::milliseconds(10));
 
+// The opposite check: polls `cond` every `step` for `duration` and returns false as soon as it is
+// false once, true when it held at every sample (for "still true after X passed" assertions).
+bool holds_for(const std::function<bool()>& cond, std::chrono::milliseconds duration,
+               std::chrono::milliseconds step = std::chrono::milliseconds(20));
+
 }  // namespace wakegate::test

@@ -1,0 +1,128 @@
+// The command line: --version, --help, unknown arguments, `check` and `run` with invalid configs.
+#include <catch2/catch.hpp>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+// A config with two problems at known places (positions are those of the values):
+//   line 2, column 17: `soon` is not a duration
+//   line 6, column 20: max_instances must be at least 1
+std::string invalid_config() {
+  return "listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }\n"  // 1
+         "scale_interval: soon\n"                               // 2
+         "apps:\n"                                              // 3
+         "  - name: t\n"                                        // 4
+         "    hosts: [t.test]\n"                                // 5
+         "    max_instances: -3\n"                              // 6
+         "    backend:\n"                                       // 7
+         "      process:\n"                                     // 8
+         "        command: " +
+         yaml_flow_list(test_app_command("cli-unused")) + "\n";  // 9
+}
+
+std::string valid_config() {
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, "cli-unused"));
+  return c.str();
+}
+
+// Lines that are problems (not warnings).
+std::vector<std::string> problem_lines(const std::string& text) {
+  std::vector<std::string> out;
+  for (auto& l : split_lines(text))
+    if (!l.empty() && !contains(l, ": warning: ")) out.push_back(l);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("wakegate --version and --help exit 0", "[integration][cli]") {
+  auto v = run_wakegate({"--version"});
+  INFO("stdout: " << v.out << "\nstderr: " << v.err);
+  CHECK(v.exit_code == 0);
+  CHECK(std::regex_match(v.out, std::regex(R"(wakegate \d+\.\d+\.\d+\n?)")));
+
+  auto h = run_wakegate({"--help"});
+  INFO("stdout: " << h.out << "\nstderr: " << h.err);
+  CHECK(h.exit_code == 0);
+  CHECK(contains(to_lower(h.out), "usage"));
+  CHECK(contains(h.out, "run"));
+  CHECK(contains(h.out, "check"));
+}
+
+TEST_CASE("wakegate with an unknown argument prints usage on stderr and exits 2", "[integration][cli]") {
+  auto r = run_wakegate({"--no-such-option"});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 2);
+  CHECK(contains(to_lower(r.err), "usage"));
+}
+
+TEST_CASE("wakegate check accepts a valid config: prints FILE: ok and exits 0", "[integration][cli]") {
+  temp_dir dir;
+  auto path = dir.write("good.yaml", valid_config());
+  auto r = run_wakegate({"check", "--config", path});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 0);
+  auto lines = split_lines(r.out);
+  REQUIRE_FALSE(lines.empty());
+  CHECK(lines.back() == path + ": ok");
+  CHECK(problem_lines(r.out).size() == 1);  // only the `ok` line besides warnings
+}
+
+TEST_CASE("wakegate check reports each problem as FILE:LINE:COLUMN: message and exits 1", "[integration][cli]") {
+  temp_dir dir;
+  auto path = dir.write("bad.yaml", invalid_config());
+  auto r = run_wakegate({"check", "--config", path});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 1);
+  auto lines = problem_lines(r.out);
+  REQUIRE(lines.size() == 2);  // in file order
+  CHECK(lines[0] == path + ":2:17: expected a duration like 250ms, 30s or 5m");
+  CHECK(lines[1] == path + ":6:20: max_instances must be at least 1");
+  CHECK_FALSE(contains(r.out, ": ok"));
+}
+
+TEST_CASE("wakegate check reports a YAML syntax error with its position", "[integration][cli]") {
+  temp_dir dir;
+  auto path = dir.write("syntax.yaml", "listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }\napps: [\n  - name: t\n");
+  auto r = run_wakegate({"check", "--config", path});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 1);
+  auto lines = problem_lines(r.out);
+  REQUIRE_FALSE(lines.empty());
+  std::regex form("^" + std::regex_replace(path, std::regex(R"([.^$|()\[\]{}*+?\\])"), R"(\$&)") +
+                  R"(:[1-9]\d*:[1-9]\d*: .+$)");
+  for (const auto& l : lines) CHECK(std::regex_match(l, form));
+}
+
+TEST_CASE("wakegate check with a missing file exits 1 naming the file", "[integration][cli]") {
+  temp_dir dir;
+  auto path = dir.path() + "/does-not-exist.yaml";
+  auto r = run_wakegate({"check", "--config", path});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(contains(r.out + r.err, path));
+}
+
+TEST_CASE("wakegate run with an invalid config prints the same problems on stderr and exits 1", "[integration][cli]") {
+  temp_dir dir;
+  auto path = dir.write("bad.yaml", invalid_config());
+  auto check = run_wakegate({"check", "--config", path});
+  auto run = run_wakegate({"run", "--config", path}, 20s);
+  INFO("check stdout: " << check.out << "\nrun stdout: " << run.out << "\nrun stderr: " << run.err);
+  CHECK_FALSE(run.timed_out);
+  CHECK(run.exit_code == 1);
+  auto expected = problem_lines(check.out);
+  REQUIRE(expected.size() == 2);
+  auto err_lines = split_lines(run.err);
+  for (const auto& e : expected) {
+    INFO("expected on stderr: " << e);
+    CHECK(std::find(err_lines.begin(), err_lines.end(), e) != err_lines.end());
+  }
+}

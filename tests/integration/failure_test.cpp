@@ -1,0 +1,88 @@
+// Instances that die: replaced, and requests in flight on them get 502.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+TEST_CASE("a killed instance is replaced and counted as a failure", "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_app(
+      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &last));
+  auto old = last.instances.front();
+  REQUIRE(old.pid > 0);
+  REQUIRE(process_cmdline(old.pid).find(marker) != std::string::npos);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", "t"}}).value_or(0) == 0);
+
+  REQUIRE(::kill(old.pid, SIGKILL) == 0);
+
+  bool replaced = wait_app(
+      wg.admin_port(), "t",
+      [&](const app_status& a) {
+        for (const auto& i : a.instances)
+          if (i.state == "ready" && i.id != old.id && i.pid != old.pid) return true;
+        return false;
+      },
+      15s, &last);
+  INFO("instances: " << [&] {
+    std::string s;
+    for (const auto& i : last.instances) s += i.id + "(" + i.state + ") ";
+    return s;
+  }());
+  CHECK(replaced);
+  std::optional<double> failures;
+  CHECK(wait_metric(wg.admin_port(), "wakegate_instance_failures_total", {{"app", "t"}}, 1, 3s, &failures));
+  INFO("failures: " << failures.value_or(-1));
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) { return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old.id; },
+      3s));
+  CHECK_FALSE(process_alive(old.pid));
+  CHECK(wait_until([&] { return count_processes(marker) == 1; }, 5s));
+
+  for (int i = 0; i < 5; ++i) {
+    auto r = http_get(wg.http_port(), "t.test", "/");
+    INFO(describe(r));
+    CHECK(r.status == 200);
+    CHECK(r.body != "ok " + std::to_string(old.pid));
+  }
+}
+
+TEST_CASE("a request in flight when its instance dies gets 502 and the next one succeeds", "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_app(
+      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &last));
+  auto old = last.instances.front();
+
+  auto crash = http_get(wg.http_port(), "t.test", "/exit");
+  INFO(describe(crash));
+  CHECK(crash.status == 502);
+  CHECK(wait_until([&] { return !process_alive(old.pid); }, 5s));
+
+  for (int i = 0; i < 3; ++i) {
+    auto r = http_get(wg.http_port(), "t.test", "/");
+    INFO("after the crash, request " << i << ": " << describe(r));
+    CHECK(r.status == 200);
+  }
+  CHECK(wait_until(
+      [&] {
+        return scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", "t"}}).value_or(0) >= 1;
+      },
+      3s));
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "path") == "/exit" &&
+               json_number(x, "status").value_or(0) == 502;
+      },
+      3s));
+}

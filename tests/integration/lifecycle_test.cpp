@@ -1,0 +1,155 @@
+// Scaling from and to zero: cold start, scale to zero after idle, min_instances kept.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+std::optional<boost::json::object> access_record(const wakegate_process& wg, const std::string& path, int nth = 0) {
+  int seen = 0;
+  for (const auto& r : wg.access_records()) {
+    if (json_string(r, "path") != path) continue;
+    if (seen++ == nth) return r;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("cold start from zero: the request is held until the instance is ready and then answered 200",
+          "[integration][lifecycle]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).env_var("STARTUP_DELAY_MS", "300"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  // Nothing runs before the first request.
+  auto before = fetch_app_status(wg.admin_port(), "t");
+  REQUIRE(before);
+  CHECK(before->live() == 0);
+  CHECK(before->min_instances == 0);
+  CHECK(count_processes(marker) == 0);
+
+  auto r = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(r));
+  REQUIRE(r.status == 200);
+  CHECK(starts_with(r.body, "ok "));
+  CHECK(r.elapsed >= 300ms);  // the instance binds only after STARTUP_DELAY_MS
+  CHECK(count_processes(marker) == 1);
+
+  // The instance that answered is the one /status shows.
+  auto after = fetch_app_status(wg.admin_port(), "t");
+  REQUIRE(after);
+  REQUIRE(after->count("ready") == 1);
+  CHECK(after->instances.front().id == "t-1");
+  CHECK(r.body == "ok " + std::to_string(after->instances.front().pid));
+
+  // Access log: held, with the time held.
+  REQUIRE(wg.wait_for_record([](const auto& rec) { return json_string(rec, "type") == "access"; }, 5s));
+  auto rec = access_record(wg, "/");
+  REQUIRE(rec);
+  CHECK(json_string(*rec, "app") == "t");
+  CHECK(json_string(*rec, "method") == "GET");
+  CHECK(json_number(*rec, "status").value_or(-1) == 200);
+  CHECK(json_string(*rec, "instance") == "t-1");
+  CHECK(json_bool(*rec, "held").value_or(false) == true);
+  CHECK(json_number(*rec, "held_ms").value_or(0) >= 290);
+  CHECK_FALSE(json_string(*rec, "request_id").empty());
+
+  // One cold start observed, from the first held request to ready (so at least the startup delay).
+  std::optional<double> count;
+  CHECK(wait_metric(wg.admin_port(), "wakegate_cold_start_seconds_count", {{"app", "t"}}, 1, 3s, &count));
+  INFO("cold start count: " << count.value_or(-1));
+  auto sum = scrape_value(wg.admin_port(), "wakegate_cold_start_seconds_sum", {{"app", "t"}});
+  REQUIRE(sum);
+  CHECK(*sum >= 0.29);
+
+  // A second request is not held and is not a cold start.
+  auto r2 = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(r2));
+  CHECK(r2.status == 200);
+  REQUIRE(wait_until([&] { return access_record(wg, "/", 1).has_value(); }, 5s));
+  CHECK(json_bool(*access_record(wg, "/", 1), "held").value_or(true) == false);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_cold_start_seconds_count", {{"app", "t"}}).value_or(-1) == 1);
+
+  // Lifecycle log lines for the instance.
+  CHECK_FALSE(wg.records_with_msg("instance starting", "t").empty());
+  CHECK_FALSE(wg.records_with_msg("instance ready", "t").empty());
+
+  // Every line on stderr is a JSON log record or prefixed instance output.
+  for (const auto& line : wg.stderr_lines()) {
+    INFO("stderr line: " << line);
+    if (starts_with(line, "[t/")) continue;
+    auto parsed = parse_log_line(line);
+    REQUIRE(parsed);
+    CHECK_FALSE(json_string(*parsed, "time").empty());
+    CHECK((json_string(*parsed, "type") == "access" || !json_string(*parsed, "msg").empty()));
+  }
+}
+
+TEST_CASE("scale to zero: after traffic stops the instance is stopped and /status shows none",
+          "[integration][lifecycle]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.set_default("scale_to_zero_after", "1s");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  auto r = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(r));
+  REQUIRE(r.status == 200);
+  CHECK(count_processes(marker) == 1);
+
+  app_status last;
+  CHECK(wait_until([&] { return count_processes(marker) == 0; }, 15s));
+  CHECK(wait_app(
+      wg.admin_port(), "t", [](const app_status& a) { return a.live() == 0 && a.desired == 0; }, 5s, &last));
+  INFO("live instances: " << last.live() << ", desired: " << last.desired);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_instances", {{"app", "t"}, {"state", "ready"}}).value_or(0) == 0);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "instance stopped" && json_string(x, "instance") == "t-1"; },
+      5s));
+  CHECK(
+      scrape_value(wg.admin_port(), "wakegate_scale_events_total", {{"app", "t"}, {"direction", "down"}}).value_or(0) >=
+      1);
+
+  // The next request cold-starts a new instance, numbered on.
+  auto again = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(again));
+  CHECK(again.status == 200);
+  auto st = fetch_app_status(wg.admin_port(), "t");
+  REQUIRE(st);
+  CHECK(st->ids("ready") == std::vector<std::string>{"t-2"});
+}
+
+TEST_CASE("min_instances are started without traffic and kept after scale_to_zero_after", "[integration][lifecycle]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.set_default("scale_to_zero_after", "1s");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "2"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  app_status last;
+  REQUIRE(wait_app(
+      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 2; }, 15s, &last));
+  CHECK(last.min_instances == 2);
+  CHECK(last.live() == 2);
+  auto ids = last.ids("ready");
+  CHECK(count_processes(marker) == 2);
+
+  // Well past scale_to_zero_after (1 s) and scale_down_delay, still the same two.
+  bool kept = holds_for(
+      [&] {
+        auto s = fetch_app_status(wg.admin_port(), "t");
+        if (!s) return false;
+        last = *s;
+        return s->count("ready") == 2 && s->live() == 2 && s->ids("ready") == ids && count_processes(marker) == 2;
+      },
+      2500ms, 50ms);
+  INFO("ready: " << last.count("ready") << ", live: " << last.live());
+  CHECK(kept);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_instances", {{"app", "t"}, {"state", "ready"}}).value_or(-1) == 2);
+}

@@ -1,0 +1,187 @@
+// Signals to wakegate: SIGHUP reloads, SIGTERM drains, SIGKILL leaves no instance behind.
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+// True if `line` contains `text`, directly or inside a string field of a JSON log record.
+bool mentions(const std::string& line, const std::string& text) {
+  if (contains(line, text)) return true;
+  auto rec = parse_log_line(line);
+  if (!rec) return false;
+  for (const auto& kv : *rec)
+    if (kv.value().is_string() && contains(std::string(kv.value().as_string()), text)) return true;
+  return false;
+}
+
+std::vector<std::string> app_names(std::uint16_t admin_port) {
+  std::vector<std::string> names;
+  if (auto all = fetch_status(admin_port))
+    for (const auto& a : *all) names.push_back(a.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+TEST_CASE("SIGHUP: an invalid config is reported and the old one keeps serving then a valid one adds and removes apps",
+          "[integration][signals]") {
+  auto ma = unique_marker(), mb = unique_marker(), mc = unique_marker();
+  auto a = app_yaml("a", {"a.test"}, ma).set("min_instances", "1");
+  auto b = app_yaml("b", {"b.test"}, mb).set("min_instances", "1");
+  auto cc = app_yaml("c", {"c.test"}, mc);
+
+  config_yaml v1;
+  v1.apps = {a, b};
+  wakegate_process wg(v1.str(), wakegate_options::cleaning({ma, mb, mc}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "a", [](const app_status& s) { return s.count("ready") == 1; }, 15s));
+  REQUIRE(wait_app(
+      wg.admin_port(), "b", [](const app_status& s) { return s.count("ready") == 1; }, 15s));
+  REQUIRE(http_get(wg.http_port(), "a.test", "/").status == 200);
+  auto a_ids = fetch_app_status(wg.admin_port(), "a").value().ids("ready");
+
+  // 1. Invalid: max_instances -3 in app a.
+  config_yaml invalid = v1;
+  invalid.apps[0].settings.emplace_back("max_instances", "-3");
+  std::string invalid_text = invalid.str();
+  auto pos = position_of(invalid_text, "max_instances: -3");
+  REQUIRE(pos.line > 0);
+  std::string expected = wg.config_path() + ":" + std::to_string(pos.line) + ":" +
+                         std::to_string(pos.column + static_cast<int>(std::strlen("max_instances: "))) + ":";
+  wg.write_config(invalid_text);
+  wg.signal(SIGHUP);
+  INFO("expected in the log: " << expected);
+  CHECK(wg.wait_for_line([&](const std::string& line) { return mentions(line, expected); }, 5s));
+  REQUIRE(wg.running());
+  for (int i = 0; i < 3; ++i) {
+    auto ra = http_get(wg.http_port(), "a.test", "/");
+    auto rb = http_get(wg.http_port(), "b.test", "/");
+    INFO(describe(ra) << " / " << describe(rb));
+    CHECK(ra.status == 200);
+    CHECK(rb.status == 200);
+  }
+  CHECK(app_names(wg.admin_port()) == std::vector<std::string>{"a", "b"});
+  CHECK(count_processes(mb) == 1);
+
+  // 2. Valid: a kept, b removed, c added.
+  config_yaml v2;
+  v2.apps = {a, cc};
+  wg.write_config(v2.str());
+  wg.signal(SIGHUP);
+  http_response rc;
+  CHECK(wait_until(
+      [&] {
+        rc = http_get(wg.http_port(), "c.test", "/");
+        return rc.status == 200;
+      },
+      15s, 50ms));
+  INFO("c.test: " << describe(rc));
+  auto rb = http_get(wg.http_port(), "b.test", "/");
+  INFO("b.test: " << describe(rb));
+  CHECK(rb.status == 404);
+  CHECK(http_get(wg.http_port(), "a.test", "/").status == 200);
+  CHECK(wait_until([&] { return count_processes(mb) == 0; }, 10s));
+  CHECK(wait_until([&] { return app_names(wg.admin_port()) == std::vector<std::string>{"a", "c"}; }, 5s));
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "instance stopped" && json_string(x, "app") == "b"; }, 5s));
+  // The unchanged app keeps its instance across the reload.
+  auto a_after = fetch_app_status(wg.admin_port(), "a");
+  REQUIRE(a_after);
+  CHECK(a_after->ids("ready") == a_ids);
+}
+
+TEST_CASE("SIGTERM: in-flight requests complete while new connections are refused then instances stop and exit is 0",
+          "[integration][signals]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.shutdown_timeout = "5s";
+  c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  auto port = wg.http_port();
+
+  http_response slow;
+  std::atomic<bool> done{false};
+  std::thread client([&] {
+    slow = http_get(port, "s.test", "/sleep?ms=1500");
+    done = true;
+  });
+  REQUIRE(wait_app(
+      wg.admin_port(), "s", [](const app_status& a) { return a.in_flight >= 1; }, 3s));
+
+  wg.signal(SIGTERM);
+  bool refused = wait_until([&] { return !can_connect(port, 200ms); }, 1000ms);
+  bool still_in_flight = !done.load();
+  client.join();
+
+  INFO("slow request: " << describe(slow));
+  CHECK(refused);
+  CHECK(still_in_flight);  // refusal was seen while the request was still running
+  CHECK(slow.status == 200);
+  CHECK(slow.body == "slept 1500");
+
+  auto status = wg.wait_exit(10s);
+  REQUIRE(status);
+  CHECK(*status == 0);
+  CHECK(count_processes(marker) == 0);
+  CHECK_FALSE(wg.records_with_msg("instance stopped", "s").empty());
+}
+
+TEST_CASE("SIGKILL of wakegate leaves no instance and no child of an instance", "[integration][signals]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  std::string script = "sleep 300 & exec /usr/bin/python3 '" + test_app_path() + "' \"${PORT}\" --marker=" + marker;
+  c.apps.push_back(app_yaml("k", {"k.test"}, marker).with_command({"/bin/sh", "-c", script}).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_app(
+      wg.admin_port(), "k", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &last));
+  pid_t instance_pid = last.instances.front().pid;
+  REQUIRE(instance_pid > 0);
+
+  // The instance runs in its own process group, with the `sleep 300` grandchild in it.
+  auto group = process_group_of(instance_pid);
+  REQUIRE(group);
+  CHECK(*group == instance_pid);
+  CHECK(*group != wg.pid());
+  std::vector<pid_t> members;
+  REQUIRE(wait_until(
+      [&] {
+        members = processes_in_group(*group);
+        return std::any_of(members.begin(), members.end(), [](pid_t p) { return process_cmdline(p) == "sleep 300"; });
+      },
+      5s));
+  CHECK(members.size() >= 2);
+  CHECK(count_processes(marker) == 1);
+
+  wg.signal(SIGKILL);
+  auto status = wg.wait_exit(5s);
+  REQUIRE(status);
+  CHECK(*status == 128 + SIGKILL);
+
+  bool all_gone = wait_until(
+      [&] {
+        if (count_processes(marker) != 0) return false;
+        return std::none_of(members.begin(), members.end(), [](pid_t p) { return process_alive(p); });
+      },
+      10s);
+  INFO("left: " << count_processes(marker) << " with the marker; group members alive: " << [&] {
+    std::string s;
+    for (pid_t p : members)
+      if (process_alive(p)) s += std::to_string(p) + " (" + process_cmdline(p) + ") ";
+    return s;
+  }());
+  CHECK(all_gone);
+}

@@ -1,0 +1,142 @@
+// Large bodies stream through wakegate both ways without being buffered.
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <string>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+constexpr std::uint64_t mib = 1024 * 1024;
+
+// Deterministic pseudo-random bytes (xorshift64), so that lost, duplicated or reordered pieces
+// change the checksum.
+struct byte_generator {
+  std::uint64_t state = 0x9E3779B97F4A7C15ULL;
+  std::uint64_t remaining;
+  std::uint64_t checksum = fnv1a_init;
+
+  explicit byte_generator(std::uint64_t total) : remaining(total) {}
+
+  std::size_t operator()(char* buf, std::size_t cap) {
+    std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(cap, remaining));
+    for (std::size_t i = 0; i < n; i += 8) {
+      state ^= state << 13;
+      state ^= state >> 7;
+      state ^= state << 17;
+      std::memcpy(buf + i, &state, std::min<std::size_t>(8, n - i));
+    }
+    remaining -= n;
+    checksum = fnv1a(checksum, std::string_view(buf, n));
+    return n;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("100 MiB streams both ways through wakegate with bounded memory", "[integration][streaming]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("e", {"e.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "e", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  std::atomic<std::uint64_t> max_rss{0};
+  background_sampler rss(
+      [&] {
+        if (auto v = process_rss_bytes(wg.pid()); v && *v > max_rss.load()) max_rss = *v;
+      },
+      10ms);
+  client_options opts;
+  opts.io_timeout = 10s;  // no single read or write of a healthy transfer stalls this long
+  http_connection conn(wg.http_port(), opts);
+
+  {
+    // POST /echo, Content-Length, read back while still sending.
+    constexpr std::uint64_t total = 100 * mib;
+    byte_generator gen(total);
+    std::uint64_t received = 0;
+    std::uint64_t received_sum = fnv1a_init;
+    http_request req;
+    req.method = "POST";
+    req.host = "e.test";
+    req.target = "/echo";
+    req.source = std::ref(gen);
+    req.content_length = total;
+    auto r = conn.send(req, [&](std::string_view piece) {
+      received += piece.size();
+      received_sum = fnv1a(received_sum, piece);
+    });
+    INFO("echo: " << describe(r) << ", received " << received);
+    CHECK(r.ok());
+    CHECK(r.write_error.empty());
+    CHECK(r.status == 200);
+    CHECK(r.bytes_sent == total);
+    CHECK(received == total);
+    CHECK(received_sum == gen.checksum);
+  }
+
+  {
+    // POST /echo with a chunked request body (echoed back chunked). Small enough to fit in socket
+    // buffers, so that this checks chunked framing apart from full-duplex streaming.
+    constexpr std::uint64_t total = 1 * mib + 12345;
+    byte_generator gen(total);
+    std::uint64_t received = 0;
+    std::uint64_t received_sum = fnv1a_init;
+    http_request req;
+    req.method = "POST";
+    req.host = "e.test";
+    req.target = "/echo";
+    req.source = std::ref(gen);
+    auto r = conn.send(req, [&](std::string_view piece) {
+      received += piece.size();
+      received_sum = fnv1a(received_sum, piece);
+    });
+    INFO("chunked echo: " << describe(r) << ", received " << received);
+    CHECK(r.ok());
+    CHECK(r.status == 200);
+    CHECK(received == total);
+    CHECK(received_sum == gen.checksum);
+  }
+
+  {
+    // GET /bytes: byte k is k % 251.
+    constexpr std::uint64_t total = 100 * mib;
+    std::uint64_t received = 0;
+    std::uint64_t mismatches = 0;
+    http_request req;
+    req.host = "e.test";
+    req.target = "/bytes?n=" + std::to_string(total);
+    auto r = conn.send(req, [&](std::string_view piece) {
+      for (unsigned char ch : piece) {
+        if (ch != static_cast<unsigned char>(received % 251)) ++mismatches;
+        ++received;
+      }
+    });
+    INFO("bytes: " << describe(r) << ", received " << received);
+    CHECK(r.ok());
+    CHECK(r.status == 200);
+    CHECK(r.header("Content-Length") == std::to_string(total));
+    CHECK(received == total);
+    CHECK(mismatches == 0);
+  }
+
+  rss.stop();
+  INFO("wakegate max RSS: " << max_rss.load() / mib << " MiB");
+  CHECK(max_rss.load() > 0);
+  CHECK(max_rss.load() < 64 * mib);
+
+  // Byte counts in the access log.
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "path") == "/echo" &&
+               json_number(x, "bytes_in").value_or(0) == static_cast<double>(100 * mib) &&
+               json_number(x, "bytes_out").value_or(0) == static_cast<double>(100 * mib);
+      },
+      5s));
+}
