@@ -262,7 +262,7 @@ class session {
         up->socket().set_option(tcp::no_delay(true), ignored);
       }
 
-      auto result = co_await exchange(*up, *inst, client_keep_alive);
+      auto result = co_await exchange(*up, client_keep_alive);
       if (result.failed == failure::none) {
         if (result.upstream_reusable && inst->accepting.load(std::memory_order_relaxed)) {
           auto& pool = inst->pools[this_shard];
@@ -410,12 +410,52 @@ class session {
     std::string detail;
   };
 
-  asio::awaitable<exchange_result> exchange(beast::tcp_stream& up, scaler::instance& inst, bool client_keep_alive) {
-    (void)inst;
-    exchange_result res;
+  // Sends the request and relays the response. While a request body is still arriving the two
+  // directions run at once, so an instance that answers (or echoes) before reading the whole
+  // body neither deadlocks nor waits.
+  asio::awaitable<exchange_result> exchange(beast::tcp_stream& up, bool client_keep_alive) {
+    if (parser_->is_done()) {
+      exchange_result res;
+      co_await send_request(up, res);
+      if (res.failed != failure::none) co_return res;
+      co_await relay_response(up, res, client_keep_alive);
+      co_return res;
+    }
+    exchange_result sent, got;
+    bool upload_over = false, download_over = false;
+    auto upload = [&]() -> asio::awaitable<void> {
+      co_await send_request(up, sent);
+      upload_over = true;
+      beast::error_code ignored;
+      if (sent.failed != failure::none && !download_over) up.socket().cancel(ignored);
+    };
+    auto download = [&]() -> asio::awaitable<void> {
+      co_await relay_response(up, got, client_keep_alive);
+      download_over = true;
+      beast::error_code ignored;
+      // Answered before the body was all read: stop reading it (the connection then closes).
+      if (!upload_over) client_.socket().cancel(ignored);
+    };
+    co_await (upload() && download());
+    if (sent.failed == failure::client && !got.response_started) {
+      got.failed = failure::client;
+      co_return got;
+    }
+    if (got.failed != failure::none) {
+      if (got.failed == failure::upstream_io && sent.failed != failure::none && !got.response_started) got = sent;
+      co_return got;
+    }
+    if (sent.failed != failure::none || !parser_->is_done()) {
+      // The response is complete but the request body is not: neither side can be reused.
+      got.upstream_reusable = false;
+      got.client_keep_alive = false;
+    }
+    co_return got;
+  }
+
+  asio::awaitable<void> send_request(beast::tcp_stream& up, exchange_result& res) {
     const auto& limits = w_.opts->limits;
     auto& req = parser_->get();
-
     // Request: header and body, streamed.
     {
       http::request_serializer<http::buffer_body> sr{req};
@@ -430,8 +470,8 @@ class session {
           if (ec == http::error::need_buffer) ec = {};
           if (ec) {
             res.failed = failure::client;
-            status_ = ec == beast::error::timeout ? 408 : 400;
-            co_return res;
+            if (ec != asio::error::operation_aborted) status_ = ec == beast::error::timeout ? 408 : 400;
+            co_return;
           }
           std::size_t got = relay_chunk - req.body().size;
           bytes_in_ += got;
@@ -449,12 +489,17 @@ class session {
         if (ec) {
           res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
           res.detail = ec.message();
-          co_return res;
+          co_return;
         }
         if (sr.is_done()) break;
       }
     }
 
+  }
+
+  asio::awaitable<void> relay_response(beast::tcp_stream& up, exchange_result& res, bool client_keep_alive) {
+    const auto& limits = w_.opts->limits;
+    auto& req = parser_->get();
     // Response header.
     beast::flat_buffer ubuf;
     http::response_parser<http::buffer_body> rp;
@@ -471,7 +516,7 @@ class session {
                          ? failure::upstream_io
                          : failure::upstream_protocol;
         res.detail = ec.message();
-        co_return res;
+        co_return;
       }
     }
     auto& resp = rp.get();
@@ -512,9 +557,10 @@ class session {
           if (ec) {
             res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
             res.detail = ec.message();
-            co_return res;
+            co_return;
           }
           std::size_t got = relay_chunk - resp.body().size;
+          bytes_out_ += got;
           resp.body().data = rb->data();
           resp.body().size = got;
           resp.body().more = !rp.is_done();
@@ -528,9 +574,9 @@ class session {
           auto [ec, n] = co_await http::async_write_header(client_, sr, tok);
           if (ec) {
             res.failed = failure::client;
-            co_return res;
+            co_return;
           }
-          bytes_out_ += n;
+
           res.response_started = true;
           header_sent = true;
           continue;
@@ -538,10 +584,10 @@ class session {
         client_.expires_after(limits.io_timeout);
         auto [ec, n] = co_await http::async_write(client_, sr, tok);
         if (ec == http::error::need_buffer) ec = {};
-        bytes_out_ += n;
+
         if (ec) {
           res.failed = failure::client;
-          co_return res;
+          co_return;
         }
         res.response_started = true;
         header_sent = true;
@@ -549,7 +595,7 @@ class session {
       }
     }
     res.upstream_reusable = upstream_keep_alive && rp.is_done() && !rp.need_eof() && ubuf.size() == 0;
-    co_return res;
+    co_return;
   }
 
   asio::awaitable<bool> fail_upstream(unsigned status, const std::string& why, bool client_keep_alive) {
@@ -573,7 +619,7 @@ class session {
     res.prepare_payload();
     client_.expires_after(w_.opts->limits.io_timeout);
     auto [ec, n] = co_await http::async_write(client_, res, tok);
-    bytes_out_ += n;
+    if (!ec) bytes_out_ += res.body().size();
     if (ec) client_gone_ = true;
   }
 

@@ -522,8 +522,10 @@ void control_plane::shutdown(std::function<void()> done) {
   backend_->stop_all([this, alive = alive_, done = std::move(done)] {
     if (*alive)
       for (auto& a : apps_) {
-        for (auto& i : a->instances)
+        for (auto& i : a->instances) {
           if (i->state != instance_state::failed) i->state = instance_state::stopped;
+          log::info("instance stopped", {{"app", a->name()}, {"instance", i->id}});
+        }
         a->instances.clear();
       }
     done();
