@@ -57,7 +57,7 @@ background_sampler::background_sampler(std::function<void()> sample, std::chrono
   thread_ = std::thread([this] {
     while (!stop_.load()) {
       sample_();
-      std::this_thread::sleep_for(step_);  // sampling period
+      std::this_thread::sleep_for(step_);  // poll period of the sampler
     }
     sample_();
   });

@@ -18,7 +18,7 @@ bool holds_for(const std::function<bool()>& cond, std::chrono::milliseconds dura
   for (;;) {
     if (!cond()) return false;
     if (std::chrono::steady_clock::now() >= deadline) return true;
-    std::this_thread::sleep_for(step);  // sampling interval of a bounded observation
+    std::this_thread::sleep_for(step);  // poll interval of a bounded observation
   }
 }
 
