@@ -19,7 +19,7 @@ mkdir -p coverage
 gcovr --root . --object-directory build-coverage \
   --filter 'common/' --filter 'config/' --filter 'scaler/' --filter 'proxy/' \
   --exclude 'tests/' --exclude 'bench/' \
-  --exclude-unreachable-branches --exclude-throw-branches \
+  --exclude-unreachable-branches --exclude-throw-branches --gcov-ignore-parse-errors \
   --html-details coverage/index.html --txt coverage/summary.txt --print-summary
 echo "coverage: coverage/index.html, coverage/summary.txt"
 exit "$status"

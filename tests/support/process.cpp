@@ -445,6 +445,15 @@ wakegate_process::wakegate_process(const std::string& config_yaml, wakegate_opti
 }
 
 wakegate_process::~wakegate_process() {
+  // End it the way users do (SIGTERM, then a second one to stop waiting for connections), so the
+  // shutdown path runs in every test and coverage data gets written; SIGKILL only as a last resort.
+  if (pid_ > 0 && !reaped_) {
+    ::kill(pid_, SIGTERM);
+    if (!wait_exit(std::chrono::milliseconds(1000))) {
+      ::kill(pid_, SIGTERM);
+      wait_exit(std::chrono::milliseconds(3000));
+    }
+  }
   kill_all();
   if (failed_assertions.load() != failures_at_start_) {
     std::string dump = "---- wakegate stderr (" + config_path_ + ") ----\n" + stderr_tail(300) + "---- end ----\n";
