@@ -203,7 +203,7 @@ class session {
       auto t0 = now_ns();
       inst = co_await hold(app, cfg);
       held_ns_ = now_ns() - t0;
-      if (!inst) co_return client_keep_alive && parser_->is_done() && status_ != 0 && !client_gone_;
+      if (!inst) co_return false;  // answered 503 with Connection: close, or the client left
     }
     instance_id_ = inst->id;
 
