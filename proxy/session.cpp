@@ -288,7 +288,8 @@ class session {
       }
       if (result.failed == failure::upstream_timeout)
         co_return co_await fail_upstream(504, "instance " + inst->id + " did not answer in time", client_keep_alive);
-      if (result.failed == failure::upstream_io)
+      // A reused connection closing is routine keep-alive churn, not a broken instance.
+      if (result.failed == failure::upstream_io && !reused)
         w_.owner->control().post_instance_failed(app, inst, "connection lost before the response");
       co_return co_await fail_upstream(502, "instance " + inst->id + " failed: " + result.detail, client_keep_alive);
     }
@@ -437,7 +438,8 @@ class session {
       if (!upload_over) client_.socket().cancel(ignored);
     };
     co_await (upload() && download());
-    if (sent.failed == failure::client && !got.response_started) {
+    // The client went away: whatever the download saw after that is not the instance's fault.
+    if (sent.failed == failure::client && got.failed != failure::none) {
       got.failed = failure::client;
       co_return got;
     }
@@ -454,7 +456,8 @@ class session {
   }
 
   asio::awaitable<void> send_request(beast::tcp_stream& up, exchange_result& res) {
-    const auto& limits = w_.opts->limits;
+    auto opts = w_.opts;  // a reload may replace w_.opts while this request runs
+    const auto& limits = opts->limits;
     auto& req = parser_->get();
     // Request: header and body, streamed.
     {
@@ -498,17 +501,20 @@ class session {
   }
 
   asio::awaitable<void> relay_response(beast::tcp_stream& up, exchange_result& res, bool client_keep_alive) {
-    const auto& limits = w_.opts->limits;
+    auto opts = w_.opts;  // a reload may replace w_.opts while this request runs
+    const auto& limits = opts->limits;
     auto& req = parser_->get();
-    // Response header.
+    // Response header. Interim 1xx responses (100 Continue, 103 Early Hints) are dropped: the
+    // client already got our own 100 Continue, and the final response follows on this connection.
     beast::flat_buffer ubuf;
-    http::response_parser<http::buffer_body> rp;
-    rp.header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-    rp.body_limit(boost::none);
-    if (req.method() == http::verb::head) rp.skip(true);
-    up.expires_after(limits.upstream_header_timeout);
-    {
-      auto [ec, n] = co_await http::async_read_header(up, ubuf, rp, tok);
+    std::optional<http::response_parser<http::buffer_body>> rpo;
+    for (;;) {
+      rpo.emplace();
+      rpo->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      rpo->body_limit(boost::none);
+      if (req.method() == http::verb::head) rpo->skip(true);
+      up.expires_after(limits.upstream_header_timeout);
+      auto [ec, n] = co_await http::async_read_header(up, ubuf, *rpo, tok);
       if (ec) {
         res.failed = ec == beast::error::timeout ? failure::upstream_timeout
                      : (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
@@ -518,7 +524,15 @@ class session {
         res.detail = ec.message();
         co_return;
       }
+      unsigned code = rpo->get().result_int();
+      if (code < 100 || code >= 200) break;
+      if (code == 101) {  // Upgrade is not tunnelled (yet): Upgrade was stripped from the request
+        res.failed = failure::upstream_protocol;
+        res.detail = "unexpected 101 Switching Protocols";
+        co_return;
+      }
     }
+    auto& rp = *rpo;
     auto& resp = rp.get();
     status_ = resp.result_int();
     bool upstream_keep_alive = resp.keep_alive();
@@ -538,6 +552,19 @@ class session {
     }
     resp.keep_alive(keep);
     res.client_keep_alive = keep;
+    if (bodyless) {
+      // Header only: a serializer would add a last-chunk to a "chunked" HEAD/204/304 response.
+      http::response_serializer<http::buffer_body> sr{resp};
+      client_.expires_after(limits.io_timeout);
+      auto [ec, n] = co_await http::async_write_header(client_, sr, tok);
+      if (ec) {
+        res.failed = failure::client;
+        co_return;
+      }
+      res.response_started = true;
+      res.upstream_reusable = upstream_keep_alive && ubuf.size() == 0 && !rp.need_eof();
+      co_return;
+    }
 
     // Response body, streamed. The header goes out with the first body bytes when they are
     // already here, or on its own when the body has to be waited for.
