@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 
 #include "common/log.hpp"
+#include "proxy/listen.hpp"
 
 namespace wakegate::proxy {
 
@@ -22,8 +23,7 @@ constexpr auto tok = asio::as_tuple(asio::use_awaitable);
 }
 
 tcp::endpoint admin_server::start(const config::endpoint& at) {
-  std::string host = at.host == "localhost" ? "127.0.0.1" : at.host;
-  tcp::endpoint ep(asio::ip::make_address(host), at.port);
+  auto ep = listen_endpoint(at);
   acceptor_.emplace(ctx_);
   acceptor_->open(ep.protocol());
   acceptor_->set_option(tcp::acceptor::reuse_address(true));

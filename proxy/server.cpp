@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/log.hpp"
+#include "proxy/listen.hpp"
 #include "proxy/session.hpp"
 
 namespace wakegate::proxy {
@@ -16,11 +17,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
-
-tcp::endpoint resolve_listen(const config::endpoint& e) {
-  std::string host = e.host == "localhost" ? "127.0.0.1" : e.host;
-  return tcp::endpoint(asio::ip::make_address(host), e.port);
-}
 
 std::shared_ptr<const proxy_options> make_options(const config::config& cfg) {
   auto o = std::make_shared<proxy_options>();
@@ -50,7 +46,7 @@ std::vector<asio::any_io_executor> server::executors() {
 }
 
 tcp::endpoint server::start() {
-  auto ep = resolve_listen(listen_);
+  auto ep = listen_endpoint(listen_);
   for (auto& w : workers_) {
     // Every thread listens on the same address (SO_REUSEPORT): the kernel spreads connections
     // and no accept is shared between threads.

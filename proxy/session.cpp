@@ -4,7 +4,6 @@
 
 #include <array>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -197,7 +196,7 @@ class session {
 
     // Fast path: a ready instance with room and nobody queued ahead of us.
     scaler::instance_ptr inst;
-    if (app->queued.load(std::memory_order_relaxed) == 0) inst = pick(*app, max_c);
+    if (app->queued.load(std::memory_order_relaxed) == 0) inst = scaler::acquire_least_loaded(app->ready_view(), max_c);
     if (!inst) {
       held_ = true;
       auto t0 = now_ns();
@@ -209,24 +208,14 @@ class session {
 
     // Capacity is ours until the response ends.
     struct capacity_guard {
-      session& s;
+      scaler::control_plane& control;
       const scaler::app_ptr& a;
-      scaler::instance& i;
-      ~capacity_guard() {
-        int left = i.in_flight.fetch_sub(1, std::memory_order_relaxed) - 1;
-        auto& control = s.w_.owner->control();
-        if (a->queued.load(std::memory_order_relaxed) > 0) control.post_capacity(a);
-        if (left == 0 && !i.accepting.load(std::memory_order_relaxed)) {
-          // Find the shared_ptr for the post; the instance outlives this guard either way.
-          control.post_drained(a, s.current_instance_);
-        }
-      }
-    };
-    current_instance_ = inst;
-    capacity_guard cg{*this, app, *inst};
+      const scaler::instance_ptr& i;
+      ~capacity_guard() { control.release(a, i); }
+    } cg{w_.owner->control(), app, inst};
 
     forward_info fi{client_ip_, "http"};
-    request_id_ = std::string(rewrite_request(req, fi));
+    request_id_ = rewrite_request(req, fi);  // a view into the header, valid until the next request
     req.version(11);
     req.keep_alive(true);
 
@@ -295,26 +284,6 @@ class session {
     }
   }
 
-  // Least in flight among this thread's view of the routable instances, ties at random.
-  scaler::instance_ptr pick(scaler::app& a, int max_c) {
-    const auto& list = a.ready_view();
-    if (list.empty()) return nullptr;
-    if (list.size() == 1) return list[0]->try_acquire(max_c) ? list[0] : nullptr;
-    thread_local std::minstd_rand rng{std::random_device{}()};
-    const scaler::instance_ptr* best = nullptr;
-    int best_n = 0;
-    unsigned ties = 0;
-    for (const auto& i : list) {
-      int n = i->in_flight.load(std::memory_order_relaxed);
-      if (best == nullptr || n < best_n) {
-        best = &i, best_n = n, ties = 1;
-      } else if (n == best_n && rng() % ++ties == 0) {
-        best = &i;
-      }
-    }
-    return (*best)->try_acquire(max_c) ? *best : nullptr;
-  }
-
   // Waits in the app's queue until the control plane grants an instance, the queue timeout
   // passes, the app fails to start, or the client hangs up. nullptr: status_ says why (0 = gone).
   asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg) {
@@ -370,10 +339,8 @@ class session {
       st = expected;
     }
     if (st == scaler::waiter::granted) {
-      if (client_gone_) {  // release the capacity we were given
-        auto& i = *w->granted_instance;
-        i.in_flight.fetch_sub(1, std::memory_order_relaxed);
-        if (app->queued.load() > 0) control.post_capacity(app);
+      if (client_gone_) {  // give back the capacity we were granted
+        control.release(app, w->granted_instance);
         status_ = 499;
         co_return nullptr;
       }
@@ -434,8 +401,12 @@ class session {
       co_await relay_response(up, got, client_keep_alive);
       download_over = true;
       beast::error_code ignored;
-      // Answered before the body was all read: stop reading it (the connection then closes).
-      if (!upload_over) client_.socket().cancel(ignored);
+      // Answered before the body was all read: stop the upload, whether it waits on the client
+      // or on an instance that no longer reads (neither connection is reused after this).
+      if (!upload_over) {
+        client_.socket().cancel(ignored);
+        up.socket().cancel(ignored);
+      }
     };
     co_await (upload() && download());
     // The client went away: whatever the download saw after that is not the instance's fault.
@@ -709,7 +680,6 @@ class session {
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
   std::string client_ip_;
-  scaler::instance_ptr current_instance_;
 
   // Per request (reset in handle_request).
   std::int64_t start_ns_ = 0;
@@ -720,7 +690,7 @@ class session {
   std::int64_t held_ns_ = 0;
   std::string_view app_name_;
   std::string_view instance_id_;
-  std::string request_id_;
+  std::string_view request_id_;
 };
 
 asio::awaitable<void> run_session(worker& w, tcp::socket socket) {

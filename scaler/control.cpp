@@ -440,7 +440,6 @@ void control_plane::post_drained(app_ptr a, instance_ptr i) {
 
 void control_plane::dispatch(const app_ptr& a) {
   int max_c = a->cfg_->settings.max_concurrency;
-  thread_local std::minstd_rand rng{std::random_device{}()};
   while (!a->queue.empty()) {
     auto& w = a->queue.front();
     if (w->state.load() != waiter::waiting) {
@@ -448,31 +447,25 @@ void control_plane::dispatch(const app_ptr& a) {
       a->queued.fetch_sub(1);
       continue;
     }
-    // Least in flight among ready instances with room; ties broken at random.
-    instance_ptr best;
-    int best_n = 0, ties = 0;
-    for (auto& i : a->instances) {
-      if (!i->accepting.load()) continue;
-      int n = i->in_flight.load();
-      if (max_c > 0 && n >= max_c) continue;
-      if (!best || n < best_n) {
-        best = i, best_n = n, ties = 1;
-      } else if (n == best_n && rng() % static_cast<unsigned>(++ties) == 0) {
-        best = i;
-      }
-    }
-    if (!best || !best->try_acquire(max_c)) return;
+    auto best = acquire_least_loaded(a->instances, max_c);
+    if (!best) return;
     w->granted_instance = best;
     int expected = waiter::waiting;
     if (!w->state.compare_exchange_strong(expected, waiter::granted)) {
       w->granted_instance.reset();
-      best->in_flight.fetch_sub(1);
+      release(a, best);
     } else {
       asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
     }
     a->queue.pop_front();
     a->queued.fetch_sub(1);
   }
+}
+
+void control_plane::release(const app_ptr& a, const instance_ptr& i) {
+  int left = i->in_flight.fetch_sub(1) - 1;
+  if (a->queued.load(std::memory_order_relaxed) > 0) post_capacity(a);
+  if (left == 0 && !i->accepting.load()) post_drained(a, i);
 }
 
 void control_plane::fail_waiters(const app_ptr& a, waiter::why why, const std::string& reason) {
@@ -630,6 +623,24 @@ void control_plane::write_metrics(metrics::text_writer& w) const {
   for (auto& a : apps_)
     w.sample("wakegate_instance_failures_total", {label{"app", a->name()}},
              static_cast<double>(a->stats.instance_failures.value()));
+}
+
+instance_ptr acquire_least_loaded(const instance_list& list, int max_concurrency) noexcept {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const instance_ptr* best = nullptr;
+  int best_n = 0;
+  unsigned ties = 0;
+  for (const auto& i : list) {
+    if (!i->accepting.load(std::memory_order_relaxed)) continue;
+    int n = i->in_flight.load(std::memory_order_relaxed);
+    if (max_concurrency > 0 && n >= max_concurrency) continue;
+    if (best == nullptr || n < best_n) {
+      best = &i, best_n = n, ties = 1;
+    } else if (n == best_n && rng() % ++ties == 0) {
+      best = &i;
+    }
+  }
+  return best != nullptr && (*best)->try_acquire(max_concurrency) ? *best : nullptr;
 }
 
 const char* to_string(instance_state s) noexcept {

@@ -41,6 +41,9 @@ class control_plane {
   void post_capacity(app_ptr a);                              // capacity freed while requests are held
   void post_instance_failed(app_ptr a, instance_ptr i, std::string reason);
   void post_drained(app_ptr a, instance_ptr i);               // a non-accepting instance reached 0 in flight
+  // Gives back one unit of an instance's capacity taken with try_acquire: wakes held requests and
+  // lets a draining instance stop when it was the last.
+  void release(const app_ptr& a, const instance_ptr& i);
 
   // Control thread. Admin views.
   std::string status_json() const;

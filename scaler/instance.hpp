@@ -38,7 +38,6 @@ struct instance {
   clock_time ready_at{};
   int pid = 0;
   bool stop_requested = false;
-  bool replaced_for_failure = false;
 
   // Set before the instance is published to proxy threads, constant afterwards.
   boost::asio::ip::tcp::endpoint endpoint;
@@ -49,13 +48,19 @@ struct instance {
   std::atomic<bool> accepting{false};  // routable: ready and not draining
 
   // Takes one unit of capacity; false when the instance is full or no longer accepting.
+  // The count is raised before `accepting` is read again (both sequentially consistent), and
+  // drain() clears `accepting` before it reads the count: so either this sees the drain and backs
+  // out, or the drain sees this request and waits for it. No request reaches a stopping instance.
   bool try_acquire(int max_concurrency) noexcept {
     if (!accepting.load(std::memory_order_relaxed)) return false;
     int n = in_flight.load(std::memory_order_relaxed);
     for (;;) {
       if (max_concurrency > 0 && n >= max_concurrency) return false;
-      if (in_flight.compare_exchange_weak(n, n + 1, std::memory_order_relaxed)) return true;
+      if (in_flight.compare_exchange_weak(n, n + 1, std::memory_order_seq_cst)) break;
     }
+    if (accepting.load(std::memory_order_seq_cst)) return true;
+    in_flight.fetch_sub(1, std::memory_order_seq_cst);  // a draining instance is stopped by the next tick
+    return false;
   }
 
   // Per proxy thread: idle upstream connections (slot index = this_shard).
@@ -64,5 +69,10 @@ struct instance {
 
 using instance_ptr = std::shared_ptr<instance>;
 using instance_list = std::vector<instance_ptr>;
+
+// Load balancing, shared by the proxy's fast path and the control plane's queue dispatch: among
+// accepting instances with room, the fewest in flight, ties broken at random. Takes the capacity.
+// nullptr when none has room.
+instance_ptr acquire_least_loaded(const instance_list& list, int max_concurrency) noexcept;
 
 }  // namespace wakegate::scaler
