@@ -12,6 +12,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/flat_static_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
@@ -31,7 +32,8 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto tok = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t relay_chunk = 16 * 1024;
+// Bodies move in chunks of up to this size: a 64 KiB response is one read and one write.
+constexpr std::size_t relay_chunk = 64 * 1024;
 constexpr std::size_t client_buffer_limit = 64 * 1024 + 16 * 1024;  // headers + some body
 
 // Relay buffers are borrowed per transfer from a per-thread free list, so an idle connection
@@ -49,7 +51,7 @@ class relay_buffer {
   }
   ~relay_buffer() {
     auto& pool = free_list();
-    if (pool.size() < 256) pool.push_back(std::move(data_));
+    if (pool.size() < 64) pool.push_back(std::move(data_));
   }
   relay_buffer(const relay_buffer&) = delete;
   relay_buffer& operator=(const relay_buffer&) = delete;
@@ -194,30 +196,44 @@ class session {
     auto& req = parser_->get();
     int max_c = cfg.settings.max_concurrency;
 
+    forward_info fi{client_ip_, "http"};
+    request_id_ = rewrite_request(req, fi);  // a view into the header, valid until the next request
+    req.version(11);
+    req.keep_alive(true);
+
     // Fast path: a ready instance with room and nobody queued ahead of us.
     scaler::instance_ptr inst;
     if (app->queued.load(std::memory_order_relaxed) == 0) inst = scaler::acquire_least_loaded(app->ready_view(), max_c);
-    if (!inst) {
-      held_ = true;
-      auto t0 = now_ns();
-      inst = co_await hold(app, cfg);
-      held_ns_ = now_ns() - t0;
-      if (!inst) co_return false;  // answered 503 with Connection: close, or the client left
+    // An instance that refuses the connection has sent nothing: the request waits for another
+    // one (the control plane replaces it) instead of failing, a bounded number of times.
+    for (int unreachable = 0;; ++unreachable) {
+      if (!inst) {
+        held_ = true;
+        auto t0 = now_ns();
+        inst = co_await hold(app, cfg);
+        held_ns_ += now_ns() - t0;
+        if (!inst) co_return false;  // answered 503 with Connection: close, or the client left
+      }
+      auto keep = co_await forward(app, inst, client_keep_alive, unreachable < max_redispatch);
+      if (keep) co_return *keep;
+      inst.reset();
     }
-    instance_id_ = inst->id;
+  }
 
-    // Capacity is ours until the response ends.
+  static constexpr int max_redispatch = 2;
+
+  // Forwards the request to `inst`, whose capacity it holds until the response ends. nullopt:
+  // the instance could not be reached and `may_redispatch` allowed handing the request back.
+  asio::awaitable<std::optional<bool>> forward(const scaler::app_ptr& app, const scaler::instance_ptr& inst,
+                                               bool client_keep_alive, bool may_redispatch) {
+    auto& req = parser_->get();
+    instance_id_ = inst->id;
     struct capacity_guard {
       scaler::control_plane& control;
       const scaler::app_ptr& a;
       const scaler::instance_ptr& i;
       ~capacity_guard() { control.release(a, i); }
     } cg{w_.owner->control(), app, inst};
-
-    forward_info fi{client_ip_, "http"};
-    request_id_ = rewrite_request(req, fi);  // a view into the header, valid until the next request
-    req.version(11);
-    req.keep_alive(true);
 
     if (auto expect = req.find(http::field::expect); expect != req.end()) {
       // Answer 100-continue ourselves: the instance is chosen, the body may come.
@@ -236,7 +252,8 @@ class session {
 
     bool retryable = idempotent(req.method()) && parser_->is_done();
     for (int attempt = 0;; ++attempt) {
-      auto up = take_connection(*inst, !retryable);
+      // The retry goes out on a new connection: the pool may hold more that the instance closed.
+      auto up = attempt == 0 ? take_connection(*inst, !retryable) : std::nullopt;
       bool reused = up.has_value();
       if (!up) {
         up.emplace(client_.get_executor());
@@ -245,6 +262,11 @@ class session {
         if (ec) {
           std::string why = ec == beast::error::timeout ? "connect timeout" : "connect: " + ec.message();
           w_.owner->control().post_instance_failed(app, inst, why);
+          if (may_redispatch) {
+            log::warn("instance unreachable, request held for another",
+                      {{"app", app_name_}, {"instance", inst->id}, {"error", why}});
+            co_return std::nullopt;
+          }
           co_return co_await fail_upstream(502, "instance " + inst->id + " unreachable: " + why, client_keep_alive);
         }
         beast::error_code ignored;
@@ -477,7 +499,10 @@ class session {
     auto& req = parser_->get();
     // Response header. Interim 1xx responses (100 Continue, 103 Early Hints) are dropped: the
     // client already got our own 100 Continue, and the final response follows on this connection.
-    beast::flat_buffer ubuf;
+    // The instance's bytes land here first; borrowed for this response only, so idle
+    // connections hold no read buffer and every read can take a whole chunk.
+    relay_buffer ubuf_mem;
+    beast::flat_static_buffer_base ubuf(ubuf_mem.data(), relay_chunk);
     std::optional<http::response_parser<http::buffer_body>> rpo;
     for (;;) {
       rpo.emplace();

@@ -1,0 +1,326 @@
+#!/usr/bin/env bash
+# The performance harness: wakegate side by side with nginx and HAProxy, in one run.
+#
+#   bench/compare.sh [--secs S] [--rounds R] [--rate N] [--colds N] [--conns N] [--quick]
+#
+# One fixed fast backend (nginx, 1 worker: /0, /1k and /64k bodies) is started as wakegate's
+# instance; nginx (1 worker, keepalive upstream) and HAProxy (nbthread 1, http-reuse always) proxy
+# to that same backend, and wakegate (workers: 1, access log off) routes to it. Then:
+#   1. closed loop: wrk -t1 -c64 for each body size and target (direct, nginx, haproxy, wakegate),
+#      rounds interleaved; medians, ratios to direct and to nginx/HAProxy;
+#   2. open loop: bench's wakegate_load at a fixed rate, latency from each request's scheduled time;
+#   3. memory: idle RSS, RSS per idle keep-alive connection (for all three proxies), per held request;
+#   4. cold-start overhead: first response from zero minus the instance's own time to ready;
+#   5. scaling: wakegate with 2 workers against 1 worker (wrk -t2).
+# Results: a markdown report on stdout and bench/out/compare-<time>/ (raw wrk output, CSV).
+# Needs a built tree (scripts/test.sh); installs nginx-light, haproxy and wrk if missing.
+# Run on an otherwise idle machine: the load generator, the proxy and the backend share the cores.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+secs=5 rounds=3 rate=20000 colds=50 conns=64 idle_conns=2000
+while (($#)); do
+  case $1 in
+    --secs) secs=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --colds) colds=$2; shift 2 ;;
+    --conns) conns=$2; shift 2 ;;
+    --quick) secs=2 rounds=1 rate=5000 colds=5 idle_conns=500; shift ;;
+    *) echo "usage: bench/compare.sh [--secs S] [--rounds R] [--rate N] [--colds N] [--conns N] [--quick]" >&2; exit 2 ;;
+  esac
+done
+
+for p in nginx-light haproxy wrk; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
+done
+bin=${WAKEGATE_BIN:-build/app/wakegate}
+load=${WAKEGATE_LOAD:-build/bench/wakegate_load}
+for f in "$bin" "$load"; do [[ -x $f ]] || { echo "compare.sh: $f missing: run scripts/test.sh first" >&2; exit 1; }; done
+ulimit -n "$(ulimit -Hn)"  # many idle connections in the memory run
+
+out=bench/out/compare-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$out"
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ -n ${KEEP_TMP:-} ]] && echo "kept $tmp" >&2 || rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_line() {  # file pattern -> the line, within 10 s
+  for _ in $(seq 1 200); do
+    grep -m1 "$2" "$1" 2>/dev/null && return 0
+    sleep 0.05  # poll
+  done
+  echo "compare.sh: timed out waiting for $2 in $1" >&2
+  return 1
+}
+wait_port() {  # port: until it accepts, within 10 s
+  for _ in $(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05  # poll
+  done
+  echo "compare.sh: nothing listens on $1" >&2
+  return 1
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+addr_of() { sed 's/.*"address":"\([^"]*\)".*/\1/'; }
+
+# --- the backend: nginx with fixed bodies, started by wakegate as its app's instance ----------
+mkdir -p "$tmp/www"
+head -c 1024 /dev/zero | tr '\0' 'a' >"$tmp/www/1k"
+head -c 65536 /dev/zero | tr '\0' 'a' >"$tmp/www/64k"
+chmod a+rx "$tmp" "$tmp/www" && chmod a+r "$tmp"/www/*  # nginx workers run as nobody
+cat >"$tmp/backend.tmpl" <<NGX
+worker_processes 1;
+daemon off;
+pid $tmp/backend-PORT.pid;
+error_log $tmp/backend-PORT.log;
+events { worker_connections 16384; }
+http { access_log off; sendfile on; tcp_nodelay on;
+  server { listen 127.0.0.1:PORT reuseport; keepalive_requests 10000000; keepalive_timeout 300s; root $tmp/www;
+    location = /0 { return 200 ""; } } }
+NGX
+backend_cmd="sed s/PORT/\$PORT/g $tmp/backend.tmpl > $tmp/b-\$PORT.conf && exec /usr/sbin/nginx -c $tmp/b-\$PORT.conf"
+
+wakegate_config() {  # workers min_instances app-command -> yaml
+  cat <<YAML
+listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }
+workers: $1
+access_log: ${access_log:-false}
+scale_interval: 100ms
+apps:
+  - name: bench
+    hosts: [bench.test]
+    min_instances: $2
+    max_instances: 1
+    target_concurrency: 100000
+    scale_to_zero_after: 300ms
+    scale_down_delay: 0s
+    queue_size: 100000
+    backend:
+      process:
+        command: [/bin/sh, -c, "$3"]
+YAML
+}
+start_wakegate() {  # name workers min command -> sets wg_pid wg_http wg_admin
+  wakegate_config "$2" "$3" "$4" >"$tmp/$1.yaml"
+  "$bin" run --config "$tmp/$1.yaml" 2>"$tmp/$1.log" &
+  wg_pid=$!
+  pids+=("$wg_pid")
+  wg_http=$(wait_line "$tmp/$1.log" '"listener":"http"' | addr_of)
+  wg_admin=$(wait_line "$tmp/$1.log" '"listener":"admin"' | addr_of)
+}
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+
+start_wakegate wg1 1 1 "$backend_cmd"
+backend=$(wait_line "$tmp/wg1.log" '"instance ready"' | addr_of)
+sleep 0.3  # let the idle process settle before the idle RSS reading
+wg_idle_rss=$(rss_kb "$wg_pid")
+
+# --- nginx and HAProxy as proxies to the same backend ----------------------------------------
+ngx_port=$(free_port)
+cat >"$tmp/nginx-proxy.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $tmp/nginx-proxy.pid;
+error_log $tmp/nginx-proxy.log;
+events { worker_connections 16384; }
+http { access_log off;
+  upstream backend { server $backend; keepalive 128; keepalive_requests 10000000; }
+  server { listen 127.0.0.1:$ngx_port; keepalive_requests 10000000; keepalive_timeout 300s;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme; } } }
+NGX
+/usr/sbin/nginx -c "$tmp/nginx-proxy.conf" &
+ngx_master=$!
+pids+=("$ngx_master")
+hap_port=$(free_port)
+cat >"$tmp/haproxy.cfg" <<HAP
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+  timeout http-keep-alive 300s
+  option http-keep-alive
+  option forwardfor
+  http-reuse always
+frontend in
+  bind 127.0.0.1:$hap_port
+  http-request set-header X-Forwarded-Proto http
+  default_backend app
+backend app
+  server b1 $backend
+HAP
+haproxy -f "$tmp/haproxy.cfg" -db 2>"$tmp/haproxy.log" &
+hap_pid=$!
+pids+=("$hap_pid")
+wait_port "$ngx_port"
+wait_port "$hap_port"
+ngx_worker=$(pgrep -P "$ngx_master" | head -1)
+
+url_of() {  # target path -> url
+  case $1 in
+    direct) echo "http://$backend$2" ;;
+    nginx) echo "http://127.0.0.1:$ngx_port$2" ;;
+    haproxy) echo "http://127.0.0.1:$hap_port$2" ;;
+    wakegate) echo "http://$wg_http$2" ;;
+  esac
+}
+targets=(direct nginx haproxy wakegate)
+
+# --- 1. closed loop --------------------------------------------------------------------------
+echo "round,size,target,rps,p50_ms,p99_ms" >"$out/closed.csv"
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}' <<<"$1"; }
+echo "closed loop: $rounds rounds x 3 sizes x ${#targets[@]} targets x ${secs}s (wrk -t1 -c$conns)" >&2
+for round in $(seq 1 "$rounds"); do
+  for size in 0 1k 64k; do
+    for t in "${targets[@]}"; do
+      f="$out/wrk-$round-$size-$t.txt"
+      wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'Host: bench.test' "$(url_of "$t" "/$size")" >"$f"
+      rps=$(awk '/Requests\/sec/ {print $2}' "$f")
+      p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$f")")
+      p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$f")")
+      if grep -q "Non-2xx\|Socket errors" "$f"; then echo "compare.sh: errors in $f:" $(grep "Non-2xx\|Socket errors" "$f") >&2; fi
+      echo "$round,$size,$t,$rps,$p50,$p99" >>"$out/closed.csv"
+    done
+  done
+done
+
+# --- 2. open loop ------------------------------------------------------------------------------
+echo "round,target,achieved_rps,errors,p50_us,p99_us,p999_us" >"$out/open.csv"
+echo "open loop: $rounds rounds x ${#targets[@]} targets x ${secs}s at $rate req/s" >&2
+for round in $(seq 1 "$rounds"); do
+  for t in "${targets[@]}"; do
+    hp=$(url_of "$t" "" | sed 's|http://||')
+    line=$("$load" rate --target "$hp" --host bench.test --path /1k --rate "$rate" --duration "$secs" \
+      --warmup 1 --connections "$conns" || true)
+    echo "$line" >"$out/open-$round-$t.txt"
+    kv() { sed -n "s/.*\b$1=\([0-9.]*\).*/\1/p" <<<"$line"; }
+    echo "$round,$t,$(kv achieved_rps),$(kv errors),$(kv p50_us),$(kv p99_us),$(kv p999_us)" >>"$out/open.csv"
+  done
+done
+
+# --- 3. memory ---------------------------------------------------------------------------------
+hold_measure() {  # pid target-hostport extra-args... -> KiB per connection
+  local pid=$1 hp=$2
+  shift 2
+  local before after fifo="$tmp/hold.fifo"
+  before=$(rss_kb "$pid")
+  rm -f "$fifo"; mkfifo "$fifo"
+  "$load" hold --target "$hp" --host bench.test --path /0 --connections "$idle_conns" --seconds 60 "$@" >"$fifo" &
+  local hpid=$!
+  local ready
+  read -r ready <"$fifo" || true
+  sleep 0.5  # let the server finish the last accepts before reading its RSS
+  after=$(rss_kb "$pid")
+  kill "$hpid" 2>/dev/null || true
+  wait "$hpid" 2>/dev/null || true
+  awk -v a="$after" -v b="$before" -v n="$idle_conns" -v r="$ready" 'BEGIN { printf "%.2f %s\n", (a-b)/n, r }'
+}
+echo "memory: $idle_conns idle keep-alive connections per proxy, then $idle_conns held requests" >&2
+read -r wg_idle_kb wg_idle_ready < <(hold_measure "$wg_pid" "$wg_http" --request-first)
+read -r ngx_idle_kb _ < <(hold_measure "$ngx_worker" "127.0.0.1:$ngx_port" --request-first)
+read -r hap_idle_kb _ < <(hold_measure "$hap_pid" "127.0.0.1:$hap_port" --request-first)
+stop_pid "$wg_pid"
+
+# Held requests: an app whose instance never becomes ready within the measurement.
+start_wakegate held 1 0 "exec sleep 120"
+read -r wg_held_kb wg_held_ready < <(hold_measure "$wg_pid" "$wg_http")
+stop_pid "$wg_pid"
+
+# --- 4. cold starts ----------------------------------------------------------------------------
+echo "cold starts: $colds" >&2
+access_log=true start_wakegate cold 1 0 "$backend_cmd"
+for _ in $(seq 1 "$colds"); do
+  curl -s -o /dev/null -H 'Host: bench.test' "http://$wg_http/0"
+  for _ in $(seq 1 200); do
+    curl -s "http://$wg_admin/status" | grep -q '"instances":\[\]' && break
+    sleep 0.05  # poll until it is back at zero
+  done
+done
+stop_pid "$wg_pid"
+cp "$tmp/cold.log" "$out/cold.log"
+
+# --- 5. two workers ----------------------------------------------------------------------------
+echo "scaling: wakegate 1 vs 2 workers, wrk -t2 -c$conns" >&2
+echo "round,workers,rps" >"$out/scaling.csv"
+for round in $(seq 1 "$rounds"); do
+  for w in 1 2; do
+    start_wakegate "w$w" "$w" 1 "$backend_cmd"
+    wait_line "$tmp/w$w.log" '"instance ready"' >/dev/null
+    rps=$(wrk -t2 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "http://$wg_http/0" | awk '/Requests\/sec/ {print $2}')
+    echo "$round,$w,$rps" >>"$out/scaling.csv"
+    stop_pid "$wg_pid"
+  done
+done
+
+# --- report ------------------------------------------------------------------------------------
+/usr/bin/python3 - "$out" "$wg_idle_rss" "$wg_idle_kb" "$ngx_idle_kb" "$hap_idle_kb" "$wg_held_kb" \
+  "$idle_conns" "$wg_idle_ready" "$wg_held_ready" "$(nproc)" "$secs" "$rounds" "$rate" "$conns" <<'PY' | tee "$out/report.md"
+import csv, json, statistics, sys
+(out, idle_rss, wg_idle, ngx_idle, hap_idle, wg_held, n, idle_ready, held_ready, cores, secs, rounds,
+ rate, conns) = sys.argv[1:]
+med = statistics.median
+rows = list(csv.DictReader(open(f"{out}/closed.csv")))
+print(f"# wakegate vs nginx vs HAProxy ({cores} cores, loopback, one worker each; medians of {rounds} "
+      f"interleaved rounds of {secs}s)\n")
+print(f"## Closed loop: wrk -t1 -c{conns}, keep-alive\n")
+print("| body | target | req/s | x direct | x nginx | x haproxy | p50 ms | p99 ms |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for size in ["0", "1k", "64k"]:
+    m = {}
+    for t in ["direct", "nginx", "haproxy", "wakegate"]:
+        rs = [r for r in rows if r["size"] == size and r["target"] == t]
+        m[t] = (med(float(r["rps"]) for r in rs), med(float(r["p50_ms"]) for r in rs),
+                med(float(r["p99_ms"]) for r in rs))
+    for t, (rps, p50, p99) in m.items():
+        print(f"| {size} | {t} | {rps:,.0f} | {rps / m['direct'][0]:.2f} | {rps / m['nginx'][0]:.2f} | "
+              f"{rps / m['haproxy'][0]:.2f} | {p50:.2f} | {p99:.2f} |")
+orows = list(csv.DictReader(open(f"{out}/open.csv")))
+print(f"\n## Open loop: {rate} req/s, 1 KiB bodies, {conns} connections, latency from scheduled send\n")
+print("| target | achieved req/s | errors | p50 us | p99 us | p99.9 us |")
+print("|---|---:|---:|---:|---:|---:|")
+for t in ["direct", "nginx", "haproxy", "wakegate"]:
+    rs = [r for r in orows if r["target"] == t and r["p50_us"]]
+    if not rs:
+        print(f"| {t} | - | - | - | - | - |"); continue
+    f = lambda k: med(float(r[k] or 0) for r in rs)
+    print(f"| {t} | {f('achieved_rps'):,.0f} | {f('errors'):.0f} | {f('p50_us'):.0f} | {f('p99_us'):.0f} | {f('p999_us'):.0f} |")
+print("\n## Memory\n")
+print(f"- wakegate idle RSS (one app, one instance, no connection): {int(idle_rss) / 1024:.1f} MiB")
+print(f"- per idle keep-alive connection ({n} connections; {idle_ready}): wakegate {float(wg_idle):.1f} KiB, "
+      f"nginx worker {float(ngx_idle):.1f} KiB, HAProxy {float(hap_idle):.1f} KiB")
+print(f"- per held request ({n} requests held for a cold app; {held_ready}): wakegate {float(wg_held):.1f} KiB")
+ready, held = [], []
+for line in open(f"{out}/cold.log"):
+    if not line.startswith("{"):
+        continue
+    d = json.loads(line)
+    if d.get("msg") == "instance ready":
+        ready.append(d["start_ms"])
+    if d.get("type") == "access" and d.get("held"):
+        held.append(d["duration_ms"])
+over = sorted(h - r for h, r in zip(held, ready))
+q = lambda xs, p: xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
+print("\n## Cold start from zero\n")
+print(f"- {len(over)} cold starts; instance's own time to ready p50 {q(sorted(ready), .5):.1f} ms")
+print(f"- overhead (first response minus time to ready): p50 {q(over, .5):.2f} ms, p99 {q(over, .99):.2f} ms")
+srows = list(csv.DictReader(open(f"{out}/scaling.csv")))
+w1 = med(float(r["rps"]) for r in srows if r["workers"] == "1")
+w2 = med(float(r["rps"]) for r in srows if r["workers"] == "2")
+print(f"\n## Workers (wrk -t2 -c{conns}, empty bodies)\n")
+print(f"- 1 worker {w1:,.0f} req/s, 2 workers {w2:,.0f} req/s: {w2 / w1:.2f}x on {cores} cores "
+      "shared with wrk and the backend")
+print(f"\nraw data: {out}/")
+PY
