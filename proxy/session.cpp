@@ -316,35 +316,38 @@ class session {
     control.post_enqueue(app, w);
 
     // While held, keep reading what the client sends (the start of its body, or EOF when it
-    // hangs up) into the connection buffer, up to its limit.
+    // hangs up) into the connection buffer, up to its limit. The timer completes when the queue
+    // timeout passes or the control plane decides (it cancels the timer), and interrupts the read.
+    // A callback rather than an `||` of two awaitables: a held request costs ~2 KiB less.
     auto& sock = client_.socket();
-    for (;;) {
-      if (w->state.load(std::memory_order_acquire) != scaler::waiter::waiting) break;
-      if (buf_.size() < buf_.max_size()) {
-        auto space = std::min<std::size_t>(4096, buf_.max_size() - buf_.size());
-        auto res = co_await (w->timer.async_wait(tok) || sock.async_read_some(buf_.prepare(space), tok));
-        if (res.index() == 1) {
-          auto [ec, n] = std::get<1>(res);
-          if (ec) {  // the client went away: leave the queue and the counts at once
-            int expected = scaler::waiter::waiting;
-            if (w->state.compare_exchange_strong(expected, scaler::waiter::cancelled)) {
-              control.post_cancel(app, w);
-              client_gone_ = true;
-              status_ = 499;
-              co_return nullptr;
-            }
-            client_gone_ = true;  // granted meanwhile: release below
-            break;
-          }
-          buf_.commit(n);
-          continue;
-        }
-        break;  // timer fired or was cancelled by the control plane
-      } else {
-        auto [ec] = co_await w->timer.async_wait(tok);
-        (void)ec;
+    w->timer.async_wait([w](const beast::error_code&) {
+      w->timer_done = true;
+      beast::error_code ignored;
+      if (w->held_socket != nullptr) w->held_socket->cancel(ignored);
+    });
+    while (!w->timer_done && w->state.load(std::memory_order_acquire) == scaler::waiter::waiting) {
+      if (buf_.size() >= buf_.max_size()) {
+        co_await w->timer.async_wait(tok);  // buffer full: only the decision is awaited
         break;
       }
+      auto space = std::min<std::size_t>(512, buf_.max_size() - buf_.size());
+      w->held_socket = &sock;
+      auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), tok);
+      w->held_socket = nullptr;
+      if (ec == asio::error::operation_aborted) break;  // the timer completed
+      if (ec) {  // the client went away: leave the queue and the counts at once
+        w->timer.cancel();
+        int expected = scaler::waiter::waiting;
+        if (w->state.compare_exchange_strong(expected, scaler::waiter::cancelled)) {
+          control.post_cancel(app, w);
+          client_gone_ = true;
+          status_ = 499;
+          co_return nullptr;
+        }
+        client_gone_ = true;  // granted meanwhile: release below
+        break;
+      }
+      buf_.commit(n);
     }
 
     int st = w->state.load(std::memory_order_acquire);

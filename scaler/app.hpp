@@ -12,6 +12,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "common/metrics.hpp"
@@ -42,6 +43,11 @@ struct waiter {
   std::string error;              // written before state becomes `failed`
   boost::asio::steady_timer timer;
   clock_time enqueued_at = steady::now();
+
+  // Proxy thread only: the held client's socket while a read on it is pending (the timer's
+  // completion cancels that read), and whether the timer has completed.
+  boost::asio::ip::tcp::socket* held_socket = nullptr;
+  bool timer_done = false;
 };
 using waiter_ptr = std::shared_ptr<waiter>;
 
