@@ -20,6 +20,7 @@
 #include "proxy/headers.hpp"
 #include "proxy/request_check.hpp"
 #include "proxy/server.hpp"
+#include "proxy/wire.hpp"
 
 namespace wakegate::proxy {
 
@@ -63,6 +64,34 @@ class relay_buffer {
     return pool;
   }
   std::unique_ptr<char[]> data_;
+};
+
+// A message head being written, borrowed from a per-thread free list like relay_buffer: its
+// capacity is kept for the next request, and an idle connection holds none.
+class head_buffer {
+ public:
+  head_buffer() {
+    auto& pool = free_list();
+    if (!pool.empty()) {
+      text_ = std::move(pool.back());
+      pool.pop_back();
+    }
+    text_.clear();
+  }
+  ~head_buffer() {
+    auto& pool = free_list();
+    if (pool.size() < 64 && text_.capacity() <= 16 * 1024) pool.push_back(std::move(text_));
+  }
+  head_buffer(const head_buffer&) = delete;
+  head_buffer& operator=(const head_buffer&) = delete;
+  std::string& text() noexcept { return text_; }
+
+ private:
+  static std::vector<std::string>& free_list() {
+    thread_local std::vector<std::string> pool;
+    return pool;
+  }
+  std::string text_;
 };
 
 bool idempotent(http::verb v) noexcept {
@@ -455,45 +484,45 @@ class session {
     auto opts = w_.opts;  // a reload may replace w_.opts while this request runs
     const auto& limits = opts->limits;
     auto& req = parser_->get();
-    // Request: header and body, streamed.
-    {
-      http::request_serializer<http::buffer_body> sr{req};
-      std::optional<relay_buffer> rb;
-      for (;;) {
-        if (!parser_->is_done()) {
-          if (!rb) rb.emplace();
-          req.body().data = rb->data();
-          req.body().size = relay_chunk;
-          client_.expires_after(limits.io_timeout);
-          auto [ec, n] = co_await http::async_read(client_, buf_, *parser_, tok);
-          if (ec == http::error::need_buffer) ec = {};
-          if (ec) {
-            res.failed = failure::client;
-            if (ec != asio::error::operation_aborted) status_ = ec == beast::error::timeout ? 408 : 400;
-            co_return;
-          }
-          std::size_t got = relay_chunk - req.body().size;
-          bytes_in_ += got;
-          req.body().data = rb->data();
-          req.body().size = got;
-          req.body().more = !parser_->is_done();
-        } else {
-          req.body().data = nullptr;
-          req.body().size = 0;
-          req.body().more = false;
-        }
-        up.expires_after(limits.io_timeout);
-        auto [ec, n] = co_await http::async_write(up, sr, tok);
+    // Request: the head goes out with the first body bytes (or alone), the body as it arrives.
+    head_buffer head_text;
+    wire::append_request_head(req, head_text.text());
+    std::string_view head = head_text.text();
+    const bool chunked = req.chunked();
+    std::optional<relay_buffer> rb;
+    for (;;) {
+      const char* data = nullptr;
+      std::size_t got = 0;
+      if (!parser_->is_done()) {
+        if (!rb) rb.emplace();
+        req.body().data = rb->data();
+        req.body().size = relay_chunk;
+        client_.expires_after(limits.io_timeout);
+        auto [ec, n] = co_await http::async_read_some(client_, buf_, *parser_, tok);
         if (ec == http::error::need_buffer) ec = {};
+        if (ec) {
+          res.failed = failure::client;
+          if (ec != asio::error::operation_aborted) status_ = ec == beast::error::timeout ? 408 : 400;
+          co_return;
+        }
+        got = relay_chunk - req.body().size;
+        bytes_in_ += got;
+        data = rb->data();
+      }
+      const bool last = parser_->is_done();
+      wire::gather g(head, data, got, chunked, last);
+      if (g.size() > 0) {
+        up.expires_after(limits.io_timeout);
+        auto [ec, n] = co_await asio::async_write(up, g.buffers(), tok);
         if (ec) {
           res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
           res.detail = ec.message();
           co_return;
         }
-        if (sr.is_done()) break;
+        head = {};
       }
+      if (last) break;
     }
-
   }
 
   asio::awaitable<void> relay_response(beast::tcp_stream& up, exchange_result& res, bool client_keep_alive) {
@@ -551,11 +580,13 @@ class session {
     }
     resp.keep_alive(keep);
     res.client_keep_alive = keep;
+    head_buffer head_text;
+    wire::append_response_head(resp, head_text.text());
+    std::string_view head = head_text.text();
     if (bodyless) {
-      // Header only: a serializer would add a last-chunk to a "chunked" HEAD/204/304 response.
-      http::response_serializer<http::buffer_body> sr{resp};
+      // Header only: a "chunked" HEAD/204/304 response has no last-chunk either.
       client_.expires_after(limits.io_timeout);
-      auto [ec, n] = co_await http::async_write_header(client_, sr, tok);
+      auto [ec, n] = co_await asio::async_write(client_, asio::buffer(head), tok);
       if (ec) {
         res.failed = failure::client;
         co_return;
@@ -565,60 +596,52 @@ class session {
       co_return;
     }
 
-    // Response body, streamed. The header goes out with the first body bytes when they are
+    // Response body, streamed. The head goes out with the first body bytes when they are
     // already here, or on its own when the body has to be waited for.
-    {
-      http::response_serializer<http::buffer_body> sr{resp};
-      std::optional<relay_buffer> rb;
-      bool header_sent = false;
-      for (;;) {
-        bool wait_for_body = !rp.is_done() && ubuf.size() == 0;
-        if (!rp.is_done() && !(wait_for_body && !header_sent)) {
-          if (!rb) rb.emplace();
-          resp.body().data = rb->data();
-          resp.body().size = relay_chunk;
-          up.expires_after(limits.io_timeout);
-          auto [ec, n] = co_await http::async_read(up, ubuf, rp, tok);
-          if (ec == http::error::need_buffer) ec = {};
-          if (ec) {
-            res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
-            res.detail = ec.message();
-            co_return;
-          }
-          std::size_t got = relay_chunk - resp.body().size;
-          bytes_out_ += got;
-          resp.body().data = rb->data();
-          resp.body().size = got;
-          resp.body().more = !rp.is_done();
-        } else if (rp.is_done()) {
-          resp.body().data = nullptr;
-          resp.body().size = 0;
-          resp.body().more = false;
-        } else {
-          // Header first; body not here yet.
+    const bool chunked = resp.chunked();
+    std::optional<relay_buffer> rb;
+    for (;;) {
+      const char* data = nullptr;
+      std::size_t got = 0;
+      if (!rp.is_done()) {
+        if (!head.empty() && ubuf.size() == 0) {
           client_.expires_after(limits.io_timeout);
-          auto [ec, n] = co_await http::async_write_header(client_, sr, tok);
+          auto [ec, n] = co_await asio::async_write(client_, asio::buffer(head), tok);
           if (ec) {
             res.failed = failure::client;
             co_return;
           }
-
           res.response_started = true;
-          header_sent = true;
-          continue;
+          head = {};
         }
-        client_.expires_after(limits.io_timeout);
-        auto [ec, n] = co_await http::async_write(client_, sr, tok);
+        if (!rb) rb.emplace();
+        resp.body().data = rb->data();
+        resp.body().size = relay_chunk;
+        up.expires_after(limits.io_timeout);
+        auto [ec, n] = co_await http::async_read_some(up, ubuf, rp, tok);
         if (ec == http::error::need_buffer) ec = {};
-
+        if (ec) {
+          res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
+          res.detail = ec.message();
+          co_return;
+        }
+        got = relay_chunk - resp.body().size;
+        bytes_out_ += got;
+        data = rb->data();
+      }
+      const bool last = rp.is_done();
+      wire::gather g(head, data, got, chunked, last);
+      if (g.size() > 0) {
+        client_.expires_after(limits.io_timeout);
+        auto [ec, n] = co_await asio::async_write(client_, g.buffers(), tok);
         if (ec) {
           res.failed = failure::client;
           co_return;
         }
         res.response_started = true;
-        header_sent = true;
-        if (sr.is_done()) break;
+        head = {};
       }
+      if (last) break;
     }
     res.upstream_reusable = upstream_keep_alive && rp.is_done() && !rp.need_eof() && ubuf.size() == 0;
     co_return;
