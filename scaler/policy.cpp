@@ -101,9 +101,11 @@ policy_decision decide(const config::app_settings& s, const policy_input& in, po
     want = s.initial_instances;
     reason = "initial";
   }
-  // Nothing ready and requests held: they and those arriving while instances start all need room.
+  // Nothing ready and requests held: they and those arriving while instances start all need a slot
+  // the moment instances are ready (max_concurrency each, or the target value without a limit).
   if (in.ready == 0 && in.queued > 0 && in.start_estimate > 0) {
-    const int cold = instances_for(in.in_flight + in.panic_rps * in.start_estimate, tv);
+    const double room = s.max_concurrency > 0 ? std::max<double>(s.max_concurrency, tv) : tv;
+    const int cold = instances_for(in.in_flight + in.panic_rps * in.start_estimate, room);
     if (cold > want) {
       want = cold;
       reason = "cold-burst";

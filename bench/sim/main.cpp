@@ -31,8 +31,10 @@ std::vector<trace> make_traces(double scale) {
   const double day = 1200 * scale;
   ts.push_back({"diurnal", "diurnal: 5..100 req/s (a day in 20 min)", day,
                 [day, pi](double t) { return 5 + 95 * (1 - std::cos(2 * pi * t / day)) / 2; }, 100});
-  const double period = 150 * scale, on = 60 * scale;
-  ts.push_back({"onoff", "on/off: 60 s at 80 req/s, 90 s off", 900 * scale,
+  // Off longer than scale_to_zero_after: every on period after the first wakes the app from zero
+  // with a start-time estimate in hand.
+  const double period = 420 * scale, on = 60 * scale;
+  ts.push_back({"onoff", "on/off: 60 s at 80 req/s, 6 min off (to zero in between)", 2100 * scale,
                 [period, on](double t) { return std::fmod(t, period) < on ? 80.0 : 0.0; }, 80});
   return ts;
 }
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
   o.seed = seed;
   o.settings.target_concurrency = 10;
   o.settings.max_instances = 50;
+  o.settings.max_concurrency = o.model.max_concurrency;  // the app knows its hard limit
   o.settings.scale_to_zero_after = std::chrono::minutes(5);
   if (short_run) {
     o.settings.stable_window = std::chrono::seconds(12);

@@ -259,6 +259,11 @@ TEST_CASE("cold burst: the start estimate sizes the wake for the held queue and 
   auto d = decide(s, in, st);
   CHECK(d.desired == 36);  // ceil((50 + 100 x 2) / 7)
   CHECK(std::string(d.reason) == "cold-burst");
+  // With a hard limit per instance, each takes max_concurrency of them at once.
+  policy_state st1;
+  s.max_concurrency = 20;
+  CHECK(decide(s, in, st1).desired == 13);  // ceil(250 / 20)
+  s.max_concurrency = 0;
   // Without an estimate yet: Knative's rules alone (panic over the short window).
   policy_state st2;
   in.start_estimate = 0;
