@@ -12,8 +12,9 @@
 //                    largest seen since panic began (never scales down)
 //   traffic          at least 1 while requests are in flight, held, or arrived within the grace period
 //                    (scale_to_zero_after, or the learnt keep-warm period)
-//   waking           at least initial_instances when nothing runs; with a start-time estimate, enough
-//                    instances for the held requests plus those arriving while they start
+//   waking           at least initial_instances when nothing runs; while nothing is ready, with a
+//                    start-time estimate: enough max_concurrency slots (or tv without a limit) for the
+//                    held requests plus those arriving while instances start
 //   delay            the maximum of the results of the last scale_down_delay
 //   clamp            [max(min_instances, schedule), max_instances]
 #pragma once
