@@ -82,3 +82,22 @@ TEST_CASE("a burst is absorbed without 503s in panic mode and the fleet shrinks 
   CHECK(check.ran);
   CHECK(check.exit_code == 0);
 }
+
+TEST_CASE("a schedule covering now keeps its minimum running without traffic", "[integration][scaling]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .set("min_instances", "0")
+                       .set("schedule", "{time_zone: Europe/Berlin, ranges: [{days: daily, min_instances: 2}]}"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  CHECK(wait_app(
+      wg.admin_port(), "t", [](const app_status& s) { return s.desired == 2 && s.count("ready") == 2; }, 10s, &last));
+  INFO("desired " << last.desired << ", ready " << last.count("ready"));
+  CHECK(count_processes(marker) == 2);
+  // scale_to_zero_after (2 s in tests) passes: the schedule still holds them.
+  CHECK_FALSE(wait_until([&] { return count_processes(marker) != 2; }, 2500ms));
+  auto s = fetch_app_status(wg.admin_port(), "t");
+  REQUIRE(s);
+  CHECK(s->desired == 2);
+}
