@@ -47,6 +47,20 @@ struct process_backend {
 
 using backend = std::variant<process_backend>;
 
+// `schedule:` -- min_instances raised during weekly time ranges, in a named time zone.
+struct schedule_range {
+  unsigned days = 0;        // bit d set: day d, 0 = Monday ... 6 = Sunday
+  int from_minute = 0;      // minutes since local midnight, inclusive
+  int to_minute = 24 * 60;  // exclusive; 24:00 allowed
+  int min_instances = 0;
+};
+struct schedule_config {
+  std::string time_zone = "UTC";  // a name under /usr/share/zoneinfo
+  std::vector<schedule_range> ranges;
+};
+
+enum class scale_metric { concurrency, rps };
+
 // Keys that may be set under `defaults:` and overridden per app.
 struct app_settings {
   int min_instances = 0;
@@ -60,6 +74,17 @@ struct app_settings {
   duration queue_timeout = 30s;  // held longer: 503 + Retry-After
   duration startup_timeout = 60s;
   readiness_config readiness;
+  // Knative-class policy (scaler/policy.hpp), Knative's defaults.
+  scale_metric metric = scale_metric::concurrency;
+  int target_rps = 100;             // with metric: rps, requests/s per instance
+  duration panic_window = 6s;       // short window that detects bursts
+  double panic_threshold = 2.0;     // 200%: panic when the panic window wants 2x the ready instances
+  double target_utilization = 0.7;  // 70% of the target is what the scaler aims for
+  double max_scale_up_rate = 1000;  // at most ceil(rate * ready) instances after one evaluation
+  double max_scale_down_rate = 2;   // at least floor(ready / rate) instances after one evaluation
+  int initial_instances = 1;        // started at once when the app wakes (or boots with min > 0)
+  bool keep_warm_auto = false;      // keep_warm: auto
+  schedule_config schedule;
 };
 
 struct app_config {

@@ -22,6 +22,8 @@
 #include <system_error>
 #include <utility>
 
+#include "common/time_zone.hpp"
+
 namespace wakegate::config {
 
 std::string diagnostic::str() const {
@@ -37,11 +39,14 @@ constexpr std::string_view duration_expected = "expected a duration like 250ms, 
 constexpr std::array<std::string_view, 7> top_keys{
     "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "defaults", "apps"};
 constexpr std::array<std::string_view, 2> listen_keys{"http", "admin"};
-constexpr std::array<std::string_view, 11> settings_keys{
+constexpr std::array<std::string_view, 21> settings_keys{
     "min_instances",       "max_instances",    "target_concurrency", "max_concurrency",
     "scale_to_zero_after", "scale_down_delay", "stable_window",      "queue_size",
-    "queue_timeout",       "startup_timeout",  "readiness"};
-constexpr std::array<std::string_view, 14> app_keys{"name",
+    "queue_timeout",       "startup_timeout",  "readiness",
+    // Knative-class policy
+    "metric", "target_rps", "panic_window", "panic_threshold", "target_utilization",
+    "max_scale_up_rate", "max_scale_down_rate", "initial_instances", "keep_warm", "schedule"};
+constexpr std::array<std::string_view, 24> app_keys{"name",
                                                     "hosts",
                                                     "backend",
                                                     "min_instances",
@@ -54,8 +59,21 @@ constexpr std::array<std::string_view, 14> app_keys{"name",
                                                     "queue_size",
                                                     "queue_timeout",
                                                     "startup_timeout",
-                                                    "readiness"};
+                                                    "readiness",
+                                                    "metric",
+                                                    "target_rps",
+                                                    "panic_window",
+                                                    "panic_threshold",
+                                                    "target_utilization",
+                                                    "max_scale_up_rate",
+                                                    "max_scale_down_rate",
+                                                    "initial_instances",
+                                                    "keep_warm",
+                                                    "schedule"};
 constexpr std::array<std::string_view, 3> readiness_keys{"path", "interval", "timeout"};
+constexpr std::array<std::string_view, 2> schedule_keys{"time_zone", "ranges"};
+constexpr std::array<std::string_view, 4> range_keys{"days", "from", "to", "min_instances"};
+constexpr std::array<std::string_view, 7> day_names{"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 constexpr std::array<std::string_view, 5> process_keys{"command", "cwd", "env", "stop_signal",
                                                        "stop_timeout"};
 
@@ -513,9 +531,197 @@ class loader {
     } else if (k == "readiness") {
       parse_readiness(e, s.readiness, "readiness of " + context);
     } else {
+      return apply_scaling_setting(e, s, context);
+    }
+    return true;
+  }
+  // ---- Knative-class policy keys (scaler/policy.hpp) ----
+
+  bool apply_scaling_setting(const entry& e, app_settings& s, const std::string& context) {
+    const std::string& k = e.key;
+    if (k == "metric") {
+      const std::string text = e.value.IsScalar() ? e.value.Scalar() : "";
+      if (text == "concurrency") s.metric = scale_metric::concurrency;
+      else if (text == "rps") s.metric = scale_metric::rps;
+      else error(e.value_pos, "metric must be 'concurrency' or 'rps'");
+    } else if (k == "target_rps") {
+      if (auto value = read_int(e, 1)) s.target_rps = *value;
+    } else if (k == "initial_instances") {
+      if (auto value = read_int(e, 0)) s.initial_instances = *value;
+    } else if (k == "panic_window") {
+      if (auto value = read_duration(e, true)) s.panic_window = *value;
+    } else if (k == "panic_threshold") {
+      if (auto value = read_percent(e, 110, 1000)) s.panic_threshold = *value / 100.0;
+    } else if (k == "target_utilization") {
+      if (auto value = read_percent(e, 1, 100)) s.target_utilization = *value / 100.0;
+    } else if (k == "max_scale_up_rate" || k == "max_scale_down_rate") {
+      if (auto value = read_rate(e)) (k == "max_scale_up_rate" ? s.max_scale_up_rate : s.max_scale_down_rate) = *value;
+    } else if (k == "keep_warm") {
+      const std::string text = e.value.IsScalar() ? e.value.Scalar() : "";
+      if (text == "auto") s.keep_warm_auto = true;
+      else if (text == "off") s.keep_warm_auto = false;
+      else error(e.value_pos, "keep_warm must be 'auto' or 'off'");
+    } else if (k == "schedule") {
+      parse_schedule(e, s.schedule, "schedule of " + context);
+    } else {
       return false;
     }
     return true;
+  }
+
+  // "70%": an integer percentage within [min, max].
+  std::optional<int> read_percent(const entry& e, int min, int max) {
+    std::string text = e.value.IsScalar() ? e.value.Scalar() : "";
+    int value = 0;
+    const bool ok = text.size() >= 2 && text.back() == '%' &&
+                    std::all_of(text.begin(), text.end() - 1, is_digit) && text.size() <= 6 &&
+                    std::from_chars(text.data(), text.data() + text.size() - 1, value).ec == std::errc{};
+    if (!ok) {
+      error(e.value_pos, "expected a percentage like 70%");
+      return std::nullopt;
+    }
+    if (value < min || value > max) {
+      error(e.value_pos, e.key + " must be between " + std::to_string(min) + "% and " + std::to_string(max) + "%");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  // A decimal number greater than 1 (a rate of 1 would forbid scaling at all), at most 1000000.
+  std::optional<double> read_rate(const entry& e) {
+    const std::string text = e.value.IsScalar() && e.value.Tag() != "!" ? e.value.Scalar() : "";
+    double value = 0;
+    const bool digits = !text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return is_digit(c) || c == '.'; });
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (!digits || ec != std::errc{} || end != text.data() + text.size()) {
+      error(e.value_pos, "expected a number like 2 or 1.5");
+      return std::nullopt;
+    }
+    if (!(value > 1.0) || value > 1e6) {
+      error(e.value_pos, e.key + " must be greater than 1 and at most 1000000");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  void parse_schedule(const entry& schedule, schedule_config& out, const std::string& context) {
+    const auto entries = entries_of(schedule.value, schedule.value_pos);
+    if (!entries) return;
+    schedule_config sc;  // a schedule replaces the inherited one as a whole
+    for (const entry& e : *entries) {
+      if (e.key == "time_zone") {
+        const auto name = read_string(e);
+        if (!name) continue;
+        std::string why;
+        if (!time_zone::load(*name, why)) {
+          error(e.value_pos, why);
+          continue;
+        }
+        sc.time_zone = *name;
+      } else if (e.key == "ranges") {
+        if (!e.value.IsSequence()) {
+          error(e.value_pos, "expected a list of ranges");
+          continue;
+        }
+        for (const YAML::Node& item : e.value) {
+          const position item_pos = position_of(item.Mark());
+          if (!item.IsMap()) {
+            error(item_pos, "expected a mapping {days, from, to, min_instances}");
+            continue;
+          }
+          if (auto r = parse_range(item, item_pos, context)) sc.ranges.push_back(*r);
+        }
+      } else {
+        unknown_key(e, schedule_keys, context);
+      }
+    }
+    out = std::move(sc);
+  }
+
+  std::optional<schedule_range> parse_range(const YAML::Node& node, position pos, const std::string& context) {
+    const auto entries = entries_of(node, pos);
+    if (!entries) return std::nullopt;
+    schedule_range r;
+    bool ok = true;
+    std::optional<position> to_pos;
+    for (const entry& e : *entries) {
+      if (e.key == "days") {
+        auto days = read_days(e);
+        ok = ok && days.has_value();
+        if (days) r.days = *days;
+      } else if (e.key == "from" || e.key == "to") {
+        auto minute = read_clock(e, e.key == "to");
+        ok = ok && minute.has_value();
+        if (minute) (e.key == "from" ? r.from_minute : r.to_minute) = *minute;
+        if (e.key == "to") to_pos = e.value_pos;
+      } else if (e.key == "min_instances") {
+        auto value = read_int(e, 0);
+        ok = ok && value.has_value();
+        if (value) r.min_instances = *value;
+      } else {
+        unknown_key(e, range_keys, "range of " + context);
+        ok = false;
+      }
+    }
+    for (std::string_view required : {"days", "min_instances"}) {
+      if (!find(*entries, required)) {
+        error(pos, "missing required key " + in_quotes(required) + " in range of " + context);
+        ok = false;
+      }
+    }
+    if (ok && r.from_minute >= r.to_minute) {
+      error(to_pos ? *to_pos : pos, "range must end after it starts (split ranges that cross midnight)");
+      ok = false;
+    }
+    if (!ok) return std::nullopt;
+    return r;
+  }
+
+  // "mon-fri", "sat,sun", "mon,wed-fri", "daily".
+  std::optional<unsigned> read_days(const entry& e) {
+    const std::string text = e.value.IsScalar() ? lower(e.value.Scalar()) : "";
+    auto day = [](std::string_view name) -> int {
+      for (std::size_t i = 0; i < day_names.size(); ++i)
+        if (day_names[i] == name) return static_cast<int>(i);
+      return -1;
+    };
+    unsigned days = 0;
+    bool ok = !text.empty();
+    if (text == "daily") return 0x7fu;
+    std::string_view rest = text;
+    while (ok && !rest.empty()) {
+      const auto comma = rest.find(',');
+      std::string_view part = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+      const auto dash = part.find('-');
+      const int a = day(part.substr(0, dash));
+      const int b = dash == std::string_view::npos ? a : day(part.substr(dash + 1));
+      if (a < 0 || b < 0 || b < a) {
+        ok = false;
+        break;
+      }
+      for (int d = a; d <= b; ++d) days |= 1u << d;
+    }
+    if (!ok) {
+      error(e.value_pos, "expected days like mon-fri, sat,sun or daily");
+      return std::nullopt;
+    }
+    return days;
+  }
+
+  // "HH:MM" (24:00 allowed for `to`) -> minutes since midnight.
+  std::optional<int> read_clock(const entry& e, bool allow_end_of_day) {
+    const std::string text = e.value.IsScalar() ? e.value.Scalar() : "";
+    const bool shape = text.size() == 5 && is_digit(text[0]) && is_digit(text[1]) && text[2] == ':' &&
+                       is_digit(text[3]) && is_digit(text[4]);
+    const int h = shape ? (text[0] - '0') * 10 + (text[1] - '0') : -1;
+    const int m = shape ? (text[3] - '0') * 10 + (text[4] - '0') : -1;
+    if (!shape || m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_end_of_day))) {
+      error(e.value_pos, allow_end_of_day ? "expected a time of day HH:MM from 00:00 to 24:00"
+                                          : "expected a time of day HH:MM from 00:00 to 23:59");
+      return std::nullopt;
+    }
+    return h * 60 + m;
   }
 
   // Only the keys present override `r`, so an app can change one field of the defaults' readiness.

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,7 +22,9 @@
 #include "config/config.hpp"
 #include "scaler/concurrency.hpp"
 #include "scaler/instance.hpp"
+#include "common/time_zone.hpp"
 #include "scaler/policy.hpp"
+#include "scaler/window.hpp"
 
 namespace wakegate::scaler {
 
@@ -77,6 +80,7 @@ struct app_metrics {
   code_counter requests;
   metrics::histogram request_duration{metrics::latency_buckets()};
   metrics::histogram cold_start{metrics::latency_buckets()};
+  metrics::histogram instance_start{metrics::latency_buckets()};  // instance created -> ready
   metrics::counter rejected_full;
   metrics::counter rejected_timeout;
   metrics::counter scale_up;
@@ -112,8 +116,13 @@ class app {
   clock_time first_held_at{};        // cold start measurement: first held request with no ready instance
   int next_instance_seq = 1;
   bool removed = false;              // no longer in the config: draining out
-  // Cumulative concurrency integral samples (time, request-seconds) for window averages.
-  std::deque<std::pair<clock_time, double>> samples;
+  load_window window;                // per-second load history for the stable and panic windows
+  std::optional<time_zone> zone;     // of settings.schedule, loaded when the config is applied
+  double start_estimate = 0;         // seconds from start to ready, moving average (0 = none yet)
+  policy_decision last_decision;     // of the latest evaluation, for /status and /metrics
+  double observed_stable = 0, observed_panic = 0;  // average in-flight over the two windows
+  double observed_rps = 0;           // arrivals/s over the stable window
+  int scheduled_min = 0;
 
   // Publishes a new view to one thread's slot; call only on that thread.
   void set_view(std::shared_ptr<const instance_list> v) noexcept { views_[this_shard].ready = std::move(v); }

@@ -13,6 +13,7 @@
 
 #include "common/log.hpp"
 #include "scaler/probe.hpp"
+#include "scaler/schedule.hpp"
 
 namespace wakegate::scaler {
 
@@ -28,19 +29,18 @@ std::chrono::milliseconds start_backoff(int failures) {
   return std::chrono::milliseconds(static_cast<long>(std::min(ms, 30000.0)));
 }
 
-double average_concurrency(const app& a, clock_time now, double area_now, std::int64_t in_flight,
-                           std::chrono::milliseconds window) {
-  // Oldest sample inside the window (samples are trimmed to start at or before now - window).
-  if (a.samples.size() < 2) return static_cast<double>(in_flight);
-  auto start = now - window;
-  const auto* base = &a.samples.front();
-  for (const auto& s : a.samples) {
-    if (s.first > start) break;
-    base = &s;
-  }
-  double span = seconds_between(base->first, now);
-  if (span < 0.001) return static_cast<double>(in_flight);
-  return (area_now - base->second) / span;
+// Seconds since the Unix epoch, for `schedule`.
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The schedule's zone, or nothing without ranges (the loader checked the zone exists).
+std::optional<time_zone> load_zone(const config::app_settings& s, const std::string& app) {
+  if (s.schedule.ranges.empty()) return std::nullopt;
+  std::string why;
+  auto z = time_zone::load(s.schedule.time_zone, why);
+  if (!z) log::error("schedule ignored", {{"app", app}, {"error", why}});
+  return z;
 }
 
 }  // namespace
@@ -68,6 +68,7 @@ void control_plane::apply(const config::config& cfg) {
         backend_changed = o.command != n.command || o.cwd != n.cwd || o.env != n.env;
       }
       existing->cfg_ = std::make_shared<const config::app_config>(ac);
+      existing->zone = load_zone(ac.settings, ac.name);
       if (backend_changed) {
         // New instances run the new backend; the old ones drain once nothing routes to them.
         log::info("app backend changed: replacing instances", {{"app", ac.name}});
@@ -77,6 +78,7 @@ void control_plane::apply(const config::config& cfg) {
       next.push_back(existing);
     } else {
       auto a = std::make_shared<app>(ac);
+      a->zone = load_zone(ac.settings, ac.name);
       log::info("app added", {{"app", ac.name}});
       next.push_back(a);
     }
@@ -145,28 +147,49 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
     a->last_arrivals = reading.arrivals;
     a->last_request = now;
   }
-  a->samples.emplace_back(now, reading.area);
-  // Keep one sample at or before the window start so that the window is fully covered.
-  while (a->samples.size() > 2 && a->samples[1].first <= now - s.stable_window) a->samples.pop_front();
+  a->window.reserve(std::max(s.stable_window, s.panic_window));
+  a->window.record(now, reading.area, reading.arrivals);
 
-  int current = 0;
-  for (auto& i : a->instances)
+  int current = 0, ready = 0;
+  for (auto& i : a->instances) {
     if (i->state == instance_state::starting || i->state == instance_state::ready) ++current;
+    if (i->state == instance_state::ready) ++ready;
+  }
 
   policy_input in;
   in.now = now;
-  in.avg_concurrency = average_concurrency(*a, now, reading.area, reading.in_flight, s.stable_window);
+  if (a->window.covered_seconds(now) < 0.001) {
+    // Just woke: nothing to average yet, the requests in flight are the load.
+    in.stable_concurrency = in.panic_concurrency = static_cast<double>(reading.in_flight);
+  } else {
+    in.stable_concurrency = a->window.average_concurrency(now, s.stable_window);
+    in.panic_concurrency = a->window.average_concurrency(now, s.panic_window);
+    in.stable_rps = a->window.request_rate(now, s.stable_window);
+    in.panic_rps = a->window.request_rate(now, s.panic_window);
+  }
   in.in_flight = static_cast<int>(reading.in_flight);
   in.queued = static_cast<int>(a->queue.size());
   in.last_request = a->last_request;
+  in.ready = ready;
   in.current = current;
+  in.scheduled_min = a->zone ? scheduled_min(s.schedule, *a->zone, unix_now()) : 0;
+  in.start_estimate = a->start_estimate;
   auto d = decide(s, in, a->policy);
+  if (d.panic != a->last_decision.panic)
+    log::info(d.panic ? "panic mode entered" : "panic mode left",
+              {{"app", a->name()}, {"panic_concurrency", in.panic_concurrency}, {"ready", ready}});
   if (d.desired != a->desired)
     log::info("desired instances", {{"app", a->name()}, {"from", a->desired}, {"to", d.desired},
-                                   {"reason", d.reason}, {"avg_concurrency", in.avg_concurrency}});
+                                   {"reason", d.reason}, {"avg_concurrency", in.stable_concurrency},
+                                   {"panic_concurrency", in.panic_concurrency}});
   a->desired = d.desired;
   a->desired_reason = d.reason;
-  if (d.desired == 0 && current == 0) a->samples.clear();  // the next wake starts a fresh window
+  a->last_decision = d;
+  a->observed_stable = in.stable_concurrency;
+  a->observed_panic = in.panic_concurrency;
+  a->observed_rps = in.stable_rps;
+  a->scheduled_min = in.scheduled_min;
+  if (d.desired == 0 && current == 0) a->window.reset();  // the next wake starts a fresh history
   reconcile(a, now);
 }
 
@@ -287,6 +310,10 @@ void control_plane::on_ready(const app_ptr& a, const instance_ptr& i) {
   a->next_start_allowed = {};
   log::info("instance ready", {{"app", a->name()}, {"instance", i->id}, {"address", i->address},
                                {"start_ms", std::chrono::duration<double, std::milli>(now - i->created_at).count()}});
+  // Start-time estimate: an exponentially weighted moving average (weight 0.3 for the newest).
+  const double took = seconds_between(i->created_at, now);
+  a->stats.instance_start.observe(took);
+  a->start_estimate = a->start_estimate > 0 ? 0.7 * a->start_estimate + 0.3 * took : took;
   if (a->first_held_at != clock_time{}) {
     a->stats.cold_start.observe(seconds_between(a->first_held_at, now));
     a->first_held_at = {};
@@ -548,6 +575,13 @@ std::string control_plane::status_json() const {
     if (a->next_start_allowed > now)
       o["next_start_in_seconds"] = seconds_between(now, a->next_start_allowed);
     o["removed"] = a->removed;
+    const auto& d = a->last_decision;
+    o["panic"] = d.panic;
+    o["observed_concurrency"] = json::object{{"stable", a->observed_stable}, {"panic", a->observed_panic}};
+    o["observed_rps"] = a->observed_rps;
+    o["start_estimate_seconds"] = a->start_estimate;
+    o["keep_warm_seconds"] = std::chrono::duration<double>(d.grace).count();
+    o["scheduled_min_instances"] = a->scheduled_min;
     json::array insts;
     for (auto& i : a->instances) {
       json::object io;
@@ -600,6 +634,18 @@ void control_plane::write_metrics(metrics::text_writer& w) const {
   }
   w.family("wakegate_desired_instances", "gauge", "Instances the scaler wants.");
   for (auto& a : apps_) w.sample("wakegate_desired_instances", {label{"app", a->name()}}, a->desired);
+  w.family("wakegate_panic_mode", "gauge", "1 while the scaler is in panic mode (a burst over the panic threshold).");
+  for (auto& a : apps_) w.sample("wakegate_panic_mode", {label{"app", a->name()}}, a->last_decision.panic ? 1 : 0);
+  w.family("wakegate_observed_concurrency", "gauge", "Time-weighted average in-flight requests over the stable and panic windows.");
+  for (auto& a : apps_) {
+    w.sample("wakegate_observed_concurrency", {label{"app", a->name()}, label{"window", "stable"}}, a->observed_stable);
+    w.sample("wakegate_observed_concurrency", {label{"app", a->name()}, label{"window", "panic"}}, a->observed_panic);
+  }
+  w.family("wakegate_instance_start_seconds", "histogram", "From an instance being started to it being ready.");
+  for (auto& a : apps_) {
+    label l[] = {{"app", a->name()}};
+    w.histogram("wakegate_instance_start_seconds", l, a->stats.instance_start.snapshot());
+  }
   w.family("wakegate_cold_start_seconds", "histogram", "From the first held request to an instance being ready.");
   for (auto& a : apps_) {
     label l[] = {{"app", a->name()}};

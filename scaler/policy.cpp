@@ -8,47 +8,132 @@ namespace wakegate::scaler {
 
 namespace {
 
-// ceil(avg / target), with avg values within 1e-9 above a multiple of target counted as that
-// multiple (averages of integers come out as 10.0000000001 rather than 10).
-int instances_for(double avg, int target) {
-  if (!(avg > 0)) return 0;  // also NaN
-  const double t = std::max(target, 1);
-  const double k = std::floor(avg / t);
-  const double n = avg - k * t <= 1e-9 ? k : k + 1;
+// ceil(observed / tv), with values within 1e-9 above a multiple counted as that multiple
+// (averages of integers come out as 10.0000000001 rather than 10).
+int instances_for(double observed, double tv) {
+  if (!(observed > 0)) return 0;  // also NaN
+  const double t = std::max(tv, 1e-9);
+  const double q = observed / t;
+  const double k = std::floor(q);
+  const double n = q - k <= 1e-9 ? k : k + 1;
   return n >= std::numeric_limits<int>::max() ? std::numeric_limits<int>::max() : static_cast<int>(n);
+}
+
+int to_int(double v) {
+  if (!(v > 0)) return 0;
+  return v >= std::numeric_limits<int>::max() ? std::numeric_limits<int>::max() : static_cast<int>(v);
+}
+
+void learn_gap(const config::app_settings& s, const clock_time& last_request, policy_state& st) {
+  if (!s.keep_warm_auto || last_request == clock_time{} || last_request == st.seen_request) return;
+  if (st.seen_request != clock_time{}) {
+    const double gap = std::chrono::duration<double>(last_request - st.seen_request).count();
+    if (gap >= 2.0) st.gaps[st.gap_count++ % st.gaps.size()] = gap;
+  }
+  st.seen_request = last_request;
 }
 
 }  // namespace
 
-policy_decision decide(const config::app_settings& settings, const policy_input& in, policy_state& state) {
+std::chrono::milliseconds keep_warm_period(const config::app_settings& s, const policy_state& st) {
+  if (!s.keep_warm_auto || st.gap_count < 4) return s.scale_to_zero_after;
+  const std::size_t n = std::min(st.gap_count, st.gaps.size());
+  std::array<double, 32> sorted{};
+  std::copy_n(st.gaps.begin(), n, sorted.begin());
+  std::sort(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(n));
+  const double p90 = sorted[std::min(n - 1, static_cast<std::size_t>(std::ceil(0.9 * static_cast<double>(n))) - 1)];
+  auto learnt = std::chrono::milliseconds(static_cast<long long>(p90 * 1.25 * 1000));
+  return std::min(std::max(learnt, s.panic_window), s.scale_to_zero_after);
+}
+
+policy_decision decide(const config::app_settings& s, const policy_input& in, policy_state& st) {
+  policy_decision d;
+  learn_gap(s, in.last_request, st);
+  d.grace = keep_warm_period(s, st);
+
+  const int hi = std::max(s.max_instances, 0);
+  const int lo = std::min(std::max({s.min_instances, in.scheduled_min, 0}), hi);
   const bool busy = in.in_flight > 0 || in.queued > 0;
   const bool ever_requested = in.last_request != clock_time{};
-  const bool recent_request = ever_requested && in.now - in.last_request < settings.scale_to_zero_after;
+  const bool recent_request = ever_requested && in.now - in.last_request < d.grace;
 
-  if (settings.min_instances <= 0 && !busy && !recent_request) {
-    state.recent.clear();
-    return {0, "idle"};
+  if (lo <= 0 && !busy && !recent_request) {
+    st.recent.clear();
+    st.panic_time = {};
+    st.max_panic = 0;
+    d.reason = "idle";
+    return d;
   }
 
-  int raw = instances_for(in.avg_concurrency, settings.target_concurrency);
-  if (busy || recent_request) raw = std::max(raw, 1);
+  // Knative's rules.
+  const bool rps = s.metric == config::scale_metric::rps;
+  const double tv = (rps ? s.target_rps : s.target_concurrency) * s.target_utilization;
+  const double stable = rps ? in.stable_rps : in.stable_concurrency;
+  const double panic = rps ? in.panic_rps : in.panic_concurrency;
+  const double ready = std::max(in.ready, 1);
+  const int max_up = to_int(std::ceil(s.max_scale_up_rate * ready));
+  const int max_down = to_int(std::floor(ready / s.max_scale_down_rate));
+  d.stable_wanted = instances_for(stable, tv);
+  d.panic_wanted = instances_for(panic, tv);
+  const int stable_pods = std::min(std::max(d.stable_wanted, max_down), max_up);
+  const int panic_pods = std::min(std::max(d.panic_wanted, max_down), max_up);
 
-  if (settings.scale_down_delay <= config::duration::zero()) {
-    state.recent.clear();
+  const bool over = d.panic_wanted / ready >= s.panic_threshold;
+  if (over) {
+    st.panic_time = in.now;  // enter, or extend
+  } else if (st.panicking() && st.panic_time + s.stable_window < in.now) {
+    st.panic_time = {};
+    st.max_panic = 0;
+  }
+  int want = stable_pods;
+  const char* reason = "load";
+  if (st.panicking()) {
+    // Provision for the larger of the two; never decrease while panicking.
+    want = std::max({stable_pods, panic_pods, st.max_panic});
+    st.max_panic = want;
+    reason = "panic";
+    d.panic = true;
+  }
+
+  if (busy || recent_request) want = std::max(want, 1);
+  // Waking (nothing running; traffic, or booting with a minimum): initial_instances at once.
+  if (in.current == 0 && (want > 0 || lo > 0) && s.initial_instances > std::max(want, lo)) {
+    want = s.initial_instances;
+    reason = "initial";
+  }
+  // Nothing ready and requests held: they and those arriving while instances start all need a slot
+  // the moment instances are ready (max_concurrency each, or the target value without a limit).
+  if (in.ready == 0 && in.queued > 0 && in.start_estimate > 0) {
+    const double room = s.max_concurrency > 0 ? std::max<double>(s.max_concurrency, tv) : tv;
+    const int cold = instances_for(in.in_flight + in.panic_rps * in.start_estimate, room);
+    if (cold > want) {
+      want = cold;
+      reason = "cold-burst";
+    }
+  }
+
+  if (s.scale_down_delay <= config::duration::zero()) {
+    st.recent.clear();
   } else {
-    const clock_time horizon = in.now - settings.scale_down_delay;
-    while (!state.recent.empty() && state.recent.front().first < horizon) state.recent.pop_front();
+    const clock_time horizon = in.now - s.scale_down_delay;
+    while (!st.recent.empty() && st.recent.front().first < horizon) st.recent.pop_front();
   }
-  state.recent.emplace_back(in.now, raw);
-  int held = raw;
-  for (const auto& entry : state.recent) held = std::max(held, entry.second);
+  st.recent.emplace_back(in.now, want);
+  int held = want;
+  for (const auto& entry : st.recent) held = std::max(held, entry.second);
+  if (held > want) reason = "delay";
 
-  const int lo = std::max(settings.min_instances, 0);
-  const int hi = std::max(settings.max_instances, lo);
-  if (held < lo) return {lo, "min"};
-  if (held > hi) return {hi, "max"};
-  if (held > raw) return {held, "delay"};
-  return {held, "load"};
+  if (held < lo) {
+    d.desired = lo;
+    d.reason = in.scheduled_min > s.min_instances ? "schedule" : "min";
+  } else if (held > hi) {
+    d.desired = hi;
+    d.reason = "max";
+  } else {
+    d.desired = held;
+    d.reason = reason;
+  }
+  return d;
 }
 
 }  // namespace wakegate::scaler

@@ -13,6 +13,7 @@ packages=(
   prometheus             # promtool, to check /metrics
   python3-fastapi uvicorn curl  # the demo app and the integration tests
   gcovr
+  gnuplot-nox tzdata    # the scaling simulator's plots; schedule time zones
 )
 
 missing=()

@@ -40,6 +40,8 @@ struct app_status {
   int in_flight = 0;
   int queue_length = 0;
   std::string last_error;
+  bool panic = false;                 // the scaler is in panic mode
+  double start_estimate_seconds = 0;  // moving estimate of an instance's start time
   std::vector<instance_status> instances;
 
   int count(const std::string& state) const;  // instances in `state`

@@ -29,13 +29,14 @@ app_settings make_settings(int min, int max, int target) {
   s.target_concurrency = target;
   s.scale_to_zero_after = 5min;
   s.scale_down_delay = 30s;
+  s.target_utilization = 1.0;  // these tests check the core rules with the target as given
   return s;
 }
 
 policy_input load(const virtual_clock& c, double avg, int in_flight = 0, int queued = 0) {
   policy_input in;
   in.now = c.now;
-  in.avg_concurrency = avg;
+  in.stable_concurrency = avg;
   in.in_flight = in_flight;
   in.queued = queued;
   in.last_request = c.now;  // traffic right now
