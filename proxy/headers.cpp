@@ -32,7 +32,7 @@ std::string_view trim(std::string_view s) noexcept {
 
 void strip_hop_by_hop(http::fields& f) {
   // Headers named in Connection are hop-by-hop too. Collect names first: erasing invalidates.
-  std::array<std::string, 16> named;
+  std::array<std::string_view, 16> named;
   std::size_t count = 0;
   for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
     std::string_view v = it->value();
@@ -42,16 +42,37 @@ void strip_hop_by_hop(http::fields& f) {
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
       if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
       if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;
-      if (count < named.size()) named[count++] = std::string(token);
+      if (count < named.size()) named[count++] = token;
     }
   }
-  for (std::size_t i = 0; i < count; ++i) f.erase(named[i]);
+  // One pass, comparing field codes: no lookups by name. The Connection values the names point
+  // into are erased last, once nothing reads them any more.
+  auto named_here = [&](std::string_view name) {
+    for (std::size_t i = 0; i < count; ++i)
+      if (iequals(name, named[i])) return true;
+    return false;
+  };
+  for (auto it = f.begin(); it != f.end();) {
+    switch (it->name()) {
+      case http::field::keep_alive:
+      case http::field::proxy_connection:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::upgrade:
+        it = f.erase(it);
+        continue;
+      case http::field::connection:
+        ++it;
+        continue;
+      default:
+        if (count > 0 && named_here(it->name_string())) {
+          it = f.erase(it);
+          continue;
+        }
+        ++it;
+    }
+  }
   f.erase(http::field::connection);
-  f.erase(http::field::keep_alive);
-  f.erase(http::field::proxy_connection);
-  f.erase(http::field::te);
-  f.erase(http::field::trailer);
-  f.erase(http::field::upgrade);
 }
 
 void make_request_id(char (&out)[32]) noexcept {
@@ -66,24 +87,39 @@ void make_request_id(char (&out)[32]) noexcept {
 std::string_view rewrite_request(http::fields& f, const forward_info& info) {
   strip_hop_by_hop(f);
 
-  auto xff = f.find("X-Forwarded-For");
+  // One pass to find what is there; our own X-Forwarded-Proto/Host replace the client's.
+  auto xff = f.end(), rid = f.end(), host = f.end();
+  for (auto it = f.begin(); it != f.end();) {
+    if (it->name() == http::field::host) {
+      if (host == f.end()) host = it;
+    } else if (it->name() == http::field::unknown) {
+      auto n = it->name_string();
+      if (n.size() == 15 && iequals(n, "x-forwarded-for")) {
+        if (xff == f.end()) xff = it;
+      } else if ((n.size() == 17 && iequals(n, "x-forwarded-proto")) || (n.size() == 16 && iequals(n, "x-forwarded-host"))) {
+        it = f.erase(it);
+        continue;
+      } else if (n.size() == 12 && iequals(n, "x-request-id")) {
+        if (rid == f.end() || rid->value().empty()) rid = it;
+      }
+    }
+    ++it;
+  }
   if (xff == f.end()) {
-    f.set("X-Forwarded-For", info.client_ip);
+    f.insert("X-Forwarded-For", info.client_ip);
   } else {
     std::string joined;
     joined.reserve(xff->value().size() + 2 + info.client_ip.size());
     joined.append(xff->value()).append(", ").append(info.client_ip);
     f.set("X-Forwarded-For", joined);
   }
-  f.set("X-Forwarded-Proto", info.proto);
-  if (auto host = f.find(http::field::host); host != f.end()) {
-    f.set("X-Forwarded-Host", host->value());
-  }
-  auto rid = f.find("x-request-id");
+  f.insert("X-Forwarded-Proto", info.proto);
+  if (host != f.end()) f.insert("X-Forwarded-Host", host->value());
   if (rid == f.end() || rid->value().empty()) {
     char id[32];
     make_request_id(id);
-    f.set("X-Request-Id", std::string_view(id, sizeof id));
+    if (rid != f.end()) f.erase("X-Request-Id");
+    f.insert("X-Request-Id", std::string_view(id, sizeof id));
     rid = f.find("x-request-id");
   }
   return rid->value();
