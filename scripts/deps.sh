@@ -13,6 +13,7 @@ packages=(
   prometheus             # promtool, to check /metrics
   python3-fastapi uvicorn curl  # the demo app and the integration tests
   gcovr
+  pebble pebble-challtestsrv testssl.sh  # HTTPS tests: ACME test CA and its DNS, the TLS scan
 )
 
 missing=()
