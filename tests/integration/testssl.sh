@@ -9,9 +9,12 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/ca.key" -out "$tmp/ca.pem" \
-  -subj "/CN=wakegate testssl CA" -days 7 -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+  -subj "/CN=wakegate testssl CA" -days 400 -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+# A certificate like a CA would issue (a year, a CRL URI), so that the scan rates the listener, not
+# the test certificate.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/site.key" -out "$tmp/site.pem" \
-  -subj "/CN=site.test" -addext "subjectAltName=DNS:site.test" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -days 7 2>/dev/null
+  -subj "/CN=site.test" -addext "subjectAltName=DNS:site.test" -addext "crlDistributionPoints=URI:http://ca.test/crl" \
+  -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -days 365 2>/dev/null
 cat >"$tmp/wg.yaml" <<YAML
 listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0, https: 127.0.0.1:0 }
 access_log: false
@@ -32,9 +35,9 @@ done
 [[ -n $port ]] || { echo "wakegate did not start:"; cat "$tmp/wg.log"; exit 1; }
 
 # Protocols, cipher categories, forward secrecy, server defaults, vulnerabilities, no DNS lookups.
-timeout 240 testssl --quiet --color 0 --warnings off --openssl-timeout 5 --nodns min --ip one \
+timeout 240 testssl --quiet --color 0 --warnings off --openssl-timeout 5 --nodns min --ip 127.0.0.1 \
   --protocols --std --fs --server-defaults --vulnerable --sneaky \
-  --jsonfile "$tmp/scan.json" "site.test:$port" --add-ca "$tmp/ca.pem" >"$tmp/scan.txt" 2>&1 || true
+  --add-ca "$tmp/ca.pem" --jsonfile "$tmp/scan.json" "site.test:$port" >"$tmp/scan.txt" 2>&1 || true
 [[ -s $tmp/scan.json ]] || { echo "testssl produced no result:"; cat "$tmp/scan.txt"; exit 1; }
 python3 - "$tmp/scan.json" <<'PY'
 import json, sys

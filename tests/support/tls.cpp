@@ -102,12 +102,13 @@ cert_files make_expired_cert(const std::string& dir, const std::string& file, co
   return c;
 }
 
-command_result s_client(std::uint16_t port, const std::string& servername, const std::vector<std::string>& extra) {
+command_result s_client(std::uint16_t port, const std::string& servername, const std::vector<std::string>& extra,
+                        const std::string& input) {
   std::vector<std::string> argv{openssl_bin, "s_client", "-connect", "127.0.0.1:" + std::to_string(port)};
   if (servername.empty()) argv.push_back("-noservername");
   else argv.insert(argv.end(), {"-servername", servername});
   argv.insert(argv.end(), extra.begin(), extra.end());
-  return run_command(argv, "", std::chrono::seconds(20));
+  return run_command(argv, input, std::chrono::seconds(20));
 }
 
 std::string presented_names(std::uint16_t port, const std::string& servername) {

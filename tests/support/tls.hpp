@@ -27,8 +27,10 @@ cert_files make_test_cert(const std::string& dir, const std::string& file, const
 // A self-signed certificate for `name` that expired yesterday.
 cert_files make_expired_cert(const std::string& dir, const std::string& file, const std::string& name);
 
-// `openssl s_client` against 127.0.0.1:port. `servername` empty: no SNI. Extra args as given.
-command_result s_client(std::uint16_t port, const std::string& servername, const std::vector<std::string>& extra = {});
+// `openssl s_client` against 127.0.0.1:port. `servername` empty: no SNI. Extra args as given;
+// `input` goes to its stdin.
+command_result s_client(std::uint16_t port, const std::string& servername, const std::vector<std::string>& extra = {},
+                        const std::string& input = {});
 // The DNS subjectAltNames of the certificate the server presented ("" when the handshake failed).
 std::string presented_names(std::uint16_t port, const std::string& servername);
 
