@@ -3,7 +3,7 @@
 # (an nginx instance that wakegate runs, answering "hello\n"), one worker each, in one run:
 #   1. full handshakes/s      openssl s_time -new   (TLS 1.3 and TLS 1.2)
 #   2. resumed handshakes/s   openssl s_time -reuse (TLS 1.2 session resumption)
-#   3. keep-alive requests/s over TLS: wrk -t1 -c64
+#   3. keep-alive requests/s over TLS: wrk -t1 -c64 (and over plain http, for reference)
 # Usage: bench/tls.sh [seconds per measurement, default 5]
 # Needs: a built build/app/wakegate, nginx-light, wrk (installed if missing), openssl.
 set -euo pipefail
@@ -55,10 +55,13 @@ wait_line() {  # file pattern -> the line, within 10 s
 }
 "$bin" run --config "$tmp/wg.yaml" 2>"$tmp/wg.log" &
 wg=$(wait_line "$tmp/wg.log" '"listener":"https"' | sed 's/.*"address":"\([^"]*\)".*/\1/')
+wg_plain=$(wait_line "$tmp/wg.log" '"listener":"http"' | sed 's/.*"address":"\([^"]*\)".*/\1/')
 inst=$(wait_line "$tmp/wg.log" '"instance ready"' | sed 's/.*"address":"\([^"]*\)".*/\1/')
 
 # nginx as the TLS front for the same backend, settings matching wakegate's.
-ngx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ngx_port=$(free_port)
+ngx_plain_port=$(free_port)
 cat >"$tmp/front.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -68,6 +71,11 @@ events { worker_connections 4096; }
 http {
   access_log off;
   upstream backend { server $inst; keepalive 64; }
+  server {
+    listen 127.0.0.1:$ngx_plain_port;
+    keepalive_requests 1000000;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
   server {
     listen 127.0.0.1:$ngx_port ssl;
     keepalive_requests 1000000;
@@ -105,3 +113,4 @@ printf '%-34s %12s %12s\n' "full handshakes/s (TLS 1.2)" "$(s_time "$wg" -new -t
 printf '%-34s %12s %12s\n' "resumed handshakes/s (TLS 1.2)" "$(s_time "$wg" -reuse -tls1_2)" "$(s_time "127.0.0.1:$ngx_port" -reuse -tls1_2)"
 rps() { wrk -t1 -c64 -d"${secs}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
 printf '%-34s %12s %12s\n' "keep-alive requests/s (wrk -c64)" "$(rps -H 'Host: bench.test' "https://$wg/")" "$(rps "https://127.0.0.1:$ngx_port/")"
+printf '%-34s %12s %12s\n' "  same over plain http, reference" "$(rps -H 'Host: bench.test' "http://$wg_plain/")" "$(rps "http://127.0.0.1:$ngx_plain_port/")"

@@ -809,8 +809,10 @@ class loader {
     std::vector<certificate_info> infos;
     const entry* default_entry = nullptr;
     bool certs_ok = true;
+    bool has_certificates = false;
     for (const entry& e : *entries) {
       if (e.key == "certificates") {
+        has_certificates = true;
         certs_ok = parse_certificates(e, infos);
       } else if (e.key == "default_certificate") {
         if (auto value = read_string(e)) {
@@ -829,7 +831,7 @@ class loader {
     }
     if (!cfg_.https) {
       warn(tls->key_pos, "tls is configured but listen.https is not: no HTTPS listener");
-    } else if (cfg_.tls.certificates.empty() && !cfg_.tls.acme) {
+    } else if (!has_certificates && !cfg_.tls.acme) {
       error(tls->key_pos, "tls needs 'certificates' or 'acme' for listen.https");
     }
     if (default_entry != nullptr && certs_ok) {
@@ -931,13 +933,13 @@ class loader {
     bool has_directory = false, has_storage = false;
     for (const entry& e : *entries) {
       if (e.key == "directory") {
+        has_directory = true;
         if (auto value = read_string(e)) {
           if (!value->starts_with("https://")) {
             error(e.value_pos, "acme directory must be an https:// URL");
             continue;
           }
           a.directory = *value;
-          has_directory = true;
         }
       } else if (e.key == "email") {
         if (auto value = read_string(e)) a.email = *value;

@@ -66,19 +66,19 @@ TEST_CASE("tls: bad certificate files are errors at the offending value", "[conf
   auto errors = [&](const std::string& tls) { return lines(load(config_with(tls), d.path()).errors); };
   const std::string dir = d.path();
   CHECK(errors("tls:\n  certificates: [{ cert: missing.pem, key: a.key }]\n") ==
-        std::vector<std::string>{"t.yaml:4:25: cannot read " + dir + "/missing.pem: No such file or directory"});
+        std::vector<std::string>{"t.yaml:4:26: cannot read " + dir + "/missing.pem: No such file or directory"});
   CHECK(errors("tls:\n  certificates: [{ cert: a.pem, key: missing.key }]\n") ==
-        std::vector<std::string>{"t.yaml:4:39: cannot read " + dir + "/missing.key: No such file or directory"});
+        std::vector<std::string>{"t.yaml:4:38: cannot read " + dir + "/missing.key: No such file or directory"});
   CHECK(errors("tls:\n  certificates: [{ cert: junk.pem, key: a.key }]\n") ==
-        std::vector<std::string>{"t.yaml:4:25: " + dir + "/junk.pem: no PEM certificate (no start line)"});
+        std::vector<std::string>{"t.yaml:4:26: " + dir + "/junk.pem: no PEM certificate (no start line)"});
   CHECK(errors("tls:\n  certificates: [{ cert: a.pem, key: other.key }]\n") ==
-        std::vector<std::string>{"t.yaml:4:39: private key does not match the certificate"});
+        std::vector<std::string>{"t.yaml:4:38: private key does not match the certificate"});
   CHECK(errors("tls:\n  certificates: [{ cert: old.pem, key: old.key }]\n") ==
-        std::vector<std::string>{"t.yaml:4:25: certificate '" + dir + "/old.pem' has expired"});
+        std::vector<std::string>{"t.yaml:4:26: certificate '" + dir + "/old.pem' has expired"});
   CHECK(errors("tls:\n  certificates: [{ cert: a.pem }]\n") ==
         std::vector<std::string>{"t.yaml:4:18: missing required key 'key' in tls.certificates"});
   CHECK(errors("tls:\n  certificates: [{ cert: a.pem, key: a.key, chain: x }]\n") ==
-        std::vector<std::string>{"t.yaml:4:44: unknown key 'chain' in tls.certificates"});
+        std::vector<std::string>{"t.yaml:4:45: unknown key 'chain' in tls.certificates"});
   CHECK(errors("tls:\n  certificates: [{ cert: a.pem, key: a.key }]\n  default_certificate: z.test\n") ==
         std::vector<std::string>{
             "t.yaml:5:24: default_certificate 'z.test' is not a name of any certificate in tls.certificates"});
@@ -86,7 +86,7 @@ TEST_CASE("tls: bad certificate files are errors at the offending value", "[conf
         std::vector<std::string>{"t.yaml:3:1: tls needs 'certificates' or 'acme' for listen.https",
                                  "t.yaml:4:3: unknown key 'certifcates' in tls (did you mean 'certificates'?)"});
   CHECK(lines(load(config_with(""), d.path()).errors) ==
-        std::vector<std::string>{"t.yaml:1:73: listen.https needs a 'tls' section with certificates or acme"});
+        std::vector<std::string>{"t.yaml:1:63: listen.https needs a 'tls' section with certificates or acme"});
   CHECK(errors("tls:\n  acme: { directory: http://ca.test/dir }\n") ==
         std::vector<std::string>{"t.yaml:4:3: missing required key 'storage' in tls.acme",
                                  "t.yaml:4:22: acme directory must be an https:// URL"});
