@@ -44,8 +44,7 @@ constexpr std::array<std::string_view, 11> settings_keys{
     "min_instances",       "max_instances",    "target_concurrency", "max_concurrency",
     "scale_to_zero_after", "scale_down_delay", "stable_window",      "queue_size",
     "queue_timeout",       "startup_timeout",  "readiness"};
-constexpr std::array<std::string_view, 15> app_keys{"hsts",
-                                                    "name",
+constexpr std::array<std::string_view, 15> app_keys{"name",
                                                     "hosts",
                                                     "backend",
                                                     "min_instances",
@@ -58,7 +57,8 @@ constexpr std::array<std::string_view, 15> app_keys{"hsts",
                                                     "queue_size",
                                                     "queue_timeout",
                                                     "startup_timeout",
-                                                    "readiness"};
+                                                    "readiness",
+                                                    "hsts"};  // last: a tie suggests an older key
 constexpr std::array<std::string_view, 3> readiness_keys{"path", "interval", "timeout"};
 constexpr std::array<std::string_view, 5> process_keys{"command", "cwd", "env", "stop_signal",
                                                        "stop_timeout"};

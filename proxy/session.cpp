@@ -741,7 +741,10 @@ asio::awaitable<void> run_session(worker& w, tcp::socket socket) {
 asio::awaitable<void> run_tls_session(worker& w, tcp::socket socket) {
   // Held for the connection: the SNI callback of its handshake reads this certificate set.
   std::shared_ptr<const tls::cert_set> certs = w.certs;
-  if (!certs || certs->empty()) co_return;
+  if (!certs || certs->empty()) {  // e.g. before ACME's first certificate
+    w.owner->stats().tls_failed.add();
+    co_return;
+  }
   session<beast::ssl_stream<beast::tcp_stream>> s(w, std::move(socket), certs->default_context());
   co_await s.run();
 }
