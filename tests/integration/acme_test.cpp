@@ -123,7 +123,7 @@ TEST_CASE("acme: obtains a certificate from Pebble, serves it, keeps it across r
   }
 }
 
-TEST_CASE("acme: an unreachable CA is retried with backoff and logged; plain http keeps serving",
+TEST_CASE("acme: an unreachable CA is retried with backoff and logged, plain http keeps serving",
           "[integration][acme]") {
   temp_dir storage;
   auto marker = unique_marker();

@@ -149,7 +149,7 @@ TEST_CASE("https: redirect_http answers plain http for covered hosts with 308", 
   CHECK(count_processes(s.marker) == 1);
 }
 
-TEST_CASE("https: a changed certificate file is served to new connections; open ones keep working",
+TEST_CASE("https: a changed certificate file is served to new connections, open ones keep working",
           "[integration][https]") {
   https_setup s;
   wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));

@@ -52,7 +52,7 @@ TEST_CASE("acme: base64url without padding (RFC 4648 test vectors)", "[tls][acme
   CHECK(tls::base64url("\xfb\xff") == "-_8");
 }
 
-TEST_CASE("acme: keys round-trip through PEM; JWK members in thumbprint order", "[tls][acme]") {
+TEST_CASE("acme: keys round-trip through PEM, JWK members in thumbprint order", "[tls][acme]") {
   auto key = tls::generate_p256_key();
   auto pem = tls::private_key_pem(key.get());
   auto again = tls::private_key_from_pem(pem);
