@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -172,7 +173,15 @@ int run(const std::string& path) {
                                                if (acme) acme->write_metrics(w);
                                                return w.take();
                                              },
-                                             [&] { return control.status_json(); },
+                                             [&] {
+                                               if (!certs) return control.status_json();
+                                               // HTTPS state next to the apps: certificates, ACME hosts.
+                                               auto status = boost::json::parse(control.status_json());
+                                               boost::json::object tls{{"certificates", certs->status()}};
+                                               if (acme) tls["acme"] = acme->status();
+                                               status.as_object()["tls"] = std::move(tls);
+                                               return boost::json::serialize(status);
+                                             },
                                          });
 
   asio::ip::tcp::endpoint http_ep, admin_ep;

@@ -320,6 +320,23 @@ void acme_client::write_metrics(metrics::text_writer& w) const {
   w.sample("wakegate_acme_orders_total", {{"result", "failure"}}, static_cast<double>(orders_failed_));
 }
 
+json::array acme_client::status() const {
+  json::array out;
+  auto now = now_s();
+  for (const auto& host : hosts_) {
+    json::object h{{"host", host}, {"not_after", 0}, {"last_error", ""}, {"consecutive_failures", 0},
+                   {"next_attempt_in_seconds", 0}};
+    if (auto it = state_.find(host); it != state_.end()) {
+      h["not_after"] = it->second.not_after;
+      h["last_error"] = it->second.last_error;
+      h["consecutive_failures"] = it->second.failures;
+      h["next_attempt_in_seconds"] = std::max<std::int64_t>(0, it->second.next_attempt - now);
+    }
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
 void acme_client::load_stored(const std::string& host, host_state& st) {
   st.storage_checked = true;
   fs::path dir = fs::path(cfg_.storage) / "certificates";
@@ -382,6 +399,7 @@ asio::awaitable<void> acme_client::run() {
         ++orders_ok_;
         st.failures = 0;
         st.next_attempt = 0;
+        st.last_error.clear();
         st.obtained_at = now_s();
       } catch (const std::exception& e) {
         if (!*alive) co_return;
@@ -392,6 +410,7 @@ asio::awaitable<void> acme_client::run() {
         for (int i = 1; i < st.failures && backoff < max_backoff_s; ++i) backoff *= 2;
         backoff = std::min(backoff, max_backoff_s);
         st.next_attempt = now_s() + backoff;
+        st.last_error = e.what();
         log::error("acme: order failed", {{"host", host}, {"error", e.what()}, {"retry_in_s", backoff}});
         // Challenge answers of the failed order are no longer needed.
         if (!challenges_.empty()) {

@@ -18,6 +18,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
 
 #include "common/metrics.hpp"
 #include "config/config.hpp"
@@ -62,6 +63,8 @@ class acme_client {
   // The hosts to hold certificates for (at start and on reload); starts the loop on first call.
   void set_hosts(std::vector<std::string> hosts);
   void write_metrics(metrics::text_writer& w) const;
+  // /status: per host the certificate's expiry, the last failure and when the next try is.
+  boost::json::array status() const;
 
  private:
   struct host_state {
@@ -70,6 +73,7 @@ class acme_client {
     std::int64_t next_attempt = 0;  // after a failure (backoff)
     int failures = 0;
     bool storage_checked = false;
+    std::string last_error;
   };
   struct http_result;
 

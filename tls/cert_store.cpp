@@ -149,6 +149,17 @@ void cert_store::rotate_tickets() {
   });
 }
 
+boost::json::array cert_store::status() const {
+  boost::json::array out;
+  if (!current_) return out;
+  for (const auto& c : current_->certificates()) {
+    boost::json::array names;
+    for (const auto& n : c.names) names.emplace_back(n);
+    out.push_back(boost::json::object{{"origin", c.origin}, {"names", std::move(names)}, {"not_after", c.not_after}});
+  }
+  return out;
+}
+
 void cert_store::write_metrics(metrics::text_writer& w) const {
   if (!current_) return;
   w.family("wakegate_certificate_expiry_timestamp_seconds", "gauge",

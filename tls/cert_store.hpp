@@ -16,6 +16,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json/array.hpp>
 
 #include "common/metrics.hpp"
 #include "config/config.hpp"
@@ -45,6 +46,8 @@ class cert_store {
   bool file_covers(const std::string& host) const;
 
   void write_metrics(metrics::text_writer& w) const;
+  // /status: the certificates in service (origin, names, not_after).
+  boost::json::array status() const;
 
  private:
   struct file_stamp {

@@ -138,6 +138,15 @@ TEST_CASE("acme: an unreachable CA is retried with backoff and logged, plain htt
   };
   REQUIRE(wg.wait_for_record(failed, 10s));
   CHECK(wait_metric(wg.admin_port(), "wakegate_acme_orders_total", {{"result", "failure"}}, 2, 10s));
+  // /status says why the host has no certificate yet.
+  auto status = fetch_status_json(wg.admin_port());
+  REQUIRE(status);
+  const auto& acme = status->at("tls").at("acme").as_array();
+  REQUIRE(acme.size() == 1);
+  CHECK(acme[0].at("host").as_string() == "app.test");
+  CHECK(contains(std::string(acme[0].at("last_error").as_string()), "cannot connect"));
+  CHECK(acme[0].at("consecutive_failures").as_int64() >= 2);
+  CHECK(status->at("tls").at("certificates").as_array().empty());
   auto r = http_get(wg.http_port(), "app.test", "/");
   CHECK(r.status == 200);
   // No certificate yet: TLS handshakes fail instead of serving something wrong.

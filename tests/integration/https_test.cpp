@@ -125,6 +125,12 @@ TEST_CASE("https: curl --cacert through a cold start, X-Forwarded-Proto https, H
   REQUIRE(metrics);
   CHECK(metric_value(*metrics, "wakegate_certificate_expiry_timestamp_seconds", {{"host", "a.test"}}).value_or(0) >
         static_cast<double>(std::time(nullptr)));
+  auto status = fetch_status_json(wg.admin_port());
+  REQUIRE(status);
+  const auto& served = status->at("tls").at("certificates").as_array();
+  REQUIRE(served.size() == 2);
+  CHECK(served[0].at("origin").as_string() == s.a.cert);
+  CHECK(served[1].at("names").as_array().at(0).as_string() == "*.b.test");
   auto prom = promtool_check_metrics(*metrics);
   INFO(prom.output);
   CHECK(prom.ran);
