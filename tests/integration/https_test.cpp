@@ -191,3 +191,29 @@ TEST_CASE("https: a changed certificate file is served to new connections, open 
   CHECK(kept.get("/", body) == 200);
   CHECK(kept.peer_names() == "a.test");
 }
+
+TEST_CASE("https: a client that hangs up while held leaves the queue and in-flight gauges at 0",
+          "[integration][https]") {
+  https_setup s;
+  auto c = s.config();
+  c.apps[0].set("startup_timeout", "60s").env_var("STARTUP_DELAY_MS", "10000");
+  wakegate_process wg(c.str(), wakegate_options::cleaning({s.marker}));
+
+  tls_connection conn(wg.https_port(), "a.test", s.ca.cert);
+  REQUIRE(conn.connected());
+  REQUIRE(conn.send_get("/"));
+  app_status last;
+  REQUIRE(wait_app(
+      wg.admin_port(), "a", [](const app_status& a) { return a.queue_length == 1; }, 5s, &last));
+  conn.close();
+
+  // Noticed through the TLS stream while the instance still starts (it binds only after 10 s).
+  bool drained = wait_app(
+      wg.admin_port(), "a", [](const app_status& a) { return a.queue_length == 0 && a.in_flight == 0; }, 3s, &last);
+  INFO("queue_length " << last.queue_length << ", in_flight " << last.in_flight);
+  CHECK(drained);
+  CHECK(last.count("ready") == 0);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "type") == "access" && json_number(x, "status").value_or(0) == 499; },
+      3s));
+}

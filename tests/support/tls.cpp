@@ -194,6 +194,22 @@ int tls_connection::get(const std::string& target, std::string& body, std::chron
   return status;
 }
 
+bool tls_connection::send_get(const std::string& target) {
+  if (!connected()) return false;
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, p_->host);
+  boost::system::error_code ec;
+  beast::get_lowest_layer(*p_->s).expires_after(std::chrono::seconds(10));
+  http::write(*p_->s, req, ec);
+  if (ec) p_->error = ec.message();
+  return !ec;
+}
+
+void tls_connection::close() {
+  boost::system::error_code ec;
+  beast::get_lowest_layer(*p_->s).socket().close(ec);
+}
+
 std::string tls_connection::peer_names() const {
   X509* x = SSL_get1_peer_certificate(p_->s->native_handle());
   if (x == nullptr) return {};

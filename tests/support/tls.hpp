@@ -50,6 +50,10 @@ class tls_connection {
   std::string error() const;
   // GET target; status (0 on error), body in `body`.
   int get(const std::string& target, std::string& body, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  // Sends GET target without reading the answer; false on error.
+  bool send_get(const std::string& target);
+  // Closes the TCP connection at once (no TLS close_notify).
+  void close();
   // Subject alternative names of the peer certificate of this connection.
   std::string peer_names() const;
 
