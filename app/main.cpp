@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/json.hpp>
 
 #include "common/log.hpp"
 #include "common/metrics.hpp"
@@ -19,6 +20,8 @@
 #include "proxy/server.hpp"
 #include "scaler/backends/process_backend.hpp"
 #include "scaler/control.hpp"
+#include "tls/acme.hpp"
+#include "tls/cert_store.hpp"
 
 namespace asio = boost::asio;
 using namespace wakegate;
@@ -127,14 +130,58 @@ int run(const std::string& path) {
   srv.attach(control);
   control.on_apps_changed = [&srv](const std::vector<scaler::app_ptr>& apps) { srv.set_apps(apps); };
 
+  // HTTPS: certificates (files and ACME) and ticket keys, published to the proxy threads.
+  std::optional<tls::cert_store> certs;
+  if (cfg.https) {
+    certs.emplace(control_ctx, tls::cert_store::callbacks{
+                                   [&srv](auto set) { srv.set_certificates(std::move(set)); },
+                                   [&srv](auto keys) { srv.set_ticket_keys(std::move(keys)); },
+                               });
+    certs->apply(cfg.tls);
+  }
+  // ACME: certificates for the app hosts that no certificate file covers.
+  std::optional<tls::acme_client> acme;
+  auto acme_hosts = [&certs](const config::config& c) {
+    std::vector<std::string> hosts;
+    for (const auto& app : c.apps)
+      for (const auto& h : app.hosts) {
+        if (certs->file_covers(h)) continue;
+        if (h.starts_with("*.")) {
+          log::warn("acme: wildcard hosts need DNS-01, which wakegate does not do", {{"host", h}});
+          continue;
+        }
+        hosts.push_back(h);
+      }
+    return hosts;
+  };
+  if (cfg.https && cfg.tls.acme) {
+    acme.emplace(control_ctx, *cfg.tls.acme,
+                 tls::acme_client::callbacks{
+                     [&certs](const std::string& host, tls::certificate_source src) {
+                       certs->set_acme_certificate(host, std::move(src));
+                     },
+                     [&srv](auto answers) { srv.set_challenges(std::move(answers)); },
+                 });
+  }
+
   proxy::admin_server admin(control_ctx, {
                                              [&] {
                                                metrics::text_writer w;
                                                control.write_metrics(w);
                                                srv.write_metrics(w);
+                                               if (certs) certs->write_metrics(w);
+                                               if (acme) acme->write_metrics(w);
                                                return w.take();
                                              },
-                                             [&] { return control.status_json(); },
+                                             [&] {
+                                               if (!certs) return control.status_json();
+                                               // HTTPS state next to the apps: certificates, ACME hosts.
+                                               auto status = boost::json::parse(control.status_json());
+                                               boost::json::object tls{{"certificates", certs->status()}};
+                                               if (acme) tls["acme"] = acme->status();
+                                               status.as_object()["tls"] = std::move(tls);
+                                               return boost::json::serialize(status);
+                                             },
                                          });
 
   asio::ip::tcp::endpoint http_ep, admin_ep;
@@ -146,8 +193,11 @@ int run(const std::string& path) {
     return 1;
   }
   log::info("listening", {{"listener", "http"}, {"address", endpoint_text(http_ep)}});
+  if (auto https_ep = srv.https_endpoint())
+    log::info("listening", {{"listener", "https"}, {"address", endpoint_text(*https_ep)}});
   log::info("listening", {{"listener", "admin"}, {"address", endpoint_text(admin_ep)}});
   control.apply(cfg);
+  if (acme) acme->set_hosts(acme_hosts(cfg));
   admin.set_ready(true);
   log::info("ready", {{"workers", workers}, {"apps", cfg.apps.size()}});
 
@@ -165,13 +215,17 @@ int run(const std::string& path) {
           log::error("reload refused: keeping the running config", {{"errors", next.errors.size()}});
         } else {
           auto& n = *next.cfg;
-          if (n.http.text() != cfg.http.text() || n.admin.text() != cfg.admin.text() || n.workers != cfg.workers)
+          if (n.http.text() != cfg.http.text() || n.admin.text() != cfg.admin.text() || n.workers != cfg.workers ||
+              n.https.has_value() != cfg.https.has_value() || (n.https && n.https->text() != cfg.https->text()))
             log::warn("listen addresses and workers change only on restart");
+          n.https = cfg.https;
           n.http = cfg.http;
           n.admin = cfg.admin;
           n.workers = cfg.workers;
           cfg = std::move(n);
           srv.set_options(cfg);
+          if (certs) certs->apply(cfg.tls);
+          if (acme) acme->set_hosts(acme_hosts(cfg));
           control.apply(cfg);
           log::info("reloaded", {{"apps", cfg.apps.size()}});
         }

@@ -92,6 +92,7 @@ struct app_config {
   std::vector<std::string> hosts;  // lower-case; exact or "*.suffix"
   app_settings settings;
   ::wakegate::config::backend backend;  // qualified: GCC rejects a member that reuses its type's name
+  duration hsts{0};  // > 0: HTTPS responses carry Strict-Transport-Security: max-age=<seconds>
   position pos;  // of the app's entry in `apps:`
 };
 
@@ -108,9 +109,36 @@ struct limits_config {
   std::size_t upstream_idle_per_instance = 64;  // idle pooled connections kept per worker and instance
 };
 
+// tls.certificates[]: a PEM certificate chain and its private key (paths resolved against the config file).
+struct certificate_file {
+  std::string cert;
+  std::string key;
+  position pos;  // of the list item
+};
+
+// tls.acme: automatic certificates (RFC 8555) for app hosts no certificate file covers.
+struct acme_config {
+  std::string directory;          // the CA's directory URL (https://...)
+  std::string email;              // account contact; may be empty
+  std::string storage;            // directory for the account key, keys and certificates (0700)
+  std::string ca_bundle;          // PEM roots to trust for the ACME server; empty: the system's
+  duration renew_before = std::chrono::days(30);  // renew when the certificate expires sooner than this
+  duration retry_after = 1min;    // first backoff after a failed order (doubles, at most 1 day)
+};
+
+struct tls_config {
+  std::vector<certificate_file> certificates;
+  std::string default_certificate;  // a host name one certificate covers; empty: the first certificate
+  bool redirect_http = false;       // plain-HTTP requests for covered hosts: 308 to https
+  duration ticket_key_rotation = 12h;  // session-ticket encryption keys are replaced this often
+  std::optional<acme_config> acme;
+};
+
 struct config {
   std::string file;      // the config file's path as given
   endpoint http{"0.0.0.0", 8080};
+  std::optional<endpoint> https;  // listen.https; needs tls.certificates or tls.acme
+  tls_config tls;
   endpoint admin{"127.0.0.1", 9090};
   duration shutdown_timeout = 30s;
   duration scale_interval = 1s;  // how often the scaler evaluates every app

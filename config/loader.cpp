@@ -2,6 +2,8 @@
 // its position; diagnostics are sorted into file order at the end.
 #include "config/loader.hpp"
 
+#include "config/certificate.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,6 +18,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <span>
@@ -36,9 +39,9 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view duration_expected = "expected a duration like 250ms, 30s or 5m";
 
-constexpr std::array<std::string_view, 7> top_keys{
-    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "defaults", "apps"};
-constexpr std::array<std::string_view, 2> listen_keys{"http", "admin"};
+constexpr std::array<std::string_view, 8> top_keys{
+    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "defaults", "apps", "tls"};
+constexpr std::array<std::string_view, 3> listen_keys{"http", "admin", "https"};
 constexpr std::array<std::string_view, 21> settings_keys{
     "min_instances",       "max_instances",    "target_concurrency", "max_concurrency",
     "scale_to_zero_after", "scale_down_delay", "stable_window",      "queue_size",
@@ -46,7 +49,7 @@ constexpr std::array<std::string_view, 21> settings_keys{
     // Knative-class policy
     "metric", "target_rps", "panic_window", "panic_threshold", "target_utilization",
     "max_scale_up_rate", "max_scale_down_rate", "initial_instances", "keep_warm", "schedule"};
-constexpr std::array<std::string_view, 24> app_keys{"name",
+constexpr std::array<std::string_view, 25> app_keys{"name",
                                                     "hosts",
                                                     "backend",
                                                     "min_instances",
@@ -69,13 +72,20 @@ constexpr std::array<std::string_view, 24> app_keys{"name",
                                                     "max_scale_down_rate",
                                                     "initial_instances",
                                                     "keep_warm",
-                                                    "schedule"};
+                                                    "schedule",
+                                                    "hsts"};  // last: a tie suggests an older key
 constexpr std::array<std::string_view, 3> readiness_keys{"path", "interval", "timeout"};
 constexpr std::array<std::string_view, 2> schedule_keys{"time_zone", "ranges"};
 constexpr std::array<std::string_view, 4> range_keys{"days", "from", "to", "min_instances"};
 constexpr std::array<std::string_view, 7> day_names{"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 constexpr std::array<std::string_view, 5> process_keys{"command", "cwd", "env", "stop_signal",
                                                        "stop_timeout"};
+
+constexpr std::array<std::string_view, 5> tls_keys{"certificates", "default_certificate", "redirect_http",
+                                                   "ticket_key_rotation", "acme"};
+constexpr std::array<std::string_view, 2> certificate_keys{"cert", "key"};
+constexpr std::array<std::string_view, 6> acme_keys{"directory", "email", "storage", "ca_bundle", "renew_before",
+                                                    "retry_after"};
 
 struct signal_name {
   std::string_view name;  // without "SIG"
@@ -427,8 +437,11 @@ class loader {
     if (!entries) return;
     app_settings defaults;
     const entry* apps = nullptr;
+    const entry* tls = nullptr;
     for (const entry& e : *entries) {
-      if (e.key == "listen") {
+      if (e.key == "tls") {
+        tls = &e;  // after `apps:`: coverage of app hosts is checked
+      } else if (e.key == "listen") {
         parse_listen(e);
       } else if (e.key == "shutdown_timeout") {
         if (auto value = read_duration(e, false)) cfg_.shutdown_timeout = *value;
@@ -451,6 +464,7 @@ class loader {
     } else {
       parse_apps(*apps, defaults);
     }
+    parse_tls(tls, root_pos);
   }
 
   void parse_listen(const entry& listen) {
@@ -466,9 +480,18 @@ class loader {
         if (!value) continue;
         (e.key == "http" ? cfg_.http : cfg_.admin) = *value;
         (e.key == "http" ? http_pos : admin_pos) = e.value_pos;
+      } else if (e.key == "https") {
+        if (auto value = read_endpoint(e)) {
+          cfg_.https = *value;
+          https_pos_ = e.value_pos;
+        }
       } else {
         unknown_key(e, listen_keys, "listen");
       }
+    }
+    if (ok && cfg_.https && https_pos_ &&
+        (listeners_overlap(*cfg_.https, cfg_.http) || listeners_overlap(*cfg_.https, cfg_.admin))) {
+      error(*https_pos_, "https address " + cfg_.https->text() + " must differ from the http and admin addresses");
     }
     if (ok && listeners_overlap(cfg_.http, cfg_.admin)) {
       error(admin_pos  ? *admin_pos
@@ -797,6 +820,8 @@ class loader {
       } else if (e.key == "backend") {
         has_backend = true;
         parse_backend(e, app, context);
+      } else if (e.key == "hsts") {
+        if (auto value = read_duration(e, false)) app.hsts = *value;
       } else if (!apply_setting(e, app.settings, minmax, context)) {
         unknown_key(e, app_keys, context);
       }
@@ -978,6 +1003,177 @@ class loader {
     return std::nullopt;
   }
 
+  // ---- tls: (after apps, to check which hosts the certificates cover) ----------------------------
+
+  void parse_tls(const entry* tls, position root_pos) {
+    if (tls == nullptr) {
+      if (cfg_.https && https_pos_) error(*https_pos_, "listen.https needs a 'tls' section with certificates or acme");
+      return;
+    }
+    const auto entries = entries_of(tls->value, tls->value_pos);
+    if (!entries) return;
+    std::vector<certificate_info> infos;
+    const entry* default_entry = nullptr;
+    bool certs_ok = true;
+    bool has_certificates = false;
+    for (const entry& e : *entries) {
+      if (e.key == "certificates") {
+        has_certificates = true;
+        certs_ok = parse_certificates(e, infos);
+      } else if (e.key == "default_certificate") {
+        if (auto value = read_string(e)) {
+          cfg_.tls.default_certificate = lower(*value);
+          default_entry = &e;
+        }
+      } else if (e.key == "redirect_http") {
+        if (auto value = read_bool(e)) cfg_.tls.redirect_http = *value;
+      } else if (e.key == "ticket_key_rotation") {
+        if (auto value = read_duration(e, true)) cfg_.tls.ticket_key_rotation = *value;
+      } else if (e.key == "acme") {
+        parse_acme(e);
+      } else {
+        unknown_key(e, tls_keys, "tls");
+      }
+    }
+    if (!cfg_.https) {
+      warn(tls->key_pos, "tls is configured but listen.https is not: no HTTPS listener");
+    } else if (!has_certificates && !cfg_.tls.acme) {
+      error(tls->key_pos, "tls needs 'certificates' or 'acme' for listen.https");
+    }
+    if (default_entry != nullptr && certs_ok) {
+      bool found = false;
+      for (const auto& info : infos) found = found || names_cover(info.names, cfg_.tls.default_certificate);
+      if (!found)
+        error(default_entry->value_pos, "default_certificate " + in_quotes(cfg_.tls.default_certificate) +
+                                            " is not a name of any certificate in tls.certificates");
+    }
+    // Hosts of apps no certificate covers: ACME orders them, otherwise clients get the default.
+    if (certs_ok && !cfg_.tls.acme && cfg_.https) {
+      for (const auto& app : cfg_.apps) {
+        for (const auto& host : app.hosts) {
+          bool covered = false;
+          for (const auto& info : infos) covered = covered || names_cover(info.names, host);
+          if (!covered)
+            warn(app.pos, "host " + in_quotes(host) + " of app " + in_quotes(app.name) +
+                              " is covered by no certificate in tls.certificates (clients get the default one)");
+        }
+      }
+    }
+    (void)root_pos;
+  }
+
+  std::string resolve_path(const std::string& path) const {
+    fs::path p(path);
+    if (p.is_relative()) p = base_dir_ / p;
+    return p.lexically_normal().string();
+  }
+
+  // Returns false when some certificate could not be checked.
+  bool parse_certificates(const entry& e, std::vector<certificate_info>& infos) {
+    if (!e.value.IsSequence()) {
+      error(e.value_pos, "expected a list of {cert, key}");
+      return false;
+    }
+    bool ok = true;
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
+    for (const YAML::Node& item : e.value) {
+      const position item_pos = position_of(item.Mark());
+      const auto fields = entries_of(item, item_pos);
+      if (!fields) {
+        ok = false;
+        continue;
+      }
+      certificate_file cf;
+      cf.pos = item_pos;
+      const entry* cert_e = nullptr;
+      const entry* key_e = nullptr;
+      for (const entry& f : *fields) {
+        if (f.key == "cert" || f.key == "key") {
+          auto value = read_string(f);
+          if (!value) continue;
+          (f.key == "cert" ? cf.cert : cf.key) = resolve_path(*value);
+          (f.key == "cert" ? cert_e : key_e) = &f;
+        } else {
+          unknown_key(f, certificate_keys, "tls.certificates");
+        }
+      }
+      if (cert_e == nullptr || key_e == nullptr) {
+        error(item_pos, std::string("missing required key ") + (cert_e == nullptr ? "'cert'" : "'key'") +
+                            " in tls.certificates");
+        ok = false;
+        continue;
+      }
+      std::string why;
+      if (!read_text_file(cf.cert, why)) {
+        error(cert_e->value_pos, why);
+        ok = false;
+        continue;
+      }
+      if (!read_text_file(cf.key, why)) {
+        error(key_e->value_pos, why);
+        ok = false;
+        continue;
+      }
+      auto check = inspect_certificate_files(cf.cert, cf.key);
+      if (!check.info) {
+        const bool key_fault = check.error.starts_with(cf.key) || check.error.starts_with("private key");
+        error(key_fault ? key_e->value_pos : cert_e->value_pos, check.error);
+        ok = false;
+        continue;
+      }
+      if (check.info->not_after <= now) {
+        error(cert_e->value_pos, "certificate " + in_quotes(cf.cert) + " has expired");
+        ok = false;
+        continue;
+      }
+      infos.push_back(std::move(*check.info));
+      cfg_.tls.certificates.push_back(std::move(cf));
+    }
+    return ok;
+  }
+
+  void parse_acme(const entry& acme_entry) {
+    const auto entries = entries_of(acme_entry.value, acme_entry.value_pos);
+    if (!entries) return;
+    acme_config a;
+    bool has_directory = false, has_storage = false;
+    for (const entry& e : *entries) {
+      if (e.key == "directory") {
+        has_directory = true;
+        if (auto value = read_string(e)) {
+          if (!value->starts_with("https://")) {
+            error(e.value_pos, "acme directory must be an https:// URL");
+            continue;
+          }
+          a.directory = *value;
+        }
+      } else if (e.key == "email") {
+        if (auto value = read_string(e)) a.email = *value;
+      } else if (e.key == "storage") {
+        if (auto value = read_string(e)) {
+          a.storage = resolve_path(*value);
+          has_storage = true;
+        }
+      } else if (e.key == "ca_bundle") {
+        if (auto value = read_string(e)) {
+          a.ca_bundle = resolve_path(*value);
+          std::string why;
+          if (!read_text_file(a.ca_bundle, why)) error(e.value_pos, why);
+        }
+      } else if (e.key == "renew_before") {
+        if (auto value = read_duration(e, true)) a.renew_before = *value;
+      } else if (e.key == "retry_after") {
+        if (auto value = read_duration(e, true)) a.retry_after = *value;
+      } else {
+        unknown_key(e, acme_keys, "tls.acme");
+      }
+    }
+    if (!has_directory) error(acme_entry.key_pos, "missing required key 'directory' in tls.acme");
+    if (!has_storage) error(acme_entry.key_pos, "missing required key 'storage' in tls.acme");
+    cfg_.tls.acme = std::move(a);
+  }
+
+  std::optional<position> https_pos_;
   std::string file_;
   fs::path base_dir_;
   config cfg_;

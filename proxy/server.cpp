@@ -22,12 +22,13 @@ std::shared_ptr<const proxy_options> make_options(const config::config& cfg) {
   auto o = std::make_shared<proxy_options>();
   o->limits = cfg.limits;
   o->access_log = cfg.access_log;
+  o->redirect_http = cfg.tls.redirect_http;
   return o;
 }
 
 }  // namespace
 
-server::server(const config::config& cfg) : listen_(cfg.http) {
+server::server(const config::config& cfg) : listen_(cfg.http), listen_https_(cfg.https) {
   std::size_t n = shard_count - 1;  // the last shard is the control thread's
   auto opts = make_options(cfg);
   for (std::size_t i = 0; i < n; ++i) {
@@ -46,22 +47,31 @@ std::vector<asio::any_io_executor> server::executors() {
 }
 
 tcp::endpoint server::start() {
-  auto ep = listen_endpoint(listen_);
-  for (auto& w : workers_) {
-    // Every thread listens on the same address (SO_REUSEPORT): the kernel spreads connections
-    // and no accept is shared between threads.
-    w->acceptor.emplace(w->ioc);
-    w->acceptor->open(ep.protocol());
-    w->acceptor->set_option(tcp::acceptor::reuse_address(true));
-    int one = 1;
-    ::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-    w->acceptor->bind(ep);
-    w->acceptor->listen(asio::socket_base::max_listen_connections);
-    if (ep.port() == 0) ep = w->acceptor->local_endpoint();  // the others join the port we got
+  auto listen_all = [this](tcp::endpoint ep, std::optional<tcp::acceptor> worker::*which) {
+    for (auto& w : workers_) {
+      // Every thread listens on the same address (SO_REUSEPORT): the kernel spreads connections
+      // and no accept is shared between threads.
+      auto& acceptor = (*w).*which;
+      acceptor.emplace(w->ioc);
+      acceptor->open(ep.protocol());
+      acceptor->set_option(tcp::acceptor::reuse_address(true));
+      int one = 1;
+      ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+      acceptor->bind(ep);
+      acceptor->listen(asio::socket_base::max_listen_connections);
+      if (ep.port() == 0) ep = acceptor->local_endpoint();  // the others join the port we got
+    }
+    return ep;
+  };
+  auto ep = listen_all(listen_endpoint(listen_), &worker::acceptor);
+  if (listen_https_) {
+    https_ep_ = listen_all(listen_endpoint(*listen_https_), &worker::tls_acceptor);
+    for (auto& w : workers_) w->https_port = https_ep_->port();
   }
   for (auto& w : workers_) {
     w->work.emplace(w->ioc.get_executor());
-    asio::co_spawn(w->ioc, accept_loop(*w), asio::detached);
+    asio::co_spawn(w->ioc, accept_loop(*w, false), asio::detached);
+    if (w->tls_acceptor) asio::co_spawn(w->ioc, accept_loop(*w, true), asio::detached);
     w->thread = std::thread([wp = w.get()] {
       this_shard = wp->index;
       wp->ioc.run();
@@ -71,11 +81,12 @@ tcp::endpoint server::start() {
   return ep;
 }
 
-asio::awaitable<void> server::accept_loop(worker& w) {
+asio::awaitable<void> server::accept_loop(worker& w, bool tls) {
   constexpr auto tok = asio::as_tuple(asio::use_awaitable);
   asio::steady_timer backoff(w.ioc);
-  while (w.acceptor && w.acceptor->is_open()) {
-    auto [ec, sock] = co_await w.acceptor->async_accept(tok);
+  auto& acceptor = tls ? w.tls_acceptor : w.acceptor;
+  while (acceptor && acceptor->is_open()) {
+    auto [ec, sock] = co_await acceptor->async_accept(tok);
     if (ec == asio::error::operation_aborted) break;
     if (ec) {
       // Out of descriptors or memory: keep serving open connections, retry shortly.
@@ -84,13 +95,29 @@ asio::awaitable<void> server::accept_loop(worker& w) {
       co_await backoff.async_wait(tok);
       continue;
     }
-    asio::co_spawn(w.ioc, run_session(w, std::move(sock)), asio::detached);
+    asio::co_spawn(w.ioc, tls ? run_tls_session(w, std::move(sock)) : run_session(w, std::move(sock)), asio::detached);
   }
 }
 
 void server::set_apps(const std::vector<scaler::app_ptr>& apps) {
   auto table = std::make_shared<const router>(apps);
   for (auto& w : workers_) asio::post(w->ioc, [wp = w.get(), table] { wp->routes = table; });
+}
+
+void server::set_certificates(std::shared_ptr<const tls::cert_set> certs) {
+  for (auto& w : workers_) asio::post(w->ioc, [wp = w.get(), certs] { wp->certs = certs; });
+}
+
+void server::set_ticket_keys(std::shared_ptr<const tls::ticket_keys> keys) {
+  for (auto& w : workers_)
+    asio::post(w->ioc, [wp = w.get(), keys] {
+      wp->tickets = keys;
+      tls::set_thread_ticket_keys(keys.get());
+    });
+}
+
+void server::set_challenges(std::shared_ptr<const tls::challenge_map> challenges) {
+  for (auto& w : workers_) asio::post(w->ioc, [wp = w.get(), challenges] { wp->challenges = challenges; });
 }
 
 void server::set_options(const config::config& cfg) {
@@ -104,6 +131,7 @@ void server::begin_drain() {
       wp->draining = true;
       boost::system::error_code ec;
       if (wp->acceptor) wp->acceptor->close(ec);
+      if (wp->tls_acceptor) wp->tls_acceptor->close(ec);
       for (auto* s : wp->idle) s->socket().cancel(ec);  // idle keep-alive: close now
     });
   }
@@ -129,6 +157,13 @@ void server::write_metrics(metrics::text_writer& w) const {
   w.sample("wakegate_unrouted_requests_total", {}, static_cast<double>(stats_.unrouted.value()));
   w.family("wakegate_bad_requests_total", "counter", "Requests refused before routing (400, 408, 431, 505).");
   w.sample("wakegate_bad_requests_total", {}, static_cast<double>(stats_.bad_requests.value()));
+  if (listen_https_) {
+    w.family("wakegate_tls_handshakes_total", "counter", "TLS handshakes on the https listener, by result.");
+    w.sample("wakegate_tls_handshakes_total", {{"result", "full"}}, static_cast<double>(stats_.tls_full.value()));
+    w.sample("wakegate_tls_handshakes_total", {{"result", "resumed"}}, static_cast<double>(stats_.tls_resumed.value()));
+    w.sample("wakegate_tls_handshakes_total", {{"result", "failed"}}, static_cast<double>(stats_.tls_failed.value()));
+    w.sample("wakegate_tls_handshakes_total", {{"result", "timeout"}}, static_cast<double>(stats_.tls_timeout.value()));
+  }
 }
 
 }  // namespace wakegate::proxy

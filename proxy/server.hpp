@@ -19,6 +19,8 @@
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "proxy/router.hpp"
+#include "tls/challenges.hpp"
+#include "tls/context.hpp"
 #include "scaler/control.hpp"
 
 namespace wakegate::proxy {
@@ -29,12 +31,15 @@ struct proxy_metrics {
   metrics::sharded_gauge connections_open;
   metrics::counter unrouted;         // unknown host: 404
   metrics::counter bad_requests;     // refused before routing: 400/408/431/505
+  // https listener: handshakes by result
+  metrics::counter tls_full, tls_resumed, tls_failed, tls_timeout;
 };
 
 // Settings of the request path that a reload may change; each thread keeps its own copy.
 struct proxy_options {
   config::limits_config limits;
   bool access_log = true;
+  bool redirect_http = false;  // tls.redirect_http
 };
 
 class server;
@@ -53,6 +58,13 @@ struct worker {
   std::list<boost::beast::tcp_stream*> idle;
   bool draining = false;
   std::thread thread;
+  // HTTPS (tls/): its listener, the certificates and ticket keys its handshakes use, and the
+  // ACME HTTP-01 answers of the http listener; replaced by posts from the control thread.
+  std::optional<boost::asio::ip::tcp::acceptor> tls_acceptor;
+  std::uint16_t https_port = 0;
+  std::shared_ptr<const tls::cert_set> certs;
+  std::shared_ptr<const tls::ticket_keys> tickets;
+  std::shared_ptr<const tls::challenge_map> challenges;
 };
 
 class server {
@@ -67,6 +79,13 @@ class server {
   // Binds the listeners (throws on failure, e.g. address in use) and starts the threads.
   // Returns the bound address (port filled in when the config said 0).
   boost::asio::ip::tcp::endpoint start();
+  // The https listener's bound address once started (nullopt without listen.https).
+  std::optional<boost::asio::ip::tcp::endpoint> https_endpoint() const { return https_ep_; }
+
+  // Control thread: certificates, ticket keys and ACME challenge answers for every proxy thread.
+  void set_certificates(std::shared_ptr<const tls::cert_set> certs);
+  void set_ticket_keys(std::shared_ptr<const tls::ticket_keys> keys);
+  void set_challenges(std::shared_ptr<const tls::challenge_map> challenges);
 
   // Control thread: a new set of apps to route (posted to every proxy thread).
   void set_apps(const std::vector<scaler::app_ptr>& apps);
@@ -87,9 +106,11 @@ class server {
   proxy_metrics& stats() noexcept { return stats_; }
 
  private:
-  boost::asio::awaitable<void> accept_loop(worker& w);
+  boost::asio::awaitable<void> accept_loop(worker& w, bool tls);
 
   config::endpoint listen_;
+  std::optional<config::endpoint> listen_https_;
+  std::optional<boost::asio::ip::tcp::endpoint> https_ep_;
   scaler::control_plane* control_ = nullptr;
   std::vector<std::unique_ptr<worker>> workers_;
   proxy_metrics stats_;

@@ -15,12 +15,14 @@
 #include <boost/beast/core/flat_static_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "common/log.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/request_check.hpp"
 #include "proxy/server.hpp"
 #include "proxy/wire.hpp"
+#include "proxy/tls_session.hpp"
 
 namespace wakegate::proxy {
 
@@ -120,9 +122,15 @@ enum class failure { none, client, upstream_connect, upstream_io, upstream_timeo
 
 }  // namespace
 
+// Stream: beast::tcp_stream (http listener) or beast::ssl_stream<beast::tcp_stream> (https).
+template <class Stream>
 class session {
+  static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+
  public:
-  session(worker& w, tcp::socket socket) : w_(w), client_(std::move(socket)) {
+  template <class... StreamArgs>
+  explicit session(worker& w, StreamArgs&&... args)
+      : w_(w), stream_(std::forward<StreamArgs>(args)...), client_(beast::get_lowest_layer(stream_)) {
     beast::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
@@ -138,6 +146,12 @@ class session {
       ~open_guard() { w.owner->stats().connections_open.add(-1); }
     } og{w_};
 
+    if constexpr (is_tls) {
+      if (!co_await tls_handshake(stream_, w_)) {
+        client_.close();
+        co_return;
+      }
+    }
     bool first = true;
     for (;;) {
       if (w_.draining) break;
@@ -150,7 +164,7 @@ class session {
 
       // Idle until the next request starts: a draining server closes us here.
       auto idle_it = w_.idle.insert(w_.idle.end(), &client_);
-      auto [ec, n] = co_await http::async_read_header(client_, buf_, *parser_, tok);
+      auto [ec, n] = co_await http::async_read_header(stream_, buf_, *parser_, tok);
       w_.idle.erase(idle_it);
       if (ec) {
         co_await on_read_error(ec);
@@ -159,6 +173,7 @@ class session {
       bool keep = co_await handle_request();
       if (!keep) break;
     }
+    if constexpr (is_tls) co_await tls_close(stream_, !client_gone_);
     beast::error_code ignored;
     client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
     client_.close();
@@ -190,6 +205,15 @@ class session {
       co_return false;
     }
 
+    if constexpr (!is_tls) {
+      // ACME HTTP-01 answers and the redirect to https come before routing.
+      if (auto answer = plain_http_answer(w_, req); answer.status != 0) {
+        co_await respond_local(answer.status, std::move(answer.body), client_keep_alive && !body_pending, false,
+                               answer.location);
+        log_access(req);
+        co_return client_keep_alive && !body_pending && !w_.draining;
+      }
+    }
     const route* r = w_.routes->find(req[http::field::host]);
     if (r == nullptr) {
       w_.owner->stats().unrouted.add();
@@ -225,7 +249,8 @@ class session {
     auto& req = parser_->get();
     int max_c = cfg.settings.max_concurrency;
 
-    forward_info fi{client_ip_, "http"};
+    forward_info fi{client_ip_, is_tls ? "https" : "http"};
+    if constexpr (is_tls) hsts_ = format_hsts(cfg.hsts, hsts_buf_);
     request_id_ = rewrite_request(req, fi);  // a view into the header, valid until the next request
     req.version(11);
     req.keep_alive(true);
@@ -269,7 +294,7 @@ class session {
       if (beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
         client_.expires_after(w_.opts->limits.io_timeout);
-        auto [ec, n] = co_await asio::async_write(client_, asio::buffer(cont), tok);
+        auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), tok);
         if (ec) {
           client_gone_ = true;
           status_ = 499;
@@ -348,7 +373,8 @@ class session {
     // hangs up) into the connection buffer, up to its limit. The timer completes when the queue
     // timeout passes or the control plane decides (it cancels the timer), and interrupts the read.
     // A callback rather than an `||` of two awaitables: a held request costs ~2 KiB less.
-    auto& sock = client_.socket();
+    auto& sock = held_reader();
+    if constexpr (is_tls) client_.expires_never();  // the TLS read is cancelled by the timer, not the stream's
     w->timer.async_wait([w](const beast::error_code&) {
       w->timer_done = true;
       beast::error_code ignored;
@@ -360,7 +386,7 @@ class session {
         break;
       }
       auto space = std::min<std::size_t>(512, buf_.max_size() - buf_.size());
-      w->held_socket = &sock;
+      w->held_socket = &client_.socket();
       auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), tok);
       w->held_socket = nullptr;
       if (ec == asio::error::operation_aborted) break;  // the timer completed
@@ -498,7 +524,7 @@ class session {
         req.body().data = rb->data();
         req.body().size = relay_chunk;
         client_.expires_after(limits.io_timeout);
-        auto [ec, n] = co_await http::async_read_some(client_, buf_, *parser_, tok);
+        auto [ec, n] = co_await http::async_read_some(stream_, buf_, *parser_, tok);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = failure::client;
@@ -565,6 +591,8 @@ class session {
     status_ = resp.result_int();
     bool upstream_keep_alive = resp.keep_alive();
     strip_hop_by_hop(resp);
+    if constexpr (is_tls)
+      if (!hsts_.empty()) resp.set(http::field::strict_transport_security, hsts_);
     bool keep = client_keep_alive && !w_.draining;
     unsigned client_version = parser_->get().version();
     resp.version(11);
@@ -586,7 +614,7 @@ class session {
     if (bodyless) {
       // Header only: a "chunked" HEAD/204/304 response has no last-chunk either.
       client_.expires_after(limits.io_timeout);
-      auto [ec, n] = co_await asio::async_write(client_, asio::buffer(head), tok);
+      auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
       if (ec) {
         res.failed = failure::client;
         co_return;
@@ -606,7 +634,7 @@ class session {
       if (!rp.is_done()) {
         if (!head.empty() && ubuf.size() == 0) {
           client_.expires_after(limits.io_timeout);
-          auto [ec, n] = co_await asio::async_write(client_, asio::buffer(head), tok);
+          auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
           if (ec) {
             res.failed = failure::client;
             co_return;
@@ -633,7 +661,7 @@ class session {
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
         client_.expires_after(limits.io_timeout);
-        auto [ec, n] = co_await asio::async_write(client_, g.buffers(), tok);
+        auto [ec, n] = co_await asio::async_write(stream_, g.buffers(), tok);
         if (ec) {
           res.failed = failure::client;
           co_return;
@@ -657,17 +685,19 @@ class session {
   // ------------------------------------------------------------------------------------------
   // wakegate's own responses and logging
 
-  asio::awaitable<void> respond_local(unsigned status, std::string body, bool keep_alive, bool retry_after = false) {
+  asio::awaitable<void> respond_local(unsigned status, std::string body, bool keep_alive, bool retry_after = false,
+                                      std::string_view location = {}) {
     status_ = status;
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::server, "wakegate");
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     if (retry_after) res.set(http::field::retry_after, "1");
+    if (!location.empty()) res.set(http::field::location, location);
     res.keep_alive(keep_alive && !w_.draining);
     res.body() = std::move(body);
     res.prepare_payload();
     client_.expires_after(w_.opts->limits.io_timeout);
-    auto [ec, n] = co_await http::async_write(client_, res, tok);
+    auto [ec, n] = co_await http::async_write(stream_, res, tok);
     if (!ec) bytes_out_ += res.body().size();
     if (ec) client_gone_ = true;
   }
@@ -675,8 +705,10 @@ class session {
   asio::awaitable<void> on_read_error(beast::error_code ec) {
     // A quiet close between requests is the normal end of a connection.
     if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted)
+        ec == asio::error::operation_aborted || ec == asio::ssl::error::stream_truncated) {
+      client_gone_ = true;  // nothing to say goodbye to (no TLS close_notify either)
       co_return;
+    }
     if (ec == beast::error::timeout) {
       if (buf_.size() > 0 || parser_->got_some()) {
         w_.owner->stats().bad_requests.add();
@@ -726,8 +758,14 @@ class session {
     log::write_stderr(line);
   }
 
+  auto& held_reader() {
+    if constexpr (is_tls) return stream_;
+    else return client_.socket();
+  }
+
   worker& w_;
-  beast::tcp_stream client_;
+  Stream stream_;
+  beast::tcp_stream& client_;  // the TCP layer of stream_: timeouts, socket options, close
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
   std::string client_ip_;
@@ -742,10 +780,23 @@ class session {
   std::string_view app_name_;
   std::string_view instance_id_;
   std::string_view request_id_;
+  char hsts_buf_[40];
+  std::string_view hsts_;
 };
 
 asio::awaitable<void> run_session(worker& w, tcp::socket socket) {
-  session s(w, std::move(socket));
+  session<beast::tcp_stream> s(w, std::move(socket));
+  co_await s.run();
+}
+
+asio::awaitable<void> run_tls_session(worker& w, tcp::socket socket) {
+  // Held for the connection: the SNI callback of its handshake reads this certificate set.
+  std::shared_ptr<const tls::cert_set> certs = w.certs;
+  if (!certs || certs->empty()) {  // e.g. before ACME's first certificate
+    w.owner->stats().tls_failed.add();
+    co_return;
+  }
+  session<beast::ssl_stream<beast::tcp_stream>> s(w, std::move(socket), certs->default_context());
   co_await s.run();
 }
 

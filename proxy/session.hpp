@@ -11,5 +11,7 @@ struct worker;
 
 // Runs the connection until it closes; the coroutine frame owns every piece of its state.
 boost::asio::awaitable<void> run_session(worker& w, boost::asio::ip::tcp::socket socket);
+// The same over TLS (https listener): handshake first, with the worker's certificates.
+boost::asio::awaitable<void> run_tls_session(worker& w, boost::asio::ip::tcp::socket socket);
 
 }  // namespace wakegate::proxy

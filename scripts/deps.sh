@@ -14,6 +14,7 @@ packages=(
   python3-fastapi uvicorn curl  # the demo app and the integration tests
   gcovr
   gnuplot-nox tzdata    # the scaling simulator's plots; schedule time zones
+  pebble pebble-challtestsrv testssl.sh  # HTTPS tests: ACME test CA and its DNS, the TLS scan
 )
 
 missing=()

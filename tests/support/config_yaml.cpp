@@ -64,7 +64,7 @@ config_yaml& config_yaml::set_default(const std::string& key, const std::string&
 
 std::string config_yaml::str() const {
   std::string y;
-  y += "listen: { http: " + http + ", admin: " + admin + " }\n";
+  y += "listen: { http: " + http + ", admin: " + admin + (https.empty() ? "" : ", https: " + https) + " }\n";
   y += "shutdown_timeout: " + shutdown_timeout + "\n";
   y += "scale_interval: " + scale_interval + "\n";
   for (const auto& line : extra) y += line + "\n";

@@ -39,6 +39,7 @@ struct app_yaml {
 struct config_yaml {
   std::string http = "127.0.0.1:0";
   std::string admin = "127.0.0.1:0";
+  std::string https;  // listen.https when set
   std::string shutdown_timeout = "5s";
   std::string scale_interval = "100ms";
   // `defaults:` keys, raw YAML values.

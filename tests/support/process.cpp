@@ -563,6 +563,7 @@ void wakegate_process::on_line(std::string line, bool is_stderr) {
             int port = std::atoi(address.c_str() + colon + 1);
             if (listener == "http") http_port_ = static_cast<std::uint16_t>(port);
             if (listener == "admin") admin_port_ = static_cast<std::uint16_t>(port);
+            if (listener == "https") https_port_ = static_cast<std::uint16_t>(port);
           }
         } else if (msg == "ready") {
           ready_ = true;
@@ -578,6 +579,11 @@ void wakegate_process::on_line(std::string line, bool is_stderr) {
 std::uint16_t wakegate_process::http_port() const {
   std::lock_guard lk(mu_);
   return http_port_;
+}
+
+std::uint16_t wakegate_process::https_port() const {
+  std::lock_guard lk(mu_);
+  return https_port_;
 }
 
 std::uint16_t wakegate_process::admin_port() const {

@@ -123,6 +123,7 @@ class wakegate_process {
   // Ports from the `listening` log lines (0 until seen).
   std::uint16_t http_port() const;
   std::uint16_t admin_port() const;
+  std::uint16_t https_port() const;  // 0 without listen.https
   // Waits for the `ready` line; false if wakegate exited or the deadline passed.
   bool wait_ready(std::chrono::milliseconds timeout);
 
@@ -181,6 +182,7 @@ class wakegate_process {
   std::vector<boost::json::object> records_;  // stderr lines that are JSON objects
   std::uint16_t http_port_ = 0;
   std::uint16_t admin_port_ = 0;
+  std::uint16_t https_port_ = 0;
   bool ready_ = false;
   bool eof_ = false;
 };

@@ -1,0 +1,91 @@
+#include "proxy/tls_session.hpp"
+
+#include <charconv>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "proxy/server.hpp"
+
+namespace wakegate::proxy {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+
+namespace {
+
+constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+constexpr auto close_notify_timeout = std::chrono::seconds(1);
+constexpr std::string_view challenge_prefix = "/.well-known/acme-challenge/";
+
+// Lower-case host of a Host header without its port ("" when malformed or too long).
+std::string_view host_of(std::string_view host_header, char (&buf)[256]) noexcept {
+  if (host_header.starts_with('[')) return {};  // IP literals are never covered by a certificate
+  auto colon = host_header.rfind(':');
+  if (colon != std::string_view::npos) host_header = host_header.substr(0, colon);
+  if (host_header.size() >= sizeof buf) return {};
+  for (std::size_t i = 0; i < host_header.size(); ++i) {
+    char c = host_header[i];
+    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
+  return {buf, host_header.size()};
+}
+
+}  // namespace
+
+asio::awaitable<bool> tls_handshake(tls_stream& s, worker& w) {
+  auto& stats = w.owner->stats();
+  beast::get_lowest_layer(s).expires_after(w.opts->limits.header_timeout);
+  auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, tok);
+  if (ec) {
+    (ec == beast::error::timeout ? stats.tls_timeout : stats.tls_failed).add();
+    co_return false;
+  }
+  (SSL_session_reused(s.native_handle()) == 1 ? stats.tls_resumed : stats.tls_full).add();
+  co_return true;
+}
+
+asio::awaitable<void> tls_close(tls_stream& s, bool peer_there) {
+  if (!peer_there) co_return;
+  beast::get_lowest_layer(s).expires_after(close_notify_timeout);
+  auto [ec] = co_await s.async_shutdown(tok);
+  (void)ec;  // the peer may close without its own close_notify: nothing to do about it
+}
+
+plain_answer plain_http_answer(const worker& w, const http::request<http::buffer_body>& req) {
+  plain_answer a;
+  std::string_view target = req.target();
+  if (target.starts_with(challenge_prefix) && w.challenges) {
+    auto token = target.substr(challenge_prefix.size());
+    if (auto it = w.challenges->find(token); it != w.challenges->end()) {
+      a.status = 200;
+      a.body = it->second;
+      return a;
+    }
+    return a;  // not ours: an app may answer its own challenges
+  }
+  if (!w.opts->redirect_http || !w.certs) return a;
+  char buf[256];
+  std::string_view host = host_of(req[http::field::host], buf);
+  if (host.empty() || !w.certs->covers(host)) return a;
+  a.status = 308;
+  a.location.reserve(16 + host.size() + target.size());
+  a.location.append("https://").append(host);
+  if (w.https_port != 443) a.location.append(":").append(std::to_string(w.https_port));
+  a.location.append(target);
+  a.body = "redirecting to " + a.location + "\n";
+  return a;
+}
+
+std::string_view format_hsts(config::duration hsts, char (&buf)[40]) noexcept {
+  if (hsts.count() <= 0) return {};
+  constexpr std::string_view prefix = "max-age=";
+  std::copy(prefix.begin(), prefix.end(), buf);
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(hsts).count();
+  auto [end, ec] = std::to_chars(buf + prefix.size(), buf + sizeof buf, secs);
+  return {buf, static_cast<std::size_t>(end - buf)};
+}
+
+}  // namespace wakegate::proxy

@@ -1,0 +1,219 @@
+// The https listener with certificate files: SNI, safe defaults, requests through a cold start,
+// resumption, redirect from http, and certificate reload with a connection kept open.
+#include <csignal>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/integration.hpp"
+#include "tests/support/tls.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+// Two certificates (a.test, *.b.test) from one test CA, and wakegate serving them on https.
+struct https_setup {
+  temp_dir certs;
+  cert_files ca = make_test_ca(certs.path());
+  cert_files a = make_test_cert(certs.path(), "a", {"a.test"}, ca);
+  cert_files b = make_test_cert(certs.path(), "b", {"*.b.test"}, ca);
+  std::string marker = unique_marker();
+
+  config_yaml config(const std::string& default_cert = "a.test", const std::string& extra_tls = "") const {
+    config_yaml c;
+    c.https = "127.0.0.1:0";
+    c.extra.push_back("tls:");
+    c.extra.push_back("  certificates:");
+    c.extra.push_back("    - { cert: " + yaml_quote(a.cert) + ", key: " + yaml_quote(a.key) + " }");
+    c.extra.push_back("    - { cert: " + yaml_quote(b.cert) + ", key: " + yaml_quote(b.key) + " }");
+    if (!default_cert.empty()) c.extra.push_back("  default_certificate: " + default_cert);
+    if (!extra_tls.empty()) c.extra.push_back(extra_tls);
+    c.apps.push_back(app_yaml("a", {"a.test"}, marker).set("hsts", "365d"));
+    c.apps.push_back(app_yaml("b", {"*.b.test"}, marker));
+    return c;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("https: SNI picks the certificate by exact name, then wildcard, and the default without SNI",
+          "[integration][https]") {
+  https_setup s;
+  wakegate_process wg(s.config("x.b.test").str(), wakegate_options::cleaning({s.marker}));
+  REQUIRE(wg.https_port() != 0);
+  CHECK(presented_names(wg.https_port(), "a.test") == "a.test");
+  CHECK(presented_names(wg.https_port(), "A.Test") == "a.test");
+  CHECK(presented_names(wg.https_port(), "one.b.test") == "*.b.test");
+  // The wildcard stands for one label only; unknown names and no SNI get the default.
+  CHECK(presented_names(wg.https_port(), "two.one.b.test") == "*.b.test");
+  CHECK(presented_names(wg.https_port(), "unknown.test") == "*.b.test");
+  CHECK(presented_names(wg.https_port(), "") == "*.b.test");
+}
+
+TEST_CASE("https: TLS 1.2 and 1.3 only, strong ciphers only, ALPN http/1.1", "[integration][https]") {
+  https_setup s;
+  wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));
+  auto port = wg.https_port();
+
+  // A whole HTTP/1.0 exchange (-ign_eof): s_client prints everything before the server closes.
+  const std::string request = "GET / HTTP/1.0\r\nHost: a.test\r\n\r\n";
+  auto t13 = s_client(port, "a.test", {"-tls1_3", "-CAfile", s.ca.cert, "-verify_hostname", "a.test", "-ign_eof"},
+                      request);
+  INFO(t13.out);
+  CHECK(contains(t13.out, "New, TLSv1.3, Cipher is"));
+  CHECK(contains(t13.out, "Verification: OK"));
+  CHECK(contains(t13.out, "HTTP/1.1 200 OK"));
+  auto t12 = s_client(port, "a.test", {"-tls1_2", "-alpn", "h2,http/1.1", "-ign_eof"}, request);
+  INFO(t12.out);
+  CHECK(contains(t12.out, "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES"));
+  CHECK(contains(t12.out, "ALPN protocol: http/1.1"));
+  CHECK(contains(t12.out, "HTTP/1.1 200 OK"));
+
+  // Old protocol versions and weak ciphers: no handshake (the client allows them at level 0).
+  for (const char* old : {"-tls1", "-tls1_1"}) {
+    auto r = s_client(port, "a.test", {old, "-cipher", "DEFAULT@SECLEVEL=0"});
+    INFO(old << ": " << r.out << r.err);
+    CHECK(r.exit_code != 0);
+    CHECK_FALSE(contains(r.out, "BEGIN CERTIFICATE"));
+  }
+  for (const char* weak : {"ECDHE-ECDSA-AES128-SHA", "ECDHE-ECDSA-AES256-SHA384", "AES128-GCM-SHA256",
+                           "ECDHE-ECDSA-NULL-SHA"}) {
+    auto r = s_client(port, "a.test", {"-tls1_2", "-cipher", std::string(weak) + "@SECLEVEL=0"});
+    INFO(weak << ": " << r.out << r.err);
+    CHECK(r.exit_code != 0);
+  }
+  CHECK(wait_metric(wg.admin_port(), "wakegate_tls_handshakes_total", {{"result", "failed"}}, 6, 5s));
+}
+
+TEST_CASE("https: curl --cacert through a cold start, X-Forwarded-Proto https, HSTS, resumption",
+          "[integration][https]") {
+  https_setup s;
+  wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));
+  REQUIRE(count_processes(s.marker) == 0);
+
+  auto r = curl_https(wg.https_port(), "a.test", "/headers", s.ca.cert);
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(starts_with(r.out, "HTTP/1.1 200"));
+  CHECK(contains(to_lower(r.out), "strict-transport-security: max-age=31536000"));
+  CHECK(contains(r.out, "\"x-forwarded-proto\": \"https\""));
+  CHECK(count_processes(s.marker) == 1);  // the request woke the app
+
+  // No HSTS for an app without `hsts`; the wildcard certificate verifies for a sub-domain.
+  auto b = curl_https(wg.https_port(), "x.b.test", "/", s.ca.cert);
+  INFO(b.out << b.err);
+  CHECK(b.exit_code == 0);
+  CHECK(starts_with(b.out, "HTTP/1.1 200"));
+  CHECK_FALSE(contains(to_lower(b.out), "strict-transport-security"));
+
+  // Resumption with a ticket (TLS 1.3) and with a session (TLS 1.2). A whole HTTP/1.0 exchange,
+  // so that the client reads the tickets the server sends after the handshake.
+  const std::string request = "GET / HTTP/1.0\r\nHost: a.test\r\n\r\n";
+  for (const char* version : {"-tls1_3", "-tls1_2"}) {
+    std::string sess = wg.dir() + "/session" + version;
+    auto first = s_client(wg.https_port(), "a.test", {version, "-ign_eof", "-sess_out", sess}, request);
+    INFO(first.out);
+    REQUIRE(contains(first.out, "HTTP/1.1 200 OK"));
+    auto again = s_client(wg.https_port(), "a.test", {version, "-ign_eof", "-sess_in", sess}, request);
+    INFO(again.out);
+    CHECK(contains(again.out, "Reused, TLSv1."));
+  }
+  std::optional<double> resumed = scrape_value(wg.admin_port(), "wakegate_tls_handshakes_total", {{"result", "resumed"}});
+  CHECK(resumed.value_or(0) >= 2);
+  auto metrics = fetch_metrics(wg.admin_port());
+  REQUIRE(metrics);
+  CHECK(metric_value(*metrics, "wakegate_certificate_expiry_timestamp_seconds", {{"host", "a.test"}}).value_or(0) >
+        static_cast<double>(std::time(nullptr)));
+  auto status = fetch_status_json(wg.admin_port());
+  REQUIRE(status);
+  const auto& served = status->at("tls").at("certificates").as_array();
+  REQUIRE(served.size() == 2);
+  CHECK(served[0].at("origin").as_string() == s.a.cert);
+  CHECK(served[1].at("names").as_array().at(0).as_string() == "*.b.test");
+  auto prom = promtool_check_metrics(*metrics);
+  INFO(prom.output);
+  CHECK(prom.ran);
+  CHECK(prom.exit_code == 0);
+}
+
+TEST_CASE("https: redirect_http answers plain http for covered hosts with 308", "[integration][https]") {
+  https_setup s;
+  auto c = s.config("a.test", "  redirect_http: true");
+  c.apps.push_back(app_yaml("plain", {"plain.test"}, s.marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({s.marker}));
+
+  auto r = http_get(wg.http_port(), "A.test:8080", "/some/path?q=1");
+  INFO(describe(r));
+  CHECK(r.status == 308);
+  CHECK(r.header("Location") == "https://a.test:" + std::to_string(wg.https_port()) + "/some/path?q=1");
+  auto wild = http_get(wg.http_port(), "x.b.test", "/");
+  CHECK(wild.status == 308);
+  // No certificate covers plain.test: proxied as before.
+  auto plain = http_get(wg.http_port(), "plain.test", "/");
+  CHECK(plain.status == 200);
+  CHECK(count_processes(s.marker) == 1);
+}
+
+TEST_CASE("https: a changed certificate file is served to new connections, open ones keep working",
+          "[integration][https]") {
+  https_setup s;
+  wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));
+  tls_connection kept(wg.https_port(), "a.test", s.ca.cert);
+  REQUIRE(kept.connected());
+  std::string body;
+  REQUIRE(kept.get("/", body) == 200);
+  CHECK(kept.peer_names() == "a.test");
+
+  // New certificate for the same file: a.test and www.a.test.
+  make_test_cert(s.certs.path(), "a", {"a.test", "www.a.test"}, s.ca);
+  CHECK(wait_until([&] { return presented_names(wg.https_port(), "a.test") == "a.test,www.a.test"; }, 15s, 100ms));
+  CHECK(kept.get("/", body) == 200);
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "certificate file changed"; }, 1s));
+
+  // A broken file: the old certificate stays in service and the log says why.
+  temp_dir other;
+  make_test_cert(other.path(), "other", {"other.test"}, s.ca);
+  std::rename((other.path() + "/other.key").c_str(), s.a.key.c_str());  // key no longer matches
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "msg") == "certificate reload failed: keeping the previous certificate" &&
+               contains(json_string(x, "error"), "does not match");
+      },
+      15s));
+  CHECK(presented_names(wg.https_port(), "a.test") == "a.test,www.a.test");
+  CHECK(kept.get("/", body) == 200);
+
+  // SIGHUP re-reads the files: repaired, with a third name.
+  make_test_cert(s.certs.path(), "a", {"a.test", "v3.a.test"}, s.ca);
+  wg.signal(SIGHUP);
+  CHECK(wait_until([&] { return presented_names(wg.https_port(), "a.test") == "a.test,v3.a.test"; }, 15s, 100ms));
+  CHECK(kept.get("/", body) == 200);
+  CHECK(kept.peer_names() == "a.test");
+}
+
+TEST_CASE("https: a client that hangs up while held leaves the queue and in-flight gauges at 0",
+          "[integration][https]") {
+  https_setup s;
+  auto c = s.config();
+  c.apps[0].set("startup_timeout", "60s").env_var("STARTUP_DELAY_MS", "10000");
+  wakegate_process wg(c.str(), wakegate_options::cleaning({s.marker}));
+
+  tls_connection conn(wg.https_port(), "a.test", s.ca.cert);
+  REQUIRE(conn.connected());
+  REQUIRE(conn.send_get("/"));
+  app_status last;
+  REQUIRE(wait_app(
+      wg.admin_port(), "a", [](const app_status& a) { return a.queue_length == 1; }, 5s, &last));
+  conn.close();
+
+  // Noticed through the TLS stream while the instance still starts (it binds only after 10 s).
+  bool drained = wait_app(
+      wg.admin_port(), "a", [](const app_status& a) { return a.queue_length == 0 && a.in_flight == 0; }, 3s, &last);
+  INFO("queue_length " << last.queue_length << ", in_flight " << last.in_flight);
+  CHECK(drained);
+  CHECK(last.count("ready") == 0);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "type") == "access" && json_number(x, "status").value_or(0) == 499; },
+      3s));
+}
