@@ -46,7 +46,7 @@ class relay_buffer {
   relay_buffer() {
     auto& pool = free_list();
     if (pool.empty()) {
-      data_ = std::make_unique<char[]>(relay_chunk);
+      data_.reset(new char[relay_chunk]);  // not zero-filled: every byte is written before use
     } else {
       data_ = std::move(pool.back());
       pool.pop_back();
@@ -54,7 +54,7 @@ class relay_buffer {
   }
   ~relay_buffer() {
     auto& pool = free_list();
-    if (pool.size() < 64) pool.push_back(std::move(data_));
+    if (pool.size() < 128) pool.push_back(std::move(data_));
   }
   relay_buffer(const relay_buffer&) = delete;
   relay_buffer& operator=(const relay_buffer&) = delete;
@@ -114,7 +114,7 @@ bool idempotent(http::verb v) noexcept {
 bool peer_closed(beast::tcp_stream& s) noexcept {
   char c;
   auto n = ::recv(s.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));  // closed, reset, or unsolicited bytes
 }
 
 // Where the upstream exchange failed, for the status and for blaming the instance or not.
@@ -186,6 +186,7 @@ class session {
   asio::awaitable<bool> handle_request() {
     auto& req = parser_->get();
     start_ns_ = now_ns();
+    client_version_ = req.version();  // the request is rewritten to HTTP/1.1 for the instance
     status_ = 0;
     bytes_in_ = 0;
     bytes_out_ = 0;
@@ -264,12 +265,13 @@ class session {
       if (!inst) {
         held_ = true;
         auto t0 = now_ns();
-        inst = co_await hold(app, cfg);
+        inst = co_await hold(app, cfg, cfg.settings.queue_timeout - std::chrono::nanoseconds(held_ns_));
         held_ns_ += now_ns() - t0;
         if (!inst) co_return false;  // answered 503 with Connection: close, or the client left
       }
       auto keep = co_await forward(app, inst, client_keep_alive, unreachable < max_redispatch);
       if (keep) co_return *keep;
+      instance_id_ = {};  // a view into the instance, which may go away now
       inst.reset();
     }
   }
@@ -315,6 +317,13 @@ class session {
         auto [ec] = co_await up->async_connect(inst->endpoint, tok);
         if (ec) {
           std::string why = ec == beast::error::timeout ? "connect timeout" : "connect: " + ec.message();
+          // Only what says the instance is gone blames it; wakegate's own shortage (no file
+          // descriptors, ports or buffers) must not take the fleet down with it.
+          bool instance_fault = ec == beast::error::timeout || ec == asio::error::connection_refused ||
+                                ec == asio::error::connection_reset || ec == asio::error::host_unreachable ||
+                                ec == asio::error::network_unreachable;
+          if (!instance_fault)
+            co_return co_await fail_upstream(502, "cannot connect to instance " + inst->id + ": " + why, client_keep_alive);
           w_.owner->control().post_instance_failed(app, inst, why);
           if (may_redispatch) {
             log::warn("instance unreachable, request held for another",
@@ -362,9 +371,11 @@ class session {
 
   // Waits in the app's queue until the control plane grants an instance, the queue timeout
   // passes, the app fails to start, or the client hangs up. nullptr: status_ says why (0 = gone).
-  asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg) {
+  // `budget`: what is left of the app's queue_timeout (a redispatched request waited already).
+  asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg,
+                                             std::chrono::nanoseconds budget) {
     auto w = std::make_shared<scaler::waiter>(client_.get_executor());
-    w->timer.expires_after(cfg.settings.queue_timeout);
+    w->timer.expires_after(std::max(budget, std::chrono::nanoseconds(0)));
     app->queued.fetch_add(1, std::memory_order_relaxed);
     auto& control = w_.owner->control();
     control.post_enqueue(app, w);
@@ -385,7 +396,8 @@ class session {
         co_await w->timer.async_wait(tok);  // buffer full: only the decision is awaited
         break;
       }
-      auto space = std::min<std::size_t>(512, buf_.max_size() - buf_.size());
+      // What the buffer already has room for, at least 512 bytes: a held request stays small.
+      auto space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
       w->held_socket = &client_.socket();
       auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), tok);
       w->held_socket = nullptr;
@@ -471,6 +483,7 @@ class session {
     }
     exchange_result sent, got;
     bool upload_over = false, download_over = false;
+    upload_stop_ = false;
     auto upload = [&]() -> asio::awaitable<void> {
       co_await send_request(up, sent);
       upload_over = true;
@@ -484,6 +497,7 @@ class session {
       // Answered before the body was all read: stop the upload, whether it waits on the client
       // or on an instance that no longer reads (neither connection is reused after this).
       if (!upload_over) {
+        upload_stop_ = true;  // a client read that already completed must not start another
         client_.socket().cancel(ignored);
         up.socket().cancel(ignored);
       }
@@ -515,10 +529,16 @@ class session {
     wire::append_request_head(req, head_text.text());
     std::string_view head = head_text.text();
     const bool chunked = req.chunked();
+    parser_->eager(true);
     std::optional<relay_buffer> rb;
     for (;;) {
       const char* data = nullptr;
       std::size_t got = 0;
+      if (upload_stop_) {  // the response is complete: the rest of the body is not wanted
+        res.failed = failure::upstream_io;
+        res.detail = "response complete before the request body";
+        co_return;
+      }
       if (!parser_->is_done()) {
         if (!rb) rb.emplace();
         req.body().data = rb->data();
@@ -528,7 +548,11 @@ class session {
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = failure::client;
-          if (ec != asio::error::operation_aborted) status_ = ec == beast::error::timeout ? 408 : 400;
+          if (ec != asio::error::operation_aborted && !upload_stop_) {
+            bool gone = ec == http::error::partial_message || ec == http::error::end_of_stream ||
+                        ec == asio::error::eof || ec == asio::error::connection_reset;
+            status_ = ec == beast::error::timeout ? 408 : gone ? 499 : 400;
+          }
           co_return;
         }
         got = relay_chunk - req.body().size;
@@ -587,6 +611,7 @@ class session {
       }
     }
     auto& rp = *rpo;
+    rp.eager(true);  // parse all that is buffered: a small chunked body goes out in one write
     auto& resp = rp.get();
     status_ = resp.result_int();
     bool upstream_keep_alive = resp.keep_alive();
@@ -594,7 +619,7 @@ class session {
     if constexpr (is_tls)
       if (!hsts_.empty()) resp.set(http::field::strict_transport_security, hsts_);
     bool keep = client_keep_alive && !w_.draining;
-    unsigned client_version = parser_->get().version();
+    const unsigned client_version = client_version_;
     resp.version(11);
     bool bodyless = req.method() == http::verb::head || status_ == 204 || status_ == 304 || status_ < 200;
     if (!bodyless && !rp.chunked() && !rp.content_length()) {
@@ -606,7 +631,14 @@ class session {
       resp.chunked(false);
       keep = false;
     }
+    if (status_ == 204) {  // no body, so no framing headers either (RFC 9110 8.6, RFC 9112 6.1)
+      resp.erase(http::field::transfer_encoding);
+      resp.erase(http::field::content_length);
+    }
+    // Answered before the request body was all read: this connection closes after it.
+    if (!parser_->is_done()) keep = false;
     resp.keep_alive(keep);
+    if (keep && client_version == 10) resp.set(http::field::connection, "keep-alive");
     res.client_keep_alive = keep;
     head_buffer head_text;
     wire::append_response_head(resp, head_text.text());
@@ -694,6 +726,7 @@ class session {
     if (retry_after) res.set(http::field::retry_after, "1");
     if (!location.empty()) res.set(http::field::location, location);
     res.keep_alive(keep_alive && !w_.draining);
+    if (res.keep_alive() && client_version_ == 10) res.set(http::field::connection, "keep-alive");
     res.body() = std::move(body);
     res.prepare_payload();
     client_.expires_after(w_.opts->limits.io_timeout);
@@ -777,6 +810,8 @@ class session {
   bool held_ = false;
   bool client_gone_ = false;
   std::int64_t held_ns_ = 0;
+  unsigned client_version_ = 11;  // of the current request, as the client sent it
+  bool upload_stop_ = false;      // set when the response completed before the request body
   std::string_view app_name_;
   std::string_view instance_id_;
   std::string_view request_id_;

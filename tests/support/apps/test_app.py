@@ -19,6 +19,8 @@ Endpoints:
   POST /echo          the request body streamed back (64 KiB reads); chunked if the request was
   GET  /headers       200 JSON object: lower-case header name -> value (repeats joined by ", ")
   GET  /exit          os._exit(1) without answering (a crash in the middle of a request)
+  GET  /eof?n=N       N pattern bytes with neither Content-Length nor chunked: the body ends at close
+  GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
 Anything else: 404.
 """
 
@@ -129,6 +131,23 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(seen), "application/json")
         elif path == "/exit":
             os._exit(1)
+        elif path == "/eof":
+            n = int(query.get("n", ["0"])[0])
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(bytes(k % 251 for k in range(n)))
+            self.close_connection = True
+        elif path == "/chunks":
+            n = int(query.get("n", ["0"])[0])
+            body = bytes(k % 251 for k in range(n))
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, n, 1000):
+                piece = body[i:i + 1000]
+                self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
         else:
             self._send(404, "not found\n")
 

@@ -1,0 +1,115 @@
+// Message framing toward clients of either HTTP version, checked on the raw bytes: what an
+// instance frames one way (Content-Length, chunked, or end at close) reaches each client in a
+// framing its version allows.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Sends `request` on a new connection and reads until the peer closes or `idle` passes with
+// nothing new. Returns everything read; `closed` says whether the peer closed.
+std::string exchange_raw(std::uint16_t port, const std::string& request, bool& closed,
+                         std::chrono::milliseconds idle = 1500ms) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string out;
+  closed = false;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(idle.count())) <= 0) break;
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+std::string pattern(std::size_t n) {
+  std::string s(n, '\0');
+  for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>(k % 251);
+  return s;
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("framing: HTTP/1.0 clients never get chunked responses and 1.1 clients get EOF bodies chunked",
+          "[integration][framing]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("f", {"f.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "f", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  const std::string body = pattern(5000);
+
+  for (std::string target : {"/eof?n=5000", "/chunks?n=5000"}) {
+    INFO("HTTP/1.0 GET " << target);
+    bool closed = false;
+    auto raw = exchange_raw(wg.http_port(), "GET " + target + " HTTP/1.0\r\nHost: f.test\r\n\r\n", closed);
+    auto split = raw.find("\r\n\r\n");
+    REQUIRE(split != std::string::npos);
+    auto head = lower(raw.substr(0, split));
+    CHECK(raw.starts_with("HTTP/1.1 200"));
+    CHECK(head.find("transfer-encoding") == std::string::npos);
+    CHECK(raw.substr(split + 4) == body);  // the body as is, ended by the close
+    CHECK(closed);
+  }
+
+  for (std::string target : {"/eof?n=5000", "/chunks?n=5000"}) {
+    INFO("HTTP/1.1 GET " << target << ", then a second request on the same connection");
+    http_connection conn(wg.http_port());
+    auto first = conn.send(http_request{"GET", target, "f.test", {}, {}, {}, {}});
+    CHECK(first.status == 200);
+    CHECK(first.body == body);
+    CHECK(lower(first.header("transfer-encoding")) == "chunked");
+    auto second = conn.send(http_request{"GET", "/", "f.test", {}, {}, {}, {}});
+    CHECK(second.status == 200);
+    CHECK(conn.connects() == 1);  // re-framed, so the client connection stayed open
+  }
+}
+
+TEST_CASE("framing: an HTTP/1.0 client asking for keep-alive is told so and kept", "[integration][framing]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("k", {"k.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "k", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  const std::string req = "GET /bytes?n=10 HTTP/1.0\r\nHost: k.test\r\nConnection: keep-alive\r\n\r\n";
+  bool closed = false;
+  // Two requests on one connection: both answered, and the connection is not closed after them.
+  auto raw = exchange_raw(wg.http_port(), req + req, closed, 700ms);
+  auto first = raw.find("HTTP/1.1 200");
+  auto second = raw.find("HTTP/1.1 200", first + 1);
+  CHECK(first == 0);
+  CHECK(second != std::string::npos);
+  CHECK(lower(raw).find("connection: keep-alive") != std::string::npos);
+  CHECK_FALSE(closed);
+}
