@@ -13,6 +13,7 @@ packages=(
   prometheus             # promtool, to check /metrics
   python3-fastapi uvicorn curl  # the demo app and the integration tests
   gcovr
+  docker.io busybox-static  # the Docker backend's tests: a daemon and a registry-free test image
 )
 
 missing=()
