@@ -108,7 +108,8 @@ asio::awaitable<std::string> docker_backend::ensure_version() {
   if (alive.expired()) co_return std::string("shutting down");
   if (!err.empty()) {
     count_error(op::version);
-  } else {
+  } else if (logged_version_ != api_.version()) {  // concurrent first calls all negotiate: log once
+    logged_version_ = api_.version();
     log::info("docker daemon", {{"socket", api_.socket_path()}, {"api_version", api_.version()}});
   }
   co_return err;

@@ -71,6 +71,7 @@ class docker_backend final : public instance_backend {
 
   boost::asio::io_context& ctx_;
   docker::api_client api_;
+  std::string logged_version_;
   std::string config_error_;  // DOCKER_HOST not usable: every start fails with this
   std::map<std::string, std::shared_ptr<instance>> instances_;  // by instance id
   std::map<std::string, std::shared_ptr<cleanup_gate>> cleanup_;  // by app name

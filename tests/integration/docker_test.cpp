@@ -313,3 +313,34 @@ TEST_CASE("docker: containers left over from an earlier run are removed at start
   CHECK(r.status == 200);
   stop_and_check_no_leftovers(wg, app);
 }
+
+TEST_CASE("docker: with a network, wakegate reaches the container at its address there", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dknet");
+  const auto network = "wakegate-test-" + app;
+  auto created = docker_cli({"network", "create", network});
+  INFO(created.err);
+  REQUIRE(created.exit_code == 0);
+  struct network_remover {
+    std::string name;
+    ~network_remover() { docker_cli({"network", "rm", name}); }
+  } remove_network{network};
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.apps.push_back(docker_app(app, {"network: " + network}));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  auto status = fetch_app_status(wg.admin_port(), app);
+  REQUIRE(status);
+  REQUIRE(status->instances.size() == 1);
+  const auto& address = status->instances[0].address;
+  auto ip = docker_cli({"inspect", "--format", "{{(index .NetworkSettings.Networks \"" + network + "\").IPAddress}}",
+                        container_of_instance(status->instances[0].id)});
+  INFO("address " << address << ", docker says " << ip.out);
+  CHECK(address == split_lines(ip.out).at(0) + ":8080");
+  CHECK_FALSE(starts_with(address, "127.0.0.1:"));
+  stop_and_check_no_leftovers(wg, app);
+}
