@@ -66,6 +66,7 @@ def direct_once(name):
     engine("POST", f"/containers/{cid}/start")
     info = engine("GET", f"/containers/{cid}/json")
     port = int(info["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
+    direct_phase.append(time.perf_counter() - t0)
     while True:
         try:
             if get(port) < 500:
@@ -76,6 +77,9 @@ def direct_once(name):
     elapsed = time.perf_counter() - t0
     engine("DELETE", f"/containers/{cid}?force=1")
     return elapsed
+
+
+direct_phase = []  # create + start + inspect, per direct run
 
 
 def percentile(values, p):
@@ -133,6 +137,10 @@ apps:
                 through.append(time.perf_counter() - t0)
                 if status != 200:
                     raise RuntimeError(f"status {status}")
+            conn = http.client.HTTPConnection("127.0.0.1", ports["admin"], timeout=10)
+            conn.request("GET", "/metrics")
+            metrics = conn.getresponse().read().decode()
+            conn.close()
         finally:
             wg.terminate()
             wg.wait(30)
@@ -143,6 +151,18 @@ apps:
     print(f"through wakegate (request at zero -> response):    p50 {ms(percentile(through, 50))}  p99 {ms(percentile(through, 99))}")
     print(f"wakegate overhead (p50 - p50):                      {ms(percentile(through, 50) - percentile(direct, 50))}"
           f"   (p99 - p99: {ms(percentile(through, 99) - percentile(direct, 99))})")
+    def mean_of(phase):
+        total = count = 0.0
+        for line in metrics.splitlines():
+            if line.startswith("wakegate_container_start_seconds_") and f'phase="{phase}"' in line:
+                value = float(line.rsplit(" ", 1)[1])
+                if line.startswith("wakegate_container_start_seconds_sum"):
+                    total = value
+                elif line.startswith("wakegate_container_start_seconds_count"):
+                    count = value
+        return total / count if count else float("nan")
+    print(f"  direct create+start+inspect mean {ms(sum(direct_phase) / len(direct_phase))};"
+          f" wakegate's create_start mean {ms(mean_of('create_start'))}, readiness mean {ms(mean_of('readiness'))}")
     return 0
 
 
