@@ -344,3 +344,47 @@ TEST_CASE("docker: with a network, wakegate reaches the container at its address
   CHECK_FALSE(starts_with(address, "127.0.0.1:"));
   stop_and_check_no_leftovers(wg, app);
 }
+
+TEST_CASE("docker: a reload that changes the container replaces it, one that changes only stop_timeout does not",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkreload");
+  container_sweeper sweep(app);
+  auto config_with = [&](const std::string& greeting, const std::string& stop_timeout) {
+    config_yaml c;
+    auto a = docker_app(app, {"env: {GREETING: " + greeting + "}"}).set("min_instances", "1");
+    auto at = a.raw_backend.find("stop_timeout: 2s");
+    a.raw_backend.replace(at, 16, "stop_timeout: " + stop_timeout);
+    c.apps.push_back(a);
+    return c.str();
+  };
+  wakegate_process wg(config_with("first", "2s"));
+  app_status last;
+  REQUIRE(wait_app(wg.admin_port(), app, [](const app_status& a) { return a.count("ready") == 1; }, 30s, &last));
+  const auto first_id = last.instances.front().id;
+
+  wg.write_config(config_with("second", "2s"));
+  wg.signal(SIGHUP);
+  bool replaced = wait_app(
+      wg.admin_port(), app,
+      [&](const app_status& a) { return a.instances.size() == 1 && a.instances[0].id != first_id && a.instances[0].state == "ready"; },
+      30s, &last);
+  INFO("instances: " << instance_list(last));
+  CHECK(replaced);
+  auto r = http_get(wg.http_port(), app + ".test", "/cgi-bin/whoami");
+  INFO(describe(r));
+  CHECK(contains(r.body, "second"));
+  CHECK(wait_until([&] { return containers_of_app(app).size() == 1; }, 10s, 100ms));
+  const auto second_id = last.instances.front().id;
+
+  wg.write_config(config_with("second", "1s"));
+  wg.signal(SIGHUP);
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reloaded"; }, 5s));
+  CHECK(holds_for(
+      [&] {
+        auto s = fetch_app_status(wg.admin_port(), app);
+        return s && s->instances.size() == 1 && s->instances[0].id == second_id;
+      },
+      1s));
+  stop_and_check_no_leftovers(wg, app);
+}
