@@ -18,6 +18,8 @@
 #include "config/loader.hpp"
 #include "proxy/admin.hpp"
 #include "proxy/server.hpp"
+#include "scaler/backends/backend_set.hpp"
+#include "scaler/backends/docker_backend.hpp"
 #include "scaler/backends/process_backend.hpp"
 #include "scaler/control.hpp"
 #include "tls/acme.hpp"
@@ -126,7 +128,9 @@ int run(const std::string& path) {
   asio::io_context control_ctx(1);
   proxy::server srv(cfg);
   scaler::control_plane control(control_ctx, srv.executors(),
-                                std::make_unique<scaler::process_backend>(control_ctx));
+                                std::make_unique<scaler::backend_set>(
+                                    std::make_unique<scaler::process_backend>(control_ctx),
+                                    std::make_unique<scaler::docker_backend>(control_ctx)));
   srv.attach(control);
   control.on_apps_changed = [&srv](const std::vector<scaler::app_ptr>& apps) { srv.set_apps(apps); };
 

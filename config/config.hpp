@@ -45,7 +45,24 @@ struct process_backend {
   duration stop_timeout = 10s;       // then SIGKILL
 };
 
-using backend = std::variant<process_backend>;
+// backend.docker: a container per instance, run through the Docker Engine API.
+enum class pull_policy { never, missing, always };
+
+struct docker_backend {
+  std::string image;                 // required, e.g. "nginx:1.25" or "registry.example.com/app@sha256:..."
+  std::uint16_t port = 0;            // required: the port the app listens on inside the container
+  std::vector<std::string> command;  // empty: the image's default command
+  std::vector<std::pair<std::string, std::string>> env;     // never shown in /status or /metrics
+  std::vector<std::pair<std::string, std::string>> labels;  // added to wakegate.app / wakegate.instance
+  std::string network;               // empty: publish `port` on 127.0.0.1 (ephemeral host port)
+  std::int64_t memory = 0;           // bytes; 0 = no limit
+  std::int64_t nano_cpus = 0;        // cpus * 1e9; 0 = no limit
+  pull_policy pull = pull_policy::missing;
+  duration stop_timeout = 10s;       // SIGTERM, then SIGKILL after this (whole seconds, rounded up)
+  bool operator==(const docker_backend&) const = default;
+};
+
+using backend = std::variant<process_backend, docker_backend>;
 
 // `schedule:` -- min_instances raised during weekly time ranges, in a named time zone.
 struct schedule_range {

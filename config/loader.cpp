@@ -80,6 +80,8 @@ constexpr std::array<std::string_view, 4> range_keys{"days", "from", "to", "min_
 constexpr std::array<std::string_view, 7> day_names{"mon", "tue", "wed", "thu", "fri", "sat", "sun"};
 constexpr std::array<std::string_view, 5> process_keys{"command", "cwd", "env", "stop_signal",
                                                        "stop_timeout"};
+constexpr std::array<std::string_view, 10> docker_keys{
+    "image", "port", "command", "env", "labels", "network", "memory", "cpus", "pull", "stop_timeout"};
 
 constexpr std::array<std::string_view, 5> tls_keys{"certificates", "default_certificate", "redirect_http",
                                                    "ticket_key_rotation", "acme"};
@@ -881,17 +883,190 @@ class loader {
     const auto entries = entries_of(backend_entry.value, backend_entry.value_pos);
     if (!entries) return;
     if (entries->empty()) {
-      error(backend_entry.key_pos, "missing backend kind (known: process)");
+      error(backend_entry.key_pos, "missing backend kind (known: process, docker)");
       return;
     }
+    const entry* kind = nullptr;
     for (const entry& e : *entries) {
+      if (e.key != "process" && e.key != "docker") {
+        error(e.key_pos, "unknown backend " + in_quotes(e.key) + " (known: process, docker)");
+        continue;
+      }
+      if (kind != nullptr) {
+        error(e.key_pos, "only one backend kind per app (" + in_quotes(kind->key) + " is set already)");
+        continue;
+      }
+      kind = &e;
       if (e.key == "process") {
         if (auto process = parse_process(e, "process backend of " + context))
           app.backend = std::move(*process);
-      } else {
-        error(e.key_pos, "unknown backend " + in_quotes(e.key) + " (known: process)");
+      } else if (auto docker = parse_docker(e, "docker backend of " + context)) {
+        app.backend = std::move(*docker);
       }
     }
+  }
+
+  std::optional<docker_backend> parse_docker(const entry& docker_entry, const std::string& context) {
+    const auto entries = entries_of(docker_entry.value, docker_entry.value_pos);
+    if (!entries) return std::nullopt;
+    docker_backend d;
+    bool ok = true;
+    bool has_image = false;
+    bool has_port = false;
+    for (const entry& e : *entries) {
+      if (e.key == "image") {
+        has_image = true;
+        const auto value = read_string(e);
+        if (value && (value->empty() || value->find_first_of(" \t\n/") == 0 ||
+                      value->find_first_of(" \t\n") != std::string::npos)) {
+          error(e.value_pos, "invalid image " + in_quotes(*value) + " (expected a reference like nginx:1.25)");
+          ok = false;
+        } else if (value) {
+          d.image = *value;
+        } else {
+          ok = false;
+        }
+      } else if (e.key == "port") {
+        has_port = true;
+        const auto value = read_int(e, 1, 65535);
+        if (value) d.port = static_cast<std::uint16_t>(*value);
+        ok = ok && value.has_value();
+      } else if (e.key == "command") {
+        const auto items = read_string_list(e);
+        if (items && items->empty()) {
+          error(e.value_pos, "command must not be empty (leave it out to run the image's own command)");
+          ok = false;
+        } else if (items) {
+          for (const list_item& item : *items) d.command.push_back(item.text);
+        } else {
+          ok = false;
+        }
+      } else if (e.key == "env") {
+        ok = parse_env_into(e, d.env) && ok;
+      } else if (e.key == "labels") {
+        ok = parse_labels(e, d.labels) && ok;
+      } else if (e.key == "network") {
+        const auto value = read_string(e);
+        if (value && value->empty()) {
+          error(e.value_pos, "network must not be empty (leave it out to publish the port on 127.0.0.1)");
+          ok = false;
+        } else if (value) {
+          d.network = *value;
+        } else {
+          ok = false;
+        }
+      } else if (e.key == "memory") {
+        const auto value = read_memory(e);
+        if (value) d.memory = *value;
+        ok = ok && value.has_value();
+      } else if (e.key == "cpus") {
+        const auto value = read_cpus(e);
+        if (value) d.nano_cpus = *value;
+        ok = ok && value.has_value();
+      } else if (e.key == "pull") {
+        const auto value = read_string(e);
+        if (value && *value == "never") {
+          d.pull = pull_policy::never;
+        } else if (value && *value == "missing") {
+          d.pull = pull_policy::missing;
+        } else if (value && *value == "always") {
+          d.pull = pull_policy::always;
+        } else {
+          if (value) error(e.value_pos, "unknown pull policy " + in_quotes(*value) + " (known: never, missing, always)");
+          ok = false;
+        }
+      } else if (e.key == "stop_timeout") {
+        const auto value = read_duration(e, false);
+        if (value) d.stop_timeout = *value;
+        ok = ok && value.has_value();
+      } else {
+        unknown_key(e, docker_keys, context);
+      }
+    }
+    if (!has_image) error(docker_entry.key_pos, "missing required key 'image' in " + context);
+    if (!has_port) error(docker_entry.key_pos, "missing required key 'port' in " + context);
+    if (!ok || !has_image || !has_port) return std::nullopt;
+    return d;
+  }
+
+  // Bytes as a plain integer, or an integer with a suffix b, k, m or g (powers of 1024, as docker
+  // run --memory). Docker's own minimum is 6 MiB.
+  std::optional<std::int64_t> read_memory(const entry& e) {
+    const std::string text = e.value.IsScalar() ? lower(e.value.Scalar()) : "";
+    std::string_view digits = text;
+    std::int64_t unit = 1;
+    if (!digits.empty() && !is_digit(digits.back())) {
+      switch (digits.back()) {
+        case 'b': unit = 1; break;
+        case 'k': unit = 1024; break;
+        case 'm': unit = 1024 * 1024; break;
+        case 'g': unit = 1024 * 1024 * 1024; break;
+        default: unit = 0;
+      }
+      digits.remove_suffix(1);
+    }
+    std::int64_t value = 0;
+    if (unit == 0 || digits.empty() || !std::all_of(digits.begin(), digits.end(), is_digit) ||
+        std::from_chars(digits.data(), digits.data() + digits.size(), value).ec != std::errc{} ||
+        value > INT64_MAX / unit) {
+      error(e.value_pos, "expected a memory size like 256m, 1g or a number of bytes");
+      return std::nullopt;
+    }
+    if (value * unit < 6 * 1024 * 1024) {
+      error(e.value_pos, "memory must be at least 6m (Docker's minimum)");
+      return std::nullopt;
+    }
+    return value * unit;
+  }
+
+  // A decimal number of CPUs ("0.5", 2) with at most 9 decimals, as nano-CPUs.
+  std::optional<std::int64_t> read_cpus(const entry& e) {
+    const std::string text = e.value.IsScalar() && e.value.Tag() != "!" ? e.value.Scalar() : "";
+    const std::size_t dot = text.find('.');
+    const std::string_view whole = std::string_view(text).substr(0, dot);
+    const std::string_view fraction = dot == std::string::npos ? std::string_view() : std::string_view(text).substr(dot + 1);
+    auto digits_only = [](std::string_view v) { return std::all_of(v.begin(), v.end(), is_digit); };
+    std::int64_t units = 0;
+    if (whole.empty() || whole.size() > 6 || !digits_only(whole) || (dot != std::string::npos && fraction.empty()) ||
+        fraction.size() > 9 || !digits_only(fraction)) {
+      error(e.value_pos, "expected a number of CPUs like 0.5 or 2");
+      return std::nullopt;
+    }
+    std::from_chars(whole.data(), whole.data() + whole.size(), units);
+    std::int64_t nanos = units * 1'000'000'000;
+    std::int64_t scale = 100'000'000;
+    for (char c : fraction) {
+      nanos += (c - '0') * scale;
+      scale /= 10;
+    }
+    if (nanos <= 0) {
+      error(e.value_pos, "cpus must be greater than 0");
+      return std::nullopt;
+    }
+    return nanos;
+  }
+
+  bool parse_labels(const entry& labels, std::vector<std::pair<std::string, std::string>>& out) {
+    const auto entries = entries_of(labels.value, labels.value_pos);
+    if (!entries) return false;
+    bool ok = true;
+    for (const entry& e : *entries) {
+      if (e.key.empty()) {
+        error(e.key_pos, "label names must not be empty");
+        ok = false;
+      } else if (e.key.starts_with("wakegate.")) {
+        error(e.key_pos, "label " + in_quotes(e.key) + " is reserved (wakegate sets the 'wakegate.' labels itself)");
+        ok = false;
+      } else if (e.value.IsNull()) {
+        out.emplace_back(e.key, "");
+      } else if (e.value.IsScalar()) {
+        out.emplace_back(e.key, e.value.Scalar());
+      } else {
+        error(e.value_pos, "expected a string");
+        ok = false;
+      }
+    }
+    return ok;
   }
 
   std::optional<process_backend> parse_process(const entry& process_entry,
@@ -966,7 +1141,9 @@ class loader {
     return true;
   }
 
-  bool parse_env(const entry& env, process_backend& p) {
+  bool parse_env(const entry& env, process_backend& p) { return parse_env_into(env, p.env); }
+
+  bool parse_env_into(const entry& env, std::vector<std::pair<std::string, std::string>>& out) {
     const auto entries = entries_of(env.value, env.value_pos);
     if (!entries) return false;
     bool ok = true;
@@ -977,9 +1154,9 @@ class loader {
         continue;
       }
       if (e.value.IsNull()) {
-        p.env.emplace_back(e.key, "");
+        out.emplace_back(e.key, "");
       } else if (e.value.IsScalar()) {
-        p.env.emplace_back(e.key, e.value.Scalar());
+        out.emplace_back(e.key, e.value.Scalar());
       } else {
         error(e.value_pos, "expected a string");
         ok = false;

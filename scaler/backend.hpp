@@ -1,12 +1,14 @@
 // The instance backend interface: how the control plane starts, stops and watches instances.
-// The process backend (backends/process_backend.hpp) is the first implementation; Docker and
-// Kubernetes backends follow. All callbacks run on the control io_context's thread.
+// Implementations: backends/process_backend.hpp, backends/docker_backend.hpp, and
+// backends/backend_set.hpp, which sends each app to the one its config names. All callbacks run
+// on the control io_context's thread.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
 
+#include "common/metrics.hpp"
 #include "config/config.hpp"
 
 namespace wakegate::scaler {
@@ -41,6 +43,12 @@ class instance_backend {
   // Stops every instance now (shutdown path): graceful signal, then kill after the timeouts.
   // Calls `done` once all are gone.
   virtual void stop_all(std::function<void()> done) = 0;
+
+  // Control plane hooks with no-op defaults: the configuration was (re)applied; an instance
+  // passed its readiness probe; the backend's own metric families for /metrics.
+  virtual void configure(const config::config& /*cfg*/) {}
+  virtual void instance_ready(const std::string& /*id*/) {}
+  virtual void write_metrics(metrics::text_writer& /*w*/) const {}
 
   // Set by the control plane: called when an instance exits without being asked to
   // (crash or exit at start), with a readable reason such as "exited with status 3".

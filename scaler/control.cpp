@@ -63,9 +63,14 @@ void control_plane::apply(const config::config& cfg) {
     if (auto existing = find_app(ac.name); existing && !existing->removed) {
       bool backend_changed = !(existing->cfg_->backend.index() == ac.backend.index());
       if (!backend_changed) {
-        const auto& o = std::get<config::process_backend>(existing->cfg_->backend);
-        const auto& n = std::get<config::process_backend>(ac.backend);
-        backend_changed = o.command != n.command || o.cwd != n.cwd || o.env != n.env;
+        if (const auto* o = std::get_if<config::process_backend>(&existing->cfg_->backend)) {
+          const auto& n = std::get<config::process_backend>(ac.backend);
+          backend_changed = o->command != n.command || o->cwd != n.cwd || o->env != n.env;
+        } else {
+          auto od = std::get<config::docker_backend>(existing->cfg_->backend);
+          od.stop_timeout = std::get<config::docker_backend>(ac.backend).stop_timeout;  // applies to running ones
+          backend_changed = od != std::get<config::docker_backend>(ac.backend);
+        }
       }
       existing->cfg_ = std::make_shared<const config::app_config>(ac);
       existing->zone = load_zone(ac.settings, ac.name);
@@ -95,6 +100,7 @@ void control_plane::apply(const config::config& cfg) {
     }
   }
   apps_ = std::move(next);
+  backend_->configure(cfg);
   notify_apps_changed();
   auto now = steady::now();
   for (auto& a : apps_)
@@ -308,6 +314,7 @@ void control_plane::on_ready(const app_ptr& a, const instance_ptr& i) {
   i->accepting.store(true);
   a->consecutive_failures = 0;
   a->next_start_allowed = {};
+  backend_->instance_ready(i->id);
   log::info("instance ready", {{"app", a->name()}, {"instance", i->id}, {"address", i->address},
                                {"start_ms", std::chrono::duration<double, std::milli>(now - i->created_at).count()}});
   // Start-time estimate: an exponentially weighted moving average (weight 0.3 for the newest).
@@ -669,6 +676,7 @@ void control_plane::write_metrics(metrics::text_writer& w) const {
   for (auto& a : apps_)
     w.sample("wakegate_instance_failures_total", {label{"app", a->name()}},
              static_cast<double>(a->stats.instance_failures.value()));
+  backend_->write_metrics(w);
 }
 
 instance_ptr acquire_least_loaded(const instance_list& list, int max_concurrency) noexcept {

@@ -15,6 +15,7 @@ packages=(
   gcovr
   gnuplot-nox tzdata    # the scaling simulator's plots; schedule time zones
   pebble pebble-challtestsrv testssl.sh  # HTTPS tests: ACME test CA and its DNS, the TLS scan
+  docker.io busybox-static  # the Docker backend's tests: a daemon and a registry-free test image
 )
 
 missing=()

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/deps.sh
+# A Docker daemon and the test image for the Docker tests (they report SKIPPED with the reason if not).
+scripts/docker-up.sh || echo "test.sh: Docker is not usable: the Docker tests will be skipped" >&2
 cmake --preset release
 cmake --build build -j "$(nproc)"
 

@@ -79,6 +79,10 @@ std::string config_yaml::str() const {
     y += "    hosts: " + yaml_flow_list(a.hosts) + "\n";
     for (const auto& [k, v] : a.settings) y += "    " + k + ": " + v + "\n";
     y += "    backend:\n";
+    if (!a.raw_backend.empty()) {
+      y += a.raw_backend;
+      continue;
+    }
     y += "      process:\n";
     y += "        command: " + yaml_flow_list(a.command.empty() ? test_app_command(a.marker) : a.command) + "\n";
     if (!a.env.empty()) {

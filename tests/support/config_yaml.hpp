@@ -34,6 +34,9 @@ struct app_yaml {
   key_values settings;               // raw YAML values
   key_values env;
   std::string stop_timeout = "2s";
+  // When set: the lines under `backend:` (e.g. "      docker: {image: x, port: 8080}\n") instead
+  // of the process backend.
+  std::string raw_backend;
 };
 
 struct config_yaml {

@@ -621,7 +621,7 @@ apps:
     backend:
       dockr: {image: x}
 )",
-       {"t.yaml:5:7: unknown backend 'dockr' (known: process)"}},
+       {"t.yaml:5:7: unknown backend 'dockr' (known: process, docker)"}},
       {"no kind",
        R"(
 apps:
@@ -629,7 +629,7 @@ apps:
     hosts: [a.localhost]
     backend: {}
 )",
-       {"t.yaml:4:5: missing backend kind (known: process)"}},
+       {"t.yaml:4:5: missing backend kind (known: process, docker)"}},
       {"not a mapping",
        R"(
 apps:
@@ -840,7 +840,7 @@ listen: {http: nowhere}
            "t.yaml:3:5: unknown key 'hots' in app 'a' (did you mean 'hosts'?)",
            "t.yaml:5:11: duplicate app name 'a' (first at line 2)",
            "t.yaml:7:20: expected an integer",
-           "t.yaml:8:15: unknown backend 'dockr' (known: process)",
+           "t.yaml:8:15: unknown backend 'dockr' (known: process, docker)",
            "t.yaml:9:10: workers must be between 0 and 64",
            "t.yaml:11:15: queue_size must be at least 0",
            "t.yaml:12:16: expected an address host:port",

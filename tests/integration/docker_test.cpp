@@ -1,0 +1,390 @@
+// The Docker backend against the real daemon: cold start, burst, scale to zero, a killed
+// container, failures that must answer 503 at once, leftovers. Every test uses its own app name
+// (so -j2 runs do not meet), stops wakegate with SIGTERM and then checks that no container with
+// its labels remains. Without a usable daemon each test exits 77 (ctest: SKIPPED) with the reason.
+#include <signal.h>
+
+#include <boost/json/serialize.hpp>
+#include <catch2/catch.hpp>
+#include <set>
+#include <string>
+
+#include "tests/support/docker.hpp"
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+std::string docker_backend_yaml(const std::string& image, const std::vector<std::string>& extra = {}) {
+  std::string y = "      docker:\n        image: " + yaml_quote(image) + "\n        port: 8080\n        pull: never\n"
+                  "        stop_timeout: 2s\n";
+  for (const auto& line : extra) y += "        " + line + "\n";
+  return y;
+}
+
+app_yaml docker_app(const std::string& name, const std::vector<std::string>& extra = {},
+                    const std::string& image = docker_test_image) {
+  app_yaml a(name, {name + ".test"}, "");
+  a.raw_backend = docker_backend_yaml(image, extra);
+  return a;
+}
+
+// SIGTERM, a clean exit, and no container of the app left.
+void stop_and_check_no_leftovers(wakegate_process& wg, const std::string& app) {
+  wg.signal(SIGTERM);
+  auto status = wg.wait_exit(30s);
+  CHECK(status == std::optional<int>(0));
+  auto left = containers_of_app(app);
+  INFO("containers left: " << left.size());
+  CHECK(left.empty());
+}
+
+std::string instance_list(const app_status& a) {
+  std::string s;
+  for (const auto& i : a.instances) s += i.id + "(" + i.state + " " + i.address + ") ";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("docker: a cold start from zero goes through a container with the configured env and labels",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkcold");
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.apps.push_back(docker_app(app, {"env: {GREETING: secret-greeting-7f3}", "labels: {team: edge}"}));
+  wakegate_process wg(c.str());
+  REQUIRE(containers_of_app(app).empty());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/cgi-bin/whoami");
+  INFO(describe(r));
+  REQUIRE(r.status == 200);
+  CHECK(contains(r.body, "secret-greeting-7f3"));  // the container got its env
+
+  auto ids = containers_of_app(app);
+  REQUIRE(ids.size() == 1);
+  CHECK(starts_with(r.body, ids.front().substr(0, 12)));  // served by that container
+  auto inspect = docker_cli({"inspect", "--format",
+                             "{{.Name}} {{index .Config.Labels \"wakegate.instance\"}} {{index .Config.Labels \"team\"}}",
+                             ids.front()});
+  CHECK(split_lines(inspect.out) == std::vector<std::string>{"/wakegate-" + app + "-1 " + app + "-1 edge"});
+
+  auto status = fetch_app_status(wg.admin_port(), app);
+  REQUIRE(status);
+  REQUIRE(status->instances.size() == 1);
+  CHECK(status->instances[0].state == "ready");
+  CHECK(starts_with(status->instances[0].address, "127.0.0.1:"));
+  auto status_text = fetch_status_json(wg.admin_port());
+  REQUIRE(status_text);
+  CHECK_FALSE(contains(boost::json::serialize(*status_text), "secret-greeting-7f3"));
+
+  auto metrics = fetch_metrics(wg.admin_port());
+  REQUIRE(metrics);
+  CHECK_FALSE(contains(*metrics, "secret-greeting-7f3"));
+  CHECK(metric_value(*metrics, "wakegate_container_start_seconds_count", {{"app", app}, {"phase", "create_start"}}) == 1);
+  CHECK(metric_value(*metrics, "wakegate_container_start_seconds_count", {{"app", app}, {"phase", "readiness"}}) == 1);
+  CHECK(metric_sum(*metrics, "wakegate_docker_api_errors_total") == 0);
+  auto promtool = promtool_check_metrics(*metrics);
+  if (promtool.ran) {
+    INFO(promtool.output);
+    CHECK(promtool.exit_code == 0);
+  }
+  CHECK(wg.wait_for_record([&](const auto& x) { return json_string(x, "msg") == "container running"; }, 1s));
+
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: scale to zero removes the container", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkzero");
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.set_default("scale_to_zero_after", "1s");
+  c.apps.push_back(docker_app(app));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  REQUIRE(r.status == 200);
+  CHECK(r.body == "ok\n");
+  REQUIRE(containers_of_app(app).size() == 1);
+
+  app_status last;
+  CHECK(wait_app(wg.admin_port(), app, [](const app_status& a) { return a.instances.empty(); }, 20s, &last));
+  INFO("instances: " << instance_list(last));
+  CHECK(wait_until([&] { return containers_of_app(app).empty(); }, 10s, 100ms));
+
+  // And it wakes again.
+  auto again = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(again));
+  CHECK(again.status == 200);
+  CHECK(containers_of_app(app).size() == 1);
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: a burst on a cold app scales across containers, within max_instances", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkburst");
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.apps.push_back(docker_app(app).set("target_concurrency", "2").set("max_instances", "3"));
+  wakegate_process wg(c.str());
+
+  std::atomic<int> max_live{0};
+  background_sampler sampler(
+      [&] {
+        if (auto s = fetch_app_status(wg.admin_port(), app)) {
+          int live = s->live();
+          int cur = max_live.load();
+          while (live > cur && !max_live.compare_exchange_weak(cur, live)) {
+          }
+        }
+      },
+      20ms);
+  // 12 clients, each with 4 sequential slow requests on its own connection: bounded, and long
+  // enough for the scaler to see the concurrency.
+  auto responses = run_concurrently(12, [&](int) {
+    http_connection conn(wg.http_port());
+    http_request req;
+    req.host = app + ".test";
+    req.target = "/cgi-bin/sleep?0.3";
+    http_response last_response;
+    for (int n = 0; n < 4; ++n) {
+      last_response = conn.send(req);
+      if (last_response.status != 200) break;
+    }
+    return last_response;
+  });
+  sampler.stop();
+
+  INFO("responses: " << summarize(responses));
+  CHECK(count_status(responses, 200) == 12);
+  CHECK(max_live > 1);
+  CHECK(max_live <= 3);
+  std::set<std::string> hosts;
+  for (const auto& r : responses)
+    if (starts_with(r.body, "slept 0.3 in ")) hosts.insert(r.body.substr(13));
+  // The last round ran on more than one container.
+  CHECK(hosts.size() > 1);
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: a killed container is noticed from the event stream and replaced", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkkill");
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.apps.push_back(docker_app(app).set("min_instances", "1"));
+  wakegate_process wg(c.str());
+
+  app_status last;
+  REQUIRE(wait_app(wg.admin_port(), app, [](const app_status& a) { return a.count("ready") == 1; }, 30s, &last));
+  const auto old_id = last.instances.front().id;
+  const auto old_container = container_of_instance(old_id);
+  REQUIRE_FALSE(old_container.empty());
+
+  auto killed = docker_cli({"kill", old_container});
+  REQUIRE(killed.exit_code == 0);
+
+  // The reason comes from the die event (exit code 137 = SIGKILL).
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old_id &&
+               contains(json_string(x, "error"), "exited with code 137");
+      },
+      10s));
+  bool replaced = wait_app(
+      wg.admin_port(), app,
+      [&](const app_status& a) {
+        return a.instances.size() == 1 && a.instances[0].id != old_id && a.instances[0].state == "ready";
+      },
+      30s, &last);
+  INFO("instances: " << instance_list(last) << " last_error: " << last.last_error);
+  CHECK(replaced);
+  CHECK(contains(last.last_error, "exited with code 137"));
+  CHECK(wait_until([&] { return containers_of_app(app).size() == 1; }, 10s, 100ms));  // the dead one removed
+  CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", app}}).value_or(0) == 1);
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: a missing image answers held requests 503 with the reason at once", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dknoimg");
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.set_default("queue_timeout", "20s");
+  c.apps.push_back(docker_app(app, {}, "wakegate-test/absent:" + app));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(contains(r.body, "image 'wakegate-test/absent:" + app + "' not found (pull: never)"));
+  CHECK(r.elapsed < 20s);  // the failure answered it, not the queue timeout
+
+  app_status last;
+  CHECK(wait_app(wg.admin_port(), app, [](const app_status& a) { return !a.last_error.empty(); }, 5s, &last));
+  CHECK(contains(last.last_error, "not found (pull: never)"));
+  CHECK(wait_until(
+      [&] {
+        return scrape_value(wg.admin_port(), "wakegate_docker_api_errors_total", {{"operation", "create"}}).value_or(0) >= 1;
+      },
+      5s));
+  CHECK(containers_of_app(app).empty());
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: an unreachable daemon answers held requests 503 with the reason at once", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dknodaemon");
+  temp_dir dir;
+  const std::string socket = dir.path() + "/nothing-listens.sock";
+  config_yaml c;
+  c.set_default("queue_timeout", "20s");
+  c.apps.push_back(docker_app(app));
+  wakegate_options options;
+  options.env.emplace_back("DOCKER_HOST", "unix://" + socket);
+  wakegate_process wg(c.str(), options);
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(contains(r.body, "cannot reach the Docker daemon at " + socket));
+  CHECK(r.elapsed < 20s);
+
+  auto second = http_get(wg.http_port(), app + ".test", "/");  // retried with backoff: still a quick 503
+  INFO(describe(second));
+  CHECK(second.status == 503);
+
+  app_status last;
+  CHECK(wait_app(wg.admin_port(), app, [](const app_status& a) { return !a.last_error.empty(); }, 5s, &last));
+  CHECK(contains(last.last_error, "cannot reach the Docker daemon"));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_docker_api_errors_total", {{"operation", "version"}}).value_or(0) >= 1);
+  wg.signal(SIGTERM);
+  CHECK(wg.wait_exit(30s) == std::optional<int>(0));
+}
+
+TEST_CASE("docker: a container that exits at start fails the start with its exit code", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkexit");
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.set_default("queue_timeout", "20s");
+  c.apps.push_back(docker_app(app, {R"(command: [/bin/sh, -c, "exit 3"])"}));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(contains(r.body, "with code 3"));
+  CHECK(r.elapsed < 20s);
+  CHECK(wait_until([&] { return containers_of_app(app).empty(); }, 10s, 100ms));
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: containers left over from an earlier run are removed at start", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkleft");
+  container_sweeper sweep(app);
+  auto run = docker_cli({"run", "-d", "--name", "wakegate-" + app + "-1", "--label", "wakegate.app=" + app, "--label",
+                         "wakegate.instance=" + app + "-1", docker_test_image});
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  REQUIRE(containers_of_app(app).size() == 1);
+
+  config_yaml c;
+  c.apps.push_back(docker_app(app));
+  wakegate_process wg(c.str());
+  CHECK(wait_until([&] { return containers_of_app(app).empty(); }, 15s, 100ms));
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "removing a container left over from an earlier run" && json_string(x, "app") == app;
+      },
+      5s));
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");  // same name as the leftover: no conflict
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: with a network, wakegate reaches the container at its address there", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dknet");
+  const auto network = "wakegate-test-" + app;
+  auto created = docker_cli({"network", "create", network});
+  INFO(created.err);
+  REQUIRE(created.exit_code == 0);
+  struct network_remover {
+    std::string name;
+    ~network_remover() { docker_cli({"network", "rm", name}); }
+  } remove_network{network};
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.apps.push_back(docker_app(app, {"network: " + network}));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  auto status = fetch_app_status(wg.admin_port(), app);
+  REQUIRE(status);
+  REQUIRE(status->instances.size() == 1);
+  const auto& address = status->instances[0].address;
+  auto ip = docker_cli({"inspect", "--format", "{{(index .NetworkSettings.Networks \"" + network + "\").IPAddress}}",
+                        container_of_instance(status->instances[0].id)});
+  INFO("address " << address << ", docker says " << ip.out);
+  CHECK(address == split_lines(ip.out).at(0) + ":8080");
+  CHECK_FALSE(starts_with(address, "127.0.0.1:"));
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: a reload that changes the container replaces it, one that changes only stop_timeout does not",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkreload");
+  container_sweeper sweep(app);
+  auto config_with = [&](const std::string& greeting, const std::string& stop_timeout) {
+    config_yaml c;
+    auto a = docker_app(app, {"env: {GREETING: " + greeting + "}"}).set("min_instances", "1");
+    auto at = a.raw_backend.find("stop_timeout: 2s");
+    a.raw_backend.replace(at, 16, "stop_timeout: " + stop_timeout);
+    c.apps.push_back(a);
+    return c.str();
+  };
+  wakegate_process wg(config_with("first", "2s"));
+  app_status last;
+  REQUIRE(wait_app(wg.admin_port(), app, [](const app_status& a) { return a.count("ready") == 1; }, 30s, &last));
+  const auto first_id = last.instances.front().id;
+
+  wg.write_config(config_with("second", "2s"));
+  wg.signal(SIGHUP);
+  bool replaced = wait_app(
+      wg.admin_port(), app,
+      [&](const app_status& a) { return a.instances.size() == 1 && a.instances[0].id != first_id && a.instances[0].state == "ready"; },
+      30s, &last);
+  INFO("instances: " << instance_list(last));
+  CHECK(replaced);
+  auto r = http_get(wg.http_port(), app + ".test", "/cgi-bin/whoami");
+  INFO(describe(r));
+  CHECK(contains(r.body, "second"));
+  CHECK(wait_until([&] { return containers_of_app(app).size() == 1; }, 10s, 100ms));
+  const auto second_id = last.instances.front().id;
+
+  wg.write_config(config_with("second", "1s"));
+  wg.signal(SIGHUP);
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reloaded"; }, 5s));
+  CHECK(holds_for(
+      [&] {
+        auto s = fetch_app_status(wg.admin_port(), app);
+        return s && s->instances.size() == 1 && s->instances[0].id == second_id;
+      },
+      1s));
+  stop_and_check_no_leftovers(wg, app);
+}
