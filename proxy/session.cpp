@@ -16,6 +16,7 @@
 #include <boost/beast/http.hpp>
 
 #include "common/log.hpp"
+#include "proxy/framing.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/request_check.hpp"
 #include "proxy/server.hpp"
@@ -32,7 +33,7 @@ namespace {
 
 constexpr auto tok = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t relay_chunk = 16 * 1024;
-constexpr std::size_t client_buffer_limit = 64 * 1024 + 16 * 1024;  // headers + some body
+constexpr std::size_t client_buffer_slack = 16 * 1024;  // past max_header_bytes: some body
 
 // Relay buffers are borrowed per transfer from a per-thread free list, so an idle connection
 // holds none and a busy one allocates nothing after warm-up.
@@ -87,6 +88,9 @@ bool peer_closed(beast::tcp_stream& s) noexcept {
 // Where the upstream exchange failed, for the status and for blaming the instance or not.
 enum class failure { none, client, upstream_connect, upstream_io, upstream_timeout, upstream_protocol };
 
+// How reading the next request's header ended.
+enum class head_result { ready, closed, answered };
+
 }  // namespace
 
 class session {
@@ -96,15 +100,20 @@ class session {
     auto ep = client_.socket().remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
     client_.socket().set_option(tcp::no_delay(true), ec);
-    buf_.max_size(client_buffer_limit);
+    buf_.max_size(w_.opts->limits.max_header_bytes + client_buffer_slack);
   }
 
   asio::awaitable<void> run() {
     w_.owner->stats().connections_accepted.add();
     w_.owner->stats().connections_open.add(1);
+    ++w_.open;
     struct open_guard {
       worker& w;
-      ~open_guard() { w.owner->stats().connections_open.add(-1); }
+      ~open_guard() {
+        w.owner->stats().connections_open.add(-1);
+        --w.open;
+        if (w.accept_resume) w.accept_resume->cancel();  // an accept loop paused at max_connections
+      }
     } og{w_};
 
     bool first = true;
@@ -114,26 +123,123 @@ class session {
       parser_.emplace();
       parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       parser_->body_limit(boost::none);
-      client_.expires_after(first ? limits.header_timeout : limits.idle_timeout);
+      auto head = co_await read_head(first);
       first = false;
-
-      // Idle until the next request starts: a draining server closes us here.
-      auto idle_it = w_.idle.insert(w_.idle.end(), &client_);
-      auto [ec, n] = co_await http::async_read_header(client_, buf_, *parser_, tok);
-      w_.idle.erase(idle_it);
-      if (ec) {
-        co_await on_read_error(ec);
-        break;
-      }
+      if (head != head_result::ready) break;
       bool keep = co_await handle_request();
       if (!keep) break;
     }
     beast::error_code ignored;
     client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (linger_) {
+      // Refused with unread request bytes: read (and drop) what follows for a moment, so that
+      // closing does not reset the connection before the client reads the answer.
+      client_.expires_after(std::chrono::seconds(1));
+      std::array<char, 4096> sink;
+      for (std::size_t total = 0; total < 256 * 1024;) {
+        auto [ec, n] = co_await client_.async_read_some(asio::buffer(sink), tok);
+        if (ec) break;
+        total += n;
+      }
+    }
     client_.close();
   }
 
  private:
+  // ------------------------------------------------------------------------------------------
+  // Reading a request header: wakegate finds its end and checks its bytes (check_head) before
+  // Beast parses it, under max_header_bytes, max_header_count and header_timeout.
+
+  asio::awaitable<head_result> read_head(bool first) {
+    const auto& limits = w_.opts->limits;
+    using clock = std::chrono::steady_clock;
+    // Requests the client sent before getting the previous response (pipelined).
+    pipelined_ = (!first && buf_.size() > 0) ? pipelined_ + 1 : 0;
+    last_pipelined_ = pipelined_ >= limits.max_pipelined;
+    if (last_pipelined_) w_.owner->stats().hit(limit_hit::pipelined);
+
+    auto idle_deadline = clock::now() + (first ? limits.header_timeout : limits.idle_timeout);
+    auto header_deadline = clock::time_point::max();  // header_timeout from the request's first byte
+    std::size_t scanned = 0;
+    for (;;) {
+      std::string_view data(static_cast<const char*>(buf_.data().data()), buf_.size());
+      while (data.size() >= 2 && data[0] == '\r' && data[1] == '\n') {  // empty lines before a request
+        buf_.consume(2);
+        data.remove_prefix(2);
+        scanned = 0;
+      }
+      if (!data.empty()) {
+        if (header_deadline == clock::time_point::max()) header_deadline = clock::now() + limits.header_timeout;
+        std::size_t end = find_head_end(data, scanned);
+        if (end == std::string_view::npos) co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
+        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes))
+          co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+        if (end != 0) {
+          verdict_ = check_head(data.substr(0, end), limits.max_header_count);
+          if (verdict_.status != 0)
+            co_return co_await refuse(verdict_.status, verdict_.reason,
+                                      verdict_.status == 431 ? limit_hit::header_count : limit_hit::count_);
+          beast::error_code ec;
+          std::size_t used = parser_->put(asio::buffer(data.data(), end), ec);
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec || used != end || !parser_->is_header_done())
+            co_return co_await refuse(400, "bad request", limit_hit::count_);
+          buf_.consume(end);
+          co_return head_result::ready;
+        }
+        scanned = data.size();
+      }
+      std::size_t space = std::min<std::size_t>(4096, buf_.max_size() - buf_.size());
+      if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+      client_.expires_at(data.empty() ? idle_deadline : header_deadline);
+      // Idle until the next request starts: a draining server closes us here.
+      bool idle = data.empty();
+      std::list<beast::tcp_stream*>::iterator idle_it;
+      if (idle) idle_it = w_.idle.insert(w_.idle.end(), &client_);
+      auto [ec, n] = co_await client_.async_read_some(buf_.prepare(space), tok);
+      if (idle) w_.idle.erase(idle_it);
+      if (!ec) {
+        buf_.commit(n);
+        continue;
+      }
+      if (ec == beast::error::timeout) {
+        if (data.empty()) {
+          w_.owner->stats().hit(limit_hit::idle_timeout);
+          co_return head_result::closed;
+        }
+        co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
+      }
+      // A quiet close between requests is the normal end of a connection; one inside a header too.
+      co_return head_result::closed;
+    }
+  }
+
+  // Answers a request refused before routing (then the connection closes).
+  asio::awaitable<head_result> refuse(unsigned status, std::string_view reason, limit_hit limit) {
+    if (limit != limit_hit::count_) w_.owner->stats().hit(limit);
+    w_.owner->stats().bad_requests.add();
+    start_ns_ = now_ns();
+    app_name_ = {};
+    instance_id_ = {};
+    request_id_ = {};
+    bytes_in_ = bytes_out_ = 0;
+    held_ = false;
+    held_ns_ = 0;
+    linger_ = true;
+    std::string body(reason);
+    body.push_back('\n');
+    co_await respond_local(status, std::move(body), false);
+    log_access({}, {});
+    co_return head_result::answered;
+  }
+
+  // Re-arms a stream's timeout for one operation, never past the request's deadline.
+  template <class Stream>
+  void arm(Stream& s, config::duration d) {
+    s.expires_at(std::min(std::chrono::steady_clock::now() + d, deadline_));
+  }
+  bool past_deadline() const noexcept { return std::chrono::steady_clock::now() >= deadline_; }
+
   // ------------------------------------------------------------------------------------------
   // One request. Returns whether the client connection may carry another.
 
@@ -149,11 +255,14 @@ class session {
     app_name_ = {};
     request_id_ = {};
 
-    bool client_keep_alive = req.keep_alive();
+    // A body some servers would ignore (GET with Content-Length, ...) ends both connections.
+    bool client_keep_alive = req.keep_alive() && !verdict_.close_after && !last_pipelined_;
     bool body_pending = !parser_->is_done();
+    deadline_ = std::chrono::steady_clock::time_point::max();
 
-    if (auto chk = check_request(*parser_); chk.status != 0) {
+    if (auto chk = check_request(*parser_, verdict_); chk.status != 0) {
       w_.owner->stats().bad_requests.add();
+      linger_ = true;
       co_await respond_local(chk.status, std::string(chk.reason) + "\n", false);
       log_access(req);
       co_return false;
@@ -174,6 +283,20 @@ class session {
     scaler::app_ptr app = r->app;
     std::shared_ptr<const config::app_config> cfg = r->cfg;
     app_name_ = app->name();
+
+    if (cfg->settings.max_body != 0 && verdict_.framing == body_framing::length &&
+        verdict_.content_length > cfg->settings.max_body) {
+      w_.owner->stats().hit(limit_hit::body_size);
+      linger_ = true;
+      co_await respond_local(413, "request body larger than " + std::to_string(cfg->settings.max_body) + " bytes\n", false);
+      app->stats.requests.add(413);
+      log_access(req);
+      co_return false;
+    }
+    if (cfg->settings.request_timeout.count() > 0)
+      deadline_ = std::chrono::steady_clock::now() + cfg->settings.request_timeout;
+    max_body_ = cfg->settings.max_body;
+    body_too_large_ = false;
 
     // In flight from routing until the response ends (held time included).
     app->meter.add(+1, start_ns_);
@@ -215,15 +338,14 @@ class session {
     } cg{w_.owner->control(), app, inst};
 
     forward_info fi{client_ip_, "http"};
-    request_id_ = rewrite_request(req, fi);  // a view into the header, valid until the next request
-    req.version(11);
-    req.keep_alive(true);
+    // A view into the header, valid until the next request.
+    request_id_ = prepare_forward(req, fi, verdict_.close_after);
 
     if (auto expect = req.find(http::field::expect); expect != req.end()) {
       // Answer 100-continue ourselves: the instance is chosen, the body may come.
       if (beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        client_.expires_after(w_.opts->limits.io_timeout);
+        arm(client_, w_.opts->limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(client_, asio::buffer(cont), tok);
         if (ec) {
           client_gone_ = true;
@@ -240,9 +362,10 @@ class session {
       bool reused = up.has_value();
       if (!up) {
         up.emplace(client_.get_executor());
-        up->expires_after(w_.opts->limits.upstream_connect_timeout);
+        arm(*up, w_.opts->limits.upstream_connect_timeout);
         auto [ec] = co_await up->async_connect(inst->endpoint, tok);
         if (ec) {
+          if (ec == beast::error::timeout) w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::upstream_connect_timeout);
           std::string why = ec == beast::error::timeout ? "connect timeout" : "connect: " + ec.message();
           w_.owner->control().post_instance_failed(app, inst, why);
           co_return co_await fail_upstream(502, "instance " + inst->id + " unreachable: " + why, client_keep_alive);
@@ -253,7 +376,7 @@ class session {
 
       auto result = co_await exchange(*up, client_keep_alive);
       if (result.failed == failure::none) {
-        if (result.upstream_reusable && inst->accepting.load(std::memory_order_relaxed)) {
+        if (result.upstream_reusable && !verdict_.close_after && inst->accepting.load(std::memory_order_relaxed)) {
           auto& pool = inst->pools[this_shard];
           if (pool.size() < w_.opts->limits.upstream_idle_per_instance)
             pool.push_back(scaler::idle_connection{std::move(*up), now_ns()});
@@ -261,6 +384,18 @@ class session {
         co_return result.client_keep_alive;
       }
       if (result.failed == failure::client) {
+        if (!result.response_started && body_too_large_) {
+          w_.owner->stats().hit(limit_hit::body_size);
+          linger_ = true;
+          co_await respond_local(413, "request body larger than " + std::to_string(max_body_) + " bytes\n", false);
+          co_return false;
+        }
+        if (!result.response_started && status_ == 400) {  // the body's chunked framing was invalid
+          w_.owner->stats().bad_requests.add();
+          linger_ = true;
+          co_await respond_local(400, "bad request body\n", false);
+          co_return false;
+        }
         client_gone_ = true;
         co_return false;
       }
@@ -269,6 +404,8 @@ class session {
       if (reused && retryable && !result.response_started && attempt == 0 &&
           result.failed == failure::upstream_io)
         continue;
+      if (result.failed == failure::upstream_timeout)
+        w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::response_header_timeout);
       if (result.response_started) {
         status_ = 502;
         if (result.failed != failure::upstream_timeout)
@@ -288,7 +425,7 @@ class session {
   // passes, the app fails to start, or the client hangs up. nullptr: status_ says why (0 = gone).
   asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg) {
     auto w = std::make_shared<scaler::waiter>(client_.get_executor());
-    w->timer.expires_after(cfg.settings.queue_timeout);
+    w->timer.expires_at(std::min(std::chrono::steady_clock::now() + cfg.settings.queue_timeout, deadline_));
     app->queued.fetch_add(1, std::memory_order_relaxed);
     auto& control = w_.owner->control();
     control.post_enqueue(app, w);
@@ -439,7 +576,7 @@ class session {
           if (!rb) rb.emplace();
           req.body().data = rb->data();
           req.body().size = relay_chunk;
-          client_.expires_after(limits.io_timeout);
+          arm(client_, limits.io_timeout);
           auto [ec, n] = co_await http::async_read(client_, buf_, *parser_, tok);
           if (ec == http::error::need_buffer) ec = {};
           if (ec) {
@@ -448,8 +585,16 @@ class session {
             co_return;
           }
           std::size_t got = relay_chunk - req.body().size;
+          // An empty piece with more to come would go out as the chunked body's last chunk.
+          if (got == 0 && !parser_->is_done()) continue;
           bytes_in_ += got;
-          req.body().data = rb->data();
+          if (max_body_ != 0 && bytes_in_ > max_body_) {  // a chunked body past the app's max_body
+            body_too_large_ = true;
+            res.failed = failure::client;
+            status_ = 413;
+            co_return;
+          }
+          req.body().data = got != 0 ? rb->data() : nullptr;  // an empty piece would add a chunk "0"
           req.body().size = got;
           req.body().more = !parser_->is_done();
         } else {
@@ -457,7 +602,7 @@ class session {
           req.body().size = 0;
           req.body().more = false;
         }
-        up.expires_after(limits.io_timeout);
+        arm(up, limits.io_timeout);
         auto [ec, n] = co_await http::async_write(up, sr, tok);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
@@ -484,7 +629,7 @@ class session {
       rpo->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       rpo->body_limit(boost::none);
       if (req.method() == http::verb::head) rpo->skip(true);
-      up.expires_after(limits.upstream_header_timeout);
+      arm(up, limits.upstream_header_timeout);
       auto [ec, n] = co_await http::async_read_header(up, ubuf, *rpo, tok);
       if (ec) {
         res.failed = ec == beast::error::timeout ? failure::upstream_timeout
@@ -526,7 +671,7 @@ class session {
     if (bodyless) {
       // Header only: a serializer would add a last-chunk to a "chunked" HEAD/204/304 response.
       http::response_serializer<http::buffer_body> sr{resp};
-      client_.expires_after(limits.io_timeout);
+      arm(client_, limits.io_timeout);
       auto [ec, n] = co_await http::async_write_header(client_, sr, tok);
       if (ec) {
         res.failed = failure::client;
@@ -549,7 +694,7 @@ class session {
           if (!rb) rb.emplace();
           resp.body().data = rb->data();
           resp.body().size = relay_chunk;
-          up.expires_after(limits.io_timeout);
+          arm(up, limits.io_timeout);
           auto [ec, n] = co_await http::async_read(up, ubuf, rp, tok);
           if (ec == http::error::need_buffer) ec = {};
           if (ec) {
@@ -558,8 +703,9 @@ class session {
             co_return;
           }
           std::size_t got = relay_chunk - resp.body().size;
+          if (got == 0 && !rp.is_done()) continue;  // see send_request
           bytes_out_ += got;
-          resp.body().data = rb->data();
+          resp.body().data = got != 0 ? rb->data() : nullptr;  // an empty piece would add a chunk "0"
           resp.body().size = got;
           resp.body().more = !rp.is_done();
         } else if (rp.is_done()) {
@@ -568,7 +714,7 @@ class session {
           resp.body().more = false;
         } else {
           // Header first; body not here yet.
-          client_.expires_after(limits.io_timeout);
+          arm(client_, limits.io_timeout);
           auto [ec, n] = co_await http::async_write_header(client_, sr, tok);
           if (ec) {
             res.failed = failure::client;
@@ -579,7 +725,7 @@ class session {
           header_sent = true;
           continue;
         }
-        client_.expires_after(limits.io_timeout);
+        arm(client_, limits.io_timeout);
         auto [ec, n] = co_await http::async_write(client_, sr, tok);
         if (ec == http::error::need_buffer) ec = {};
 
@@ -621,27 +767,8 @@ class session {
     if (ec) client_gone_ = true;
   }
 
-  asio::awaitable<void> on_read_error(beast::error_code ec) {
-    // A quiet close between requests is the normal end of a connection.
-    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted)
-      co_return;
-    if (ec == beast::error::timeout) {
-      if (buf_.size() > 0 || parser_->got_some()) {
-        w_.owner->stats().bad_requests.add();
-        co_await respond_local(408, "request header timeout\n", false);
-      }
-      co_return;
-    }
-    w_.owner->stats().bad_requests.add();
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      co_await respond_local(431, "request header too large\n", false);
-    } else {
-      co_await respond_local(400, "bad request: " + ec.message() + "\n", false);
-    }
-  }
-
-  void log_access(const http::request<http::buffer_body>& req) {
+  void log_access(const http::request<http::buffer_body>& req) { log_access(req.method_string(), req.target()); }
+  void log_access(std::string_view method, std::string_view target) {
     if (!w_.opts->access_log) return;
     thread_local std::string line;
     line.clear();
@@ -650,9 +777,9 @@ class session {
     line += "\",\"type\":\"access\",\"app\":";
     log::append_json_string(line, app_name_);
     line += ",\"method\":";
-    log::append_json_string(line, req.method_string());
+    log::append_json_string(line, method);
     line += ",\"path\":";
-    log::append_json_string(line, req.target());
+    log::append_json_string(line, target);
     line += ",\"status\":";
     line += std::to_string(status_);
     line += ",\"duration_ms\":";
@@ -680,6 +807,13 @@ class session {
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
   std::string client_ip_;
+  head_verdict verdict_;          // check_head's verdict on the current request
+  std::size_t pipelined_ = 0;     // consecutive requests that arrived before their predecessor's response
+  bool last_pipelined_ = false;   // max_pipelined reached: this request's response closes the connection
+  bool linger_ = false;           // refused with request bytes possibly unread: lingering close
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::uint64_t max_body_ = 0;
+  bool body_too_large_ = false;
 
   // Per request (reset in handle_request).
   std::int64_t start_ns_ = 0;
