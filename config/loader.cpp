@@ -34,14 +34,20 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view duration_expected = "expected a duration like 250ms, 30s or 5m";
 
-constexpr std::array<std::string_view, 7> top_keys{
-    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "defaults", "apps"};
+constexpr std::array<std::string_view, 8> top_keys{
+    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "limits", "defaults", "apps"};
+constexpr std::array<std::string_view, 11> limits_keys{
+    "max_header_bytes",        "max_headers",           "max_connections",           "max_pipelined",
+    "header_timeout",          "idle_timeout",          "io_timeout",                "upstream_connect_timeout",
+    "response_header_timeout", "upstream_idle_timeout", "upstream_idle_per_instance"};
+constexpr std::string_view size_expected = "expected a size like 65536, 64KiB or 10MiB";
 constexpr std::array<std::string_view, 2> listen_keys{"http", "admin"};
-constexpr std::array<std::string_view, 11> settings_keys{
+constexpr std::array<std::string_view, 13> settings_keys{
     "min_instances",       "max_instances",    "target_concurrency", "max_concurrency",
     "scale_to_zero_after", "scale_down_delay", "stable_window",      "queue_size",
-    "queue_timeout",       "startup_timeout",  "readiness"};
-constexpr std::array<std::string_view, 14> app_keys{"name",
+    "queue_timeout",       "startup_timeout",  "readiness",          "max_body",
+    "request_timeout"};
+constexpr std::array<std::string_view, 16> app_keys{"name",
                                                     "hosts",
                                                     "backend",
                                                     "min_instances",
@@ -54,7 +60,9 @@ constexpr std::array<std::string_view, 14> app_keys{"name",
                                                     "queue_size",
                                                     "queue_timeout",
                                                     "startup_timeout",
-                                                    "readiness"};
+                                                    "readiness",
+                                                    "max_body",
+                                                    "request_timeout"};
 constexpr std::array<std::string_view, 3> readiness_keys{"path", "interval", "timeout"};
 constexpr std::array<std::string_view, 5> process_keys{"command", "cwd", "env", "stop_signal",
                                                        "stop_timeout"};
@@ -420,6 +428,8 @@ class loader {
         if (auto value = read_int(e, 0, 64)) cfg_.workers = *value;
       } else if (e.key == "access_log") {
         if (auto value = read_bool(e)) cfg_.access_log = *value;
+      } else if (e.key == "limits") {
+        parse_limits(e);
       } else if (e.key == "defaults") {
         parse_defaults(e, defaults);
       } else if (e.key == "apps") {
@@ -432,6 +442,56 @@ class loader {
       error(root_pos, "missing required key 'apps'");
     } else {
       parse_apps(*apps, defaults);
+    }
+  }
+
+  // A byte count: plain digits, or digits with KiB, MiB or GiB.
+  std::optional<std::uint64_t> read_size(const entry& e, std::uint64_t min, std::uint64_t max) {
+    std::optional<std::uint64_t> value;
+    if (e.value.IsScalar() && e.value.Tag() != "!") value = parse_size(e.value.Scalar());
+    if (!value) {
+      error(e.value_pos, std::string(size_expected));
+      return std::nullopt;
+    }
+    if (*value < min || *value > max) {
+      error(e.value_pos, e.key + " must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  void parse_limits(const entry& limits) {
+    const auto entries = entries_of(limits.value, limits.value_pos);
+    if (!entries) return;
+    limits_config& l = cfg_.limits;
+    for (const entry& e : *entries) {
+      const std::string& k = e.key;
+      if (k == "max_header_bytes") {
+        // At least room for a request line and a few headers; at most what a parser handles.
+        if (auto v = read_size(e, 1024, 1024 * 1024)) l.max_header_bytes = static_cast<std::size_t>(*v);
+      } else if (k == "max_headers") {
+        if (auto v = read_int(e, 1, 10000)) l.max_header_count = static_cast<std::size_t>(*v);
+      } else if (k == "max_connections") {
+        if (auto v = read_int(e, 1, 1000000)) l.max_connections = static_cast<std::size_t>(*v);
+      } else if (k == "max_pipelined") {
+        if (auto v = read_int(e, 1, 1000)) l.max_pipelined = static_cast<std::size_t>(*v);
+      } else if (k == "upstream_idle_per_instance") {
+        if (auto v = read_int(e, 0, 100000)) l.upstream_idle_per_instance = static_cast<std::size_t>(*v);
+      } else if (k == "header_timeout") {
+        if (auto v = read_duration(e, true)) l.header_timeout = *v;
+      } else if (k == "idle_timeout") {
+        if (auto v = read_duration(e, true)) l.idle_timeout = *v;
+      } else if (k == "io_timeout") {
+        if (auto v = read_duration(e, true)) l.io_timeout = *v;
+      } else if (k == "upstream_connect_timeout") {
+        if (auto v = read_duration(e, true)) l.upstream_connect_timeout = *v;
+      } else if (k == "response_header_timeout") {
+        if (auto v = read_duration(e, true)) l.upstream_header_timeout = *v;
+      } else if (k == "upstream_idle_timeout") {
+        if (auto v = read_duration(e, true)) l.upstream_idle_timeout = *v;
+      } else {
+        unknown_key(e, limits_keys, "limits");
+      }
     }
   }
 
@@ -512,6 +572,10 @@ class loader {
       if (auto value = read_duration(e, true)) s.startup_timeout = *value;
     } else if (k == "readiness") {
       parse_readiness(e, s.readiness, "readiness of " + context);
+    } else if (k == "max_body") {
+      if (auto value = read_size(e, 0, std::uint64_t{1} << 50)) s.max_body = *value;
+    } else if (k == "request_timeout") {
+      if (auto value = read_duration(e, false)) s.request_timeout = *value;
     } else {
       return false;
     }
@@ -876,6 +940,20 @@ std::optional<duration> parse_duration(std::string_view text) {
     total += value * unit;
   }
   return duration(total);
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && is_digit(text[digits])) ++digits;
+  if (digits == 0 || digits > 15) return std::nullopt;
+  std::uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + digits, value);
+  std::string_view unit = text.substr(digits);
+  if (unit.empty() || unit == "B") return value;
+  if (unit == "KiB") return value << 10;
+  if (unit == "MiB") return value << 20;
+  if (unit == "GiB") return value << 30;
+  return std::nullopt;
 }
 
 std::optional<endpoint> parse_endpoint(std::string_view text) {

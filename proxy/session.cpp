@@ -95,7 +95,7 @@ enum class head_result { ready, closed, answered };
 
 class session {
  public:
-  session(worker& w, tcp::socket socket) : w_(w), client_(std::move(socket)) {
+  session(worker& w, tcp::socket socket) : w_(w), client_(std::move(socket)), head_timer_(client_.get_executor()) {
     beast::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
@@ -171,10 +171,16 @@ class session {
       if (!data.empty()) {
         if (header_deadline == clock::time_point::max()) header_deadline = clock::now() + limits.header_timeout;
         std::size_t end = find_head_end(data, scanned);
-        if (end == std::string_view::npos) co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
-        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes))
+        if (end == std::string_view::npos) {
+          disarm_head_timer();
+          co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
+        }
+        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes)) {
+          disarm_head_timer();
           co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+        }
         if (end != 0) {
+          disarm_head_timer();
           verdict_ = check_head(data.substr(0, end), limits.max_header_count);
           if (verdict_.status != 0)
             co_return co_await refuse(verdict_.status, verdict_.reason,
@@ -185,13 +191,36 @@ class session {
           if (ec || used != end || !parser_->is_header_done())
             co_return co_await refuse(400, "bad request", limit_hit::count_);
           buf_.consume(end);
+          disarm_head_timer();
           co_return head_result::ready;
         }
         scanned = data.size();
       }
       std::size_t space = std::min<std::size_t>(4096, buf_.max_size() - buf_.size());
-      if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size);
-      client_.expires_at(data.empty() ? idle_deadline : header_deadline);
+      if (space == 0) {
+        disarm_head_timer();
+        co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+      }
+      if (head_timed_out_ && head_timer_armed_) {  // fired while the last read completed
+        disarm_head_timer();
+        co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
+      }
+      if (data.empty()) {
+        client_.expires_at(idle_deadline);  // idle: the stream closes the socket when it expires
+      } else if (!head_timer_armed_) {
+        // A header arriving in pieces: a timer that only cancels the read, so that the socket
+        // stays open for the 408. (A header in one read never arms it.)
+        client_.expires_never();
+        head_timer_armed_ = true;
+        head_timed_out_ = false;
+        head_timer_.expires_at(header_deadline);
+        head_timer_.async_wait([this](beast::error_code ec) {
+          if (ec) return;  // cancelled (the header arrived, or the session ended)
+          head_timed_out_ = true;
+          beast::error_code ignored;
+          client_.socket().cancel(ignored);
+        });
+      }
       // Idle until the next request starts: a draining server closes us here.
       bool idle = data.empty();
       std::list<beast::tcp_stream*>::iterator idle_it;
@@ -202,16 +231,21 @@ class session {
         buf_.commit(n);
         continue;
       }
+      disarm_head_timer();
       if (ec == beast::error::timeout) {
-        if (data.empty()) {
-          w_.owner->stats().hit(limit_hit::idle_timeout);
-          co_return head_result::closed;
-        }
-        co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
+        w_.owner->stats().hit(limit_hit::idle_timeout);
+        co_return head_result::closed;
       }
+      if (head_timed_out_) co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
       // A quiet close between requests is the normal end of a connection; one inside a header too.
       co_return head_result::closed;
     }
+  }
+
+  void disarm_head_timer() {
+    if (!head_timer_armed_) return;
+    head_timer_armed_ = false;
+    head_timer_.cancel();
   }
 
   // Answers a request refused before routing (then the connection closes).
@@ -804,6 +838,9 @@ class session {
 
   worker& w_;
   beast::tcp_stream client_;
+  asio::steady_timer head_timer_;  // header_timeout of a header arriving in pieces
+  bool head_timer_armed_ = false;
+  bool head_timed_out_ = false;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
   std::string client_ip_;
