@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstdio>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -234,6 +235,30 @@ class loader {
   }
 
   load_result run(std::string_view yaml) {
+    // YAML allows no control characters but TAB, LF and CR: refused before yaml-cpp sees them.
+    // So is a line that starts with ',': yaml-cpp 0.7 never returns on ",a" (found by fuzzing).
+    int line = 1, column = 1;
+    bool line_start = true;  // only blanks so far on this line
+    for (unsigned char c : yaml) {
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "%02X", c);
+        error({line, column}, std::string("control character U+00") + hex + " is not allowed in YAML");
+        return finish();
+      }
+      if (c == ',' && line_start) {
+        error({line, column}, "a line may not start with ',' (put it at the end of the previous line)");
+        return finish();
+      }
+      if (c != ' ' && c != '\t') line_start = false;
+      if (c == '\n') {
+        ++line;
+        column = 1;
+        line_start = true;
+      } else if ((c & 0xC0) != 0x80) {
+        ++column;  // columns count characters, not UTF-8 continuation bytes
+      }
+    }
     try {
       std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
       if (documents.empty() || documents.front().IsNull()) {

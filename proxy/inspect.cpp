@@ -81,6 +81,11 @@ inspection inspect_request(std::string_view bytes, const config::limits_config& 
     return r;
   }
   r.close_after = v.close_after;
+  if (p.get().find(http::field::host) == p.get().end()) {  // HTTP/1.0 without Host: no app routes it
+    r.status = 404;
+    r.reason = "no app for host";
+    return r;
+  }
 
   auto& req = p.get();
   prepare_forward(req, {"192.0.2.1", "http"}, v.close_after);

@@ -13,6 +13,7 @@ packages=(
   prometheus             # promtool, to check /metrics
   python3-fastapi uvicorn curl  # the demo app and the integration tests
   gcovr
+  clang-14 libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
 )
 
 missing=()

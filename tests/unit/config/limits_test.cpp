@@ -138,3 +138,15 @@ TEST_CASE("parse_size", "[config][limits]") {
   CHECK_FALSE(parse_size("-1"));
   CHECK_FALSE(parse_size("9999999999999999"));
 }
+
+TEST_CASE("control characters are refused before YAML parsing", "[config][limits]") {
+  CHECK(errors_of("LN\f:") == std::vector<std::string>{"t.yaml:1:3: control character U+000C is not allowed in YAML"});
+  CHECK(errors_of("apps: []\nworkers: 1\x01\n") ==
+        std::vector<std::string>{"t.yaml:2:11: control character U+0001 is not allowed in YAML"});
+}
+
+TEST_CASE("a line starting with ',' is refused before YAML parsing (yaml-cpp 0.7 hangs on it)", "[config][limits]") {
+  CHECK(errors_of("apps: []\n  ,access_log: true\n") ==
+        std::vector<std::string>{"t.yaml:2:3: a line may not start with ',' (put it at the end of the previous line)"});
+  CHECK(load("apps: [\n]\naccess_log: false\n").ok());  // commas elsewhere are fine
+}
