@@ -140,6 +140,7 @@ int run(const std::string& path) {
   asio::ip::tcp::endpoint http_ep, admin_ep;
   try {
     http_ep = srv.start();
+    admin.set_token(cfg.admin_token);
     admin_ep = admin.start(cfg.admin);
   } catch (const std::exception& e) {
     log::error("cannot listen", {{"error", e.what()}});
@@ -172,6 +173,7 @@ int run(const std::string& path) {
           n.workers = cfg.workers;
           cfg = std::move(n);
           srv.set_options(cfg);
+          admin.set_token(cfg.admin_token);
           control.apply(cfg);
           log::info("reloaded", {{"apps", cfg.apps.size()}});
         }

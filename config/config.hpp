@@ -95,6 +95,7 @@ struct config {
   duration scale_interval = 1s;  // how often the scaler evaluates every app
   int workers = 0;               // proxy threads; 0 = number of cores
   bool access_log = true;        // one JSON line per request on stderr
+  std::string admin_token;       // admin.token: bearer token required for /status; "" = none
   limits_config limits;
   std::vector<app_config> apps;
 };

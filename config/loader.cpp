@@ -35,12 +35,13 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view duration_expected = "expected a duration like 250ms, 30s or 5m";
 
-constexpr std::array<std::string_view, 8> top_keys{
-    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "limits", "defaults", "apps"};
+constexpr std::array<std::string_view, 9> top_keys{
+    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "limits", "admin", "defaults", "apps"};
 constexpr std::array<std::string_view, 11> limits_keys{
     "max_header_bytes",        "max_headers",           "max_connections",           "max_pipelined",
     "header_timeout",          "idle_timeout",          "io_timeout",                "upstream_connect_timeout",
     "response_header_timeout", "upstream_idle_timeout", "upstream_idle_per_instance"};
+constexpr std::array<std::string_view, 1> admin_keys{"token"};
 constexpr std::string_view size_expected = "expected a size like 65536, 64KiB or 10MiB";
 constexpr std::array<std::string_view, 2> listen_keys{"http", "admin"};
 constexpr std::array<std::string_view, 13> settings_keys{
@@ -455,6 +456,8 @@ class loader {
         if (auto value = read_bool(e)) cfg_.access_log = *value;
       } else if (e.key == "limits") {
         parse_limits(e);
+      } else if (e.key == "admin") {
+        parse_admin(e);
       } else if (e.key == "defaults") {
         parse_defaults(e, defaults);
       } else if (e.key == "apps") {
@@ -463,6 +466,11 @@ class loader {
         unknown_key(e, top_keys, "");
       }
     }
+    const std::string& a = cfg_.admin.host;
+    bool loopback = a == "localhost" || a == "::1" || a.starts_with("127.");
+    if (admin_address_pos_ && !loopback && cfg_.admin_token.empty())
+      warn(*admin_address_pos_, "admin listener " + cfg_.admin.text() +
+                                    " is not on loopback and admin.token is not set: /status is open to that network");
     if (apps == nullptr) {
       error(root_pos, "missing required key 'apps'");
     } else {
@@ -520,6 +528,26 @@ class loader {
     }
   }
 
+  void parse_admin(const entry& admin) {
+    const auto entries = entries_of(admin.value, admin.value_pos);
+    if (!entries) return;
+    for (const entry& e : *entries) {
+      if (e.key == "token") {
+        auto value = read_string(e);
+        if (!value) continue;
+        // Sent as `Authorization: Bearer <token>`: visible ASCII only, and long enough to guess badly.
+        bool printable = std::all_of(value->begin(), value->end(), [](char c) { return c > 0x20 && c < 0x7f; });
+        if (!printable || value->size() < 16) {
+          error(e.value_pos, "admin token must be at least 16 visible ASCII characters (no spaces)");
+          continue;
+        }
+        cfg_.admin_token = *value;
+      } else {
+        unknown_key(e, admin_keys, "admin");
+      }
+    }
+  }
+
   void parse_listen(const entry& listen) {
     const auto entries = entries_of(listen.value, listen.value_pos);
     if (!entries) return;
@@ -533,6 +561,7 @@ class loader {
         if (!value) continue;
         (e.key == "http" ? cfg_.http : cfg_.admin) = *value;
         (e.key == "http" ? http_pos : admin_pos) = e.value_pos;
+        if (e.key == "admin") admin_address_pos_ = e.value_pos;
       } else {
         unknown_key(e, listen_keys, "listen");
       }
@@ -864,6 +893,7 @@ class loader {
   std::string file_;
   fs::path base_dir_;
   config cfg_;
+  std::optional<position> admin_address_pos_;  // listen.admin, for the open-admin warning
   std::vector<diagnostic> errors_;
   std::vector<diagnostic> warnings_;
   std::map<std::string, int> app_names_;                      // name -> line

@@ -150,3 +150,34 @@ TEST_CASE("a line starting with ',' is refused before YAML parsing (yaml-cpp 0.7
         std::vector<std::string>{"t.yaml:2:3: a line may not start with ',' (put it at the end of the previous line)"});
   CHECK(load("apps: [\n]\naccess_log: false\n").ok());  // commas elsewhere are fine
 }
+
+TEST_CASE("admin.token: read, validated, and an open admin listener without one warned about", "[config][admin]") {
+  auto r = load(R"(
+admin:
+  token: 0123456789abcdef0123
+apps: []
+)");
+  REQUIRE(r.ok());
+  CHECK(r.cfg->admin_token == "0123456789abcdef0123");
+  CHECK(errors_of(R"(
+admin: {token: short}
+apps: []
+)") == std::vector<std::string>{"t.yaml:1:16: admin token must be at least 16 visible ASCII characters (no spaces)"});
+  auto warned = load(R"(
+listen: {admin: "0.0.0.0:9090"}
+apps: []
+)");
+  REQUIRE(warned.ok());
+  bool found = false;
+  for (const auto& w : warned.warnings)
+    found = found || w.str() == "t.yaml:1:17: admin listener 0.0.0.0:9090 is not on loopback and admin.token is not set: "
+                                "/status is open to that network";
+  CHECK(found);
+  auto quiet = load(R"(
+listen: {admin: "0.0.0.0:9090"}
+admin: {token: 0123456789abcdef0123}
+apps: []
+)");
+  REQUIRE(quiet.ok());
+  CHECK(quiet.warnings.size() == 1);  // only "no apps configured"
+}

@@ -42,8 +42,8 @@ struct conformance_case {
 const std::map<std::string, std::string> stricter = {
     {"Empty URI", "an empty request-target is not a valid origin-form (RFC 9112 3.2)"},
     {"Transfer-Encoding with a param: chunked;custom_param",
-     "parameters on chunked: readers disagree on whether 'chunked;x' is chunked"},
-    {"TE with custom parameters OK", "parameters on chunked: readers disagree on whether 'chunked;x' is chunked"},
+     "parameters on transfer codings: readers disagree on whether 'chunked;x' is chunked"},
+    {"TE with custom parameters OK", "parameters on transfer codings: readers disagree on whether 'chunked;x' is chunked"},
 };
 
 std::vector<conformance_case> load_corpus() {
