@@ -337,9 +337,12 @@ class session {
     struct in_flight_guard {
       scaler::app& a;
       ~in_flight_guard() { a.meter.add(-1, now_ns()); }
-    } ifg{*app};
-
-    bool keep = co_await proxy_request(app, *cfg, client_keep_alive);
+    };
+    bool keep;
+    {
+      in_flight_guard ifg{*app};
+      keep = co_await proxy_request(app, *cfg, client_keep_alive);
+    }  // out of flight before counted: a counted request never still shows in flight
     app->stats.requests.add(static_cast<int>(status_));
     app->stats.request_duration.observe(static_cast<double>(now_ns() - start_ns_) / 1e9);
     log_access(req);
