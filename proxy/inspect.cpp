@@ -90,6 +90,7 @@ inspection inspect_request(std::string_view bytes, const config::limits_config& 
   auto& req = p.get();
   prepare_forward(req, {"192.0.2.1", "http"}, v.close_after);
   req.erase(http::field::expect);  // answered by wakegate itself (see the session)
+  const auto forward_fields = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
 
   // The body, relayed the way the session relays it: parsed by Beast into a buffer, serialized again.
   std::string_view rest = data.substr(end);
@@ -117,6 +118,13 @@ inspection inspect_request(std::string_view bytes, const config::limits_config& 
         return r;
       }
       std::size_t got = buf.size() - req.body().size;
+      if (p.is_done() && v.framing == body_framing::chunked &&
+          static_cast<std::size_t>(std::distance(req.begin(), req.end())) != forward_fields) {
+        r.status = 400;  // trailer fields (Beast would add them to the header): see the session
+        r.reason = "trailer fields are not supported";
+        r.forwarded.clear();
+        return r;
+      }
       if (got == 0 && !p.is_done()) {
         if (n != 0) continue;  // a chunk header alone: an empty piece would serialize as the last chunk
         r.need_more = true;

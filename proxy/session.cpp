@@ -393,6 +393,8 @@ class session {
       req.erase(http::field::expect);
     }
 
+    if (verdict_.framing == body_framing::chunked)  // to notice trailer fields added while reading the body
+      forward_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
     bool retryable = idempotent(req.method()) && parser_->is_done();
     for (int attempt = 0;; ++attempt) {
       auto up = take_connection(*inst, !retryable);
@@ -430,7 +432,7 @@ class session {
         if (!result.response_started && status_ == 400) {  // the body's chunked framing was invalid
           w_.owner->stats().bad_requests.add();
           linger_ = true;
-          co_await respond_local(400, "bad request body\n", false);
+          co_await respond_local(400, "bad request body (invalid chunked framing, or trailer fields)\n", false);
           co_return false;
         }
         client_gone_ = true;
@@ -622,6 +624,14 @@ class session {
             co_return;
           }
           std::size_t got = relay_chunk - req.body().size;
+          // Beast adds trailer fields to the header, which has not gone out yet when the body is
+          // short: refused, or they would reach the instance as header fields (found by fuzzing).
+          if (parser_->is_done() && verdict_.framing == body_framing::chunked &&
+              static_cast<std::size_t>(std::distance(req.begin(), req.end())) != forward_fields_) {
+            res.failed = failure::client;
+            status_ = 400;
+            co_return;
+          }
           // An empty piece with more to come would go out as the chunked body's last chunk.
           if (got == 0 && !parser_->is_done()) continue;
           bytes_in_ += got;
@@ -853,6 +863,7 @@ class session {
   bool linger_ = false;           // refused with request bytes possibly unread: lingering close
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
   std::uint64_t max_body_ = 0;
+  std::size_t forward_fields_ = 0;  // header fields as forwarded (chunked requests)
   bool body_too_large_ = false;
 
   // Per request (reset in handle_request).

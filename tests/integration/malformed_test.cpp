@@ -57,6 +57,7 @@ TEST_CASE("malformed requests are answered, closed and never reach the instance"
       {"Transfer-Encoding on HTTP/1.0", "POST PATH HTTP/1.0\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n", 400},
       {"invalid chunk size", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", "zz\r\nhello\r\n0\r\n\r\n", 400},
       {"invalid chunk extension", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", "5;\x01\r\nhello\r\n0\r\n\r\n", 400},
+      {"trailer fields", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", "0\r\nHost: other.test\r\n\r\n", 400},
       {"obs-fold", "GET PATH HTTP/1.1\r\nX-A: 1\r\n  folded\r\n", "", 400},
       {"whitespace before colon", "GET PATH HTTP/1.1\r\nX-A : 1\r\n", "", 400},
       {"bare CR in value", "GET PATH HTTP/1.1\r\nX-A: 1\rX-B: 2\r\n", "", 400},
