@@ -36,6 +36,7 @@ class raw_socket {
   raw_socket(const raw_socket&) = delete;
   raw_socket& operator=(const raw_socket&) = delete;
   bool ok() const { return fd_ >= 0; }
+  int fd() const { return fd_; }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -283,4 +284,35 @@ TEST_CASE("request_timeout and response_header_timeout answer 504", "[integratio
   CHECK(timed.status == 504);
   CHECK(limit_hits(wg.admin_port(), "request_timeout") == 1);
   CHECK(http_get(wg.http_port(), "r.test", "/sleep?ms=10").status == 200);
+}
+
+TEST_CASE("Expect: 100-continue is answered by wakegate, then the body is forwarded", "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  raw_socket s(wg.http_port());
+  REQUIRE(s.ok());
+  REQUIRE(s.send("POST /echo HTTP/1.1\r\nHost: t.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+  REQUIRE(s.readable(5s));  // the interim answer comes before any body byte was sent
+  char buf[256];
+  auto n = ::recv(s.fd(), buf, sizeof buf, 0);
+  REQUIRE(n > 0);
+  std::string interim(buf, static_cast<std::size_t>(n));
+  CHECK(interim == "HTTP/1.1 100 Continue\r\n\r\n");
+  REQUIRE(s.send("hello"));
+  std::string response;
+  CHECK(wait_until(
+      [&] {
+        if (s.readable(100ms)) {
+          auto m = ::recv(s.fd(), buf, sizeof buf, 0);
+          if (m > 0) response.append(buf, static_cast<std::size_t>(m));
+        }
+        return response.find("\r\n\r\nhello") != std::string::npos;
+      },
+      5s));
+  INFO(response);
+  CHECK(status_of(response) == 200);
 }
