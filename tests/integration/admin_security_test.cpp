@@ -7,7 +7,7 @@
 
 using namespace wakegate::test;
 
-TEST_CASE("admin.token is required for /status; env values appear nowhere", "[integration][admin]") {
+TEST_CASE("admin.token is required for /status, and env values appear nowhere", "[integration][admin]") {
   const std::string token = "t0k3n-0123456789-abcdef";
   const std::string secret = "s3cr3t-" + unique_marker();
   auto marker = unique_marker();
