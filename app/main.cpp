@@ -191,6 +191,7 @@ int run(const std::string& path) {
   asio::ip::tcp::endpoint http_ep, admin_ep;
   try {
     http_ep = srv.start();
+    admin.set_token(cfg.admin_token);
     admin_ep = admin.start(cfg.admin);
   } catch (const std::exception& e) {
     log::error("cannot listen", {{"error", e.what()}});
@@ -230,6 +231,7 @@ int run(const std::string& path) {
           srv.set_options(cfg);
           if (certs) certs->apply(cfg.tls);
           if (acme) acme->set_hosts(acme_hosts(cfg));
+          admin.set_token(cfg.admin_token);
           control.apply(cfg);
           log::info("reloaded", {{"apps", cfg.apps.size()}});
         }

@@ -102,6 +102,8 @@ struct app_settings {
   int initial_instances = 1;        // started at once when the app wakes (or boots with min > 0)
   bool keep_warm_auto = false;      // keep_warm: auto
   schedule_config schedule;
+  std::uint64_t max_body = 0;  // request body bytes; more: 413 (0 = no limit)
+  duration request_timeout = duration::zero();  // request to end of response; 0 = none (then 504)
 };
 
 struct app_config {
@@ -113,10 +115,12 @@ struct app_config {
   position pos;  // of the app's entry in `apps:`
 };
 
-// Connection and request limits of the edge. The hardening issue makes them all configurable
-// under `limits:`; today they are fixed defaults.
+// Connection and request limits of the edge, under `limits:` (docs/config.md).
 struct limits_config {
   std::size_t max_header_bytes = 64 * 1024;  // request line + headers; more: 431
+  std::size_t max_header_count = 100;        // header fields; more: 431
+  std::size_t max_connections = 16384;       // open client connections; at the limit: stop accepting
+  std::size_t max_pipelined = 16;            // requests sent ahead of their responses; then close
   duration header_timeout = 60s;             // to receive a request's headers
   duration idle_timeout = 60s;               // keep-alive connection with no request
   duration upstream_connect_timeout = 5s;
@@ -161,6 +165,7 @@ struct config {
   duration scale_interval = 1s;  // how often the scaler evaluates every app
   int workers = 0;               // proxy threads; 0 = number of cores
   bool access_log = true;        // one JSON line per request on stderr
+  std::string admin_token;       // admin.token: bearer token required for /status; "" = none
   limits_config limits;
   std::vector<app_config> apps;
 };

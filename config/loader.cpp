@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstdio>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -39,17 +40,24 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view duration_expected = "expected a duration like 250ms, 30s or 5m";
 
-constexpr std::array<std::string_view, 8> top_keys{
-    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "defaults", "apps", "tls"};
+constexpr std::array<std::string_view, 10> top_keys{
+    "listen", "shutdown_timeout", "scale_interval", "workers", "access_log", "limits", "admin", "defaults", "apps", "tls"};
+constexpr std::array<std::string_view, 11> limits_keys{
+    "max_header_bytes",        "max_headers",           "max_connections",           "max_pipelined",
+    "header_timeout",          "idle_timeout",          "io_timeout",                "upstream_connect_timeout",
+    "response_header_timeout", "upstream_idle_timeout", "upstream_idle_per_instance"};
+constexpr std::array<std::string_view, 1> admin_keys{"token"};
+constexpr std::string_view size_expected = "expected a size like 65536, 64KiB or 10MiB";
 constexpr std::array<std::string_view, 3> listen_keys{"http", "admin", "https"};
-constexpr std::array<std::string_view, 21> settings_keys{
+constexpr std::array<std::string_view, 23> settings_keys{
     "min_instances",       "max_instances",    "target_concurrency", "max_concurrency",
     "scale_to_zero_after", "scale_down_delay", "stable_window",      "queue_size",
-    "queue_timeout",       "startup_timeout",  "readiness",
+    "queue_timeout",       "startup_timeout",  "readiness",          "max_body",
+    "request_timeout",
     // Knative-class policy
     "metric", "target_rps", "panic_window", "panic_threshold", "target_utilization",
     "max_scale_up_rate", "max_scale_down_rate", "initial_instances", "keep_warm", "schedule"};
-constexpr std::array<std::string_view, 25> app_keys{"name",
+constexpr std::array<std::string_view, 27> app_keys{"name",
                                                     "hosts",
                                                     "backend",
                                                     "min_instances",
@@ -63,6 +71,8 @@ constexpr std::array<std::string_view, 25> app_keys{"name",
                                                     "queue_timeout",
                                                     "startup_timeout",
                                                     "readiness",
+                                                    "max_body",
+                                                    "request_timeout",
                                                     "metric",
                                                     "target_rps",
                                                     "panic_window",
@@ -256,6 +266,30 @@ class loader {
   }
 
   load_result run(std::string_view yaml) {
+    // YAML allows no control characters but TAB, LF and CR: refused before yaml-cpp sees them.
+    // So is a line that starts with ',': yaml-cpp 0.7 never returns on ",a" (found by fuzzing).
+    int line = 1, column = 1;
+    bool line_start = true;  // only blanks so far on this line
+    for (unsigned char c : yaml) {
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "%02X", c);
+        error({line, column}, std::string("control character U+00") + hex + " is not allowed in YAML");
+        return finish();
+      }
+      if (c == ',' && line_start) {
+        error({line, column}, "a line may not start with ',' (put it at the end of the previous line)");
+        return finish();
+      }
+      if (c != ' ' && c != '\t') line_start = false;
+      if (c == '\n') {
+        ++line;
+        column = 1;
+        line_start = true;
+      } else if ((c & 0xC0) != 0x80) {
+        ++column;  // columns count characters, not UTF-8 continuation bytes
+      }
+    }
     try {
       std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
       if (documents.empty() || documents.front().IsNull()) {
@@ -453,6 +487,10 @@ class loader {
         if (auto value = read_int(e, 0, 64)) cfg_.workers = *value;
       } else if (e.key == "access_log") {
         if (auto value = read_bool(e)) cfg_.access_log = *value;
+      } else if (e.key == "limits") {
+        parse_limits(e);
+      } else if (e.key == "admin") {
+        parse_admin(e);
       } else if (e.key == "defaults") {
         parse_defaults(e, defaults);
       } else if (e.key == "apps") {
@@ -461,12 +499,87 @@ class loader {
         unknown_key(e, top_keys, "");
       }
     }
+    const std::string& a = cfg_.admin.host;
+    bool loopback = a == "localhost" || a == "::1" || a.starts_with("127.");
+    if (admin_address_pos_ && !loopback && cfg_.admin_token.empty())
+      warn(*admin_address_pos_, "admin listener " + cfg_.admin.text() +
+                                    " is not on loopback and admin.token is not set: /status is open to that network");
     if (apps == nullptr) {
       error(root_pos, "missing required key 'apps'");
     } else {
       parse_apps(*apps, defaults);
     }
     parse_tls(tls, root_pos);
+  }
+
+  // A byte count: plain digits, or digits with KiB, MiB or GiB.
+  std::optional<std::uint64_t> read_size(const entry& e, std::uint64_t min, std::uint64_t max) {
+    std::optional<std::uint64_t> value;
+    if (e.value.IsScalar() && e.value.Tag() != "!") value = parse_size(e.value.Scalar());
+    if (!value) {
+      error(e.value_pos, std::string(size_expected));
+      return std::nullopt;
+    }
+    if (*value < min || *value > max) {
+      error(e.value_pos, e.key + " must be between " + std::to_string(min) + " and " + std::to_string(max) + " bytes");
+      return std::nullopt;
+    }
+    return value;
+  }
+
+  void parse_limits(const entry& limits) {
+    const auto entries = entries_of(limits.value, limits.value_pos);
+    if (!entries) return;
+    limits_config& l = cfg_.limits;
+    for (const entry& e : *entries) {
+      const std::string& k = e.key;
+      if (k == "max_header_bytes") {
+        // At least room for a request line and a few headers; at most what a parser handles.
+        if (auto v = read_size(e, 1024, 1024 * 1024)) l.max_header_bytes = static_cast<std::size_t>(*v);
+      } else if (k == "max_headers") {
+        if (auto v = read_int(e, 1, 10000)) l.max_header_count = static_cast<std::size_t>(*v);
+      } else if (k == "max_connections") {
+        if (auto v = read_int(e, 1, 1000000)) l.max_connections = static_cast<std::size_t>(*v);
+      } else if (k == "max_pipelined") {
+        if (auto v = read_int(e, 1, 1000)) l.max_pipelined = static_cast<std::size_t>(*v);
+      } else if (k == "upstream_idle_per_instance") {
+        if (auto v = read_int(e, 0, 100000)) l.upstream_idle_per_instance = static_cast<std::size_t>(*v);
+      } else if (k == "header_timeout") {
+        if (auto v = read_duration(e, true)) l.header_timeout = *v;
+      } else if (k == "idle_timeout") {
+        if (auto v = read_duration(e, true)) l.idle_timeout = *v;
+      } else if (k == "io_timeout") {
+        if (auto v = read_duration(e, true)) l.io_timeout = *v;
+      } else if (k == "upstream_connect_timeout") {
+        if (auto v = read_duration(e, true)) l.upstream_connect_timeout = *v;
+      } else if (k == "response_header_timeout") {
+        if (auto v = read_duration(e, true)) l.upstream_header_timeout = *v;
+      } else if (k == "upstream_idle_timeout") {
+        if (auto v = read_duration(e, true)) l.upstream_idle_timeout = *v;
+      } else {
+        unknown_key(e, limits_keys, "limits");
+      }
+    }
+  }
+
+  void parse_admin(const entry& admin) {
+    const auto entries = entries_of(admin.value, admin.value_pos);
+    if (!entries) return;
+    for (const entry& e : *entries) {
+      if (e.key == "token") {
+        auto value = read_string(e);
+        if (!value) continue;
+        // Sent as `Authorization: Bearer <token>`: visible ASCII only, and long enough to guess badly.
+        bool printable = std::all_of(value->begin(), value->end(), [](char c) { return c > 0x20 && c < 0x7f; });
+        if (!printable || value->size() < 16) {
+          error(e.value_pos, "admin token must be at least 16 visible ASCII characters (no spaces)");
+          continue;
+        }
+        cfg_.admin_token = *value;
+      } else {
+        unknown_key(e, admin_keys, "admin");
+      }
+    }
   }
 
   void parse_listen(const entry& listen) {
@@ -482,6 +595,7 @@ class loader {
         if (!value) continue;
         (e.key == "http" ? cfg_.http : cfg_.admin) = *value;
         (e.key == "http" ? http_pos : admin_pos) = e.value_pos;
+        if (e.key == "admin") admin_address_pos_ = e.value_pos;
       } else if (e.key == "https") {
         if (auto value = read_endpoint(e)) {
           cfg_.https = *value;
@@ -555,6 +669,10 @@ class loader {
       if (auto value = read_duration(e, true)) s.startup_timeout = *value;
     } else if (k == "readiness") {
       parse_readiness(e, s.readiness, "readiness of " + context);
+    } else if (k == "max_body") {
+      if (auto value = read_size(e, 0, std::uint64_t{1} << 50)) s.max_body = *value;
+    } else if (k == "request_timeout") {
+      if (auto value = read_duration(e, false)) s.request_timeout = *value;
     } else {
       return apply_scaling_setting(e, s, context);
     }
@@ -1354,6 +1472,7 @@ class loader {
   std::string file_;
   fs::path base_dir_;
   config cfg_;
+  std::optional<position> admin_address_pos_;  // listen.admin, for the open-admin warning
   std::vector<diagnostic> errors_;
   std::vector<diagnostic> warnings_;
   std::map<std::string, int> app_names_;                      // name -> line
@@ -1455,6 +1574,20 @@ std::optional<duration> parse_duration(std::string_view text) {
     total += value * unit;
   }
   return duration(total);
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t digits = 0;
+  while (digits < text.size() && is_digit(text[digits])) ++digits;
+  if (digits == 0 || digits > 15) return std::nullopt;
+  std::uint64_t value = 0;
+  std::from_chars(text.data(), text.data() + digits, value);
+  std::string_view unit = text.substr(digits);
+  if (unit.empty() || unit == "B") return value;
+  if (unit == "KiB") return value << 10;
+  if (unit == "MiB") return value << 20;
+  if (unit == "GiB") return value << 30;
+  return std::nullopt;
 }
 
 std::optional<endpoint> parse_endpoint(std::string_view text) {

@@ -1,6 +1,7 @@
 // YAML -> config, with every problem reported as `FILE:LINE:COLUMN: message`.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,9 @@ load_result load_string(std::string_view yaml, const std::string& file, const st
 
 // "250ms", "30s", "5m", "1h", "2d", "1m30s" -> milliseconds; nullopt when malformed.
 std::optional<duration> parse_duration(std::string_view text);
+
+// "65536", "64KiB", "10MiB", "1GiB" -> bytes; nullopt when malformed.
+std::optional<std::uint64_t> parse_size(std::string_view text);
 
 // "host:port", "[::1]:port" -> endpoint; nullopt when malformed.
 std::optional<endpoint> parse_endpoint(std::string_view text);

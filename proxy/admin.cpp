@@ -20,6 +20,21 @@ using asio::ip::tcp;
 
 namespace {
 constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+
+// Compares without an early exit, so the time taken says nothing about how much matched.
+bool same_secret(std::string_view a, std::string_view b) noexcept {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.size() ? b.size() : 1)]);
+  return diff == 0 && !b.empty();
+}
+
+bool authorized(const http::request<http::string_body>& req, std::string_view token) {
+  if (token.empty()) return true;
+  std::string_view auth = req[http::field::authorization];
+  constexpr std::string_view scheme = "Bearer ";
+  if (auth.size() <= scheme.size() || !beast::iequals(auth.substr(0, scheme.size()), scheme)) return false;
+  return same_secret(auth.substr(scheme.size()), token);
+}
 }
 
 tcp::endpoint admin_server::start(const config::endpoint& at) {
@@ -67,6 +82,10 @@ tcp::endpoint admin_server::start(const config::endpoint& at) {
                   } else if (path == "/metrics") {
                     res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
                     res.body() = handlers_.metrics();
+                  } else if (path == "/status" && !authorized(req, token_)) {
+                    res.result(http::status::unauthorized);
+                    res.set(http::field::www_authenticate, "Bearer realm=\"wakegate\"");
+                    res.body() = "admin.token required: Authorization: Bearer <token>\n";
                   } else if (path == "/status") {
                     res.set(http::field::content_type, "application/json");
                     res.body() = handlers_.status();

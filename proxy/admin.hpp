@@ -28,12 +28,15 @@ class admin_server {
   void stop();
 
   void set_ready(bool r) noexcept { ready_ = r; }
+  // Bearer token required for /status ("" = none). Control thread only, like the listener.
+  void set_token(std::string token) { token_ = std::move(token); }
 
  private:
   boost::asio::io_context& ctx_;
   handlers handlers_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
   bool ready_ = false;
+  std::string token_;
 };
 
 }  // namespace wakegate::proxy

@@ -125,4 +125,22 @@ std::string_view rewrite_request(http::fields& f, const forward_info& info) {
   return rid->value();
 }
 
+std::string_view prepare_forward(http::request<http::buffer_body>& req, const forward_info& info, bool close) {
+  auto id = rewrite_request(req, info);
+  // Several Transfer-Encoding lines become one: Beast's serializer reads only the first line to
+  // decide on chunked framing, while the instance would read all of them.
+  auto te = req.find(http::field::transfer_encoding);
+  if (te != req.end() && std::next(te) != req.end() && std::next(te)->name() == http::field::transfer_encoding) {
+    std::string joined;
+    for (; te != req.end() && te->name() == http::field::transfer_encoding; ++te) {
+      if (!joined.empty()) joined += ", ";
+      joined.append(te->value());
+    }
+    req.set(http::field::transfer_encoding, joined);
+  }
+  req.version(11);
+  req.keep_alive(!close);
+  return id;
+}
+
 }  // namespace wakegate::proxy

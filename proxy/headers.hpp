@@ -4,6 +4,8 @@
 #include <string_view>
 
 #include <boost/beast/http/fields.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/message.hpp>
 
 namespace wakegate::proxy {
 
@@ -20,6 +22,10 @@ struct forward_info {
 // Request to an instance: hop-by-hop removed, X-Forwarded-For appended, X-Forwarded-Proto and
 // X-Forwarded-Host set, X-Request-Id added when absent. Returns the request id in effect.
 std::string_view rewrite_request(boost::beast::http::fields& f, const forward_info& info);
+
+// The request header as an instance receives it: rewrite_request, then HTTP/1.1 and keep-alive,
+// or Connection: close when `close` (the connection is not reused after this request).
+std::string_view prepare_forward(boost::beast::http::request<boost::beast::http::buffer_body>& req, const forward_info& info, bool close);
 
 // 32 lower-case hex characters from a per-thread generator (not for secrets).
 void make_request_id(char (&out)[32]) noexcept;

@@ -1,5 +1,7 @@
 #include "proxy/server.hpp"
 
+#include <sys/resource.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -17,6 +19,15 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 
 namespace {
+
+// Every client connection and every upstream connection is a descriptor: use all we may have.
+void raise_open_file_limit() {
+  rlimit rl{};
+  if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
 
 std::shared_ptr<const proxy_options> make_options(const config::config& cfg) {
   auto o = std::make_shared<proxy_options>();
@@ -46,7 +57,16 @@ std::vector<asio::any_io_executor> server::executors() {
   return ex;
 }
 
+const char* limit_name(limit_hit l) noexcept {
+  static constexpr const char* names[] = {"header_size", "header_count", "header_timeout", "idle_timeout",
+                                          "body_size", "pipelined", "connections", "upstream_connect_timeout",
+                                          "response_header_timeout", "request_timeout"};
+  static_assert(std::size(names) == static_cast<std::size_t>(limit_hit::count_));
+  return names[static_cast<std::size_t>(l)];
+}
+
 tcp::endpoint server::start() {
+  raise_open_file_limit();
   auto listen_all = [this](tcp::endpoint ep, std::optional<tcp::acceptor> worker::*which) {
     for (auto& w : workers_) {
       // Every thread listens on the same address (SO_REUSEPORT): the kernel spreads connections
@@ -85,7 +105,20 @@ asio::awaitable<void> server::accept_loop(worker& w, bool tls) {
   constexpr auto tok = asio::as_tuple(asio::use_awaitable);
   asio::steady_timer backoff(w.ioc);
   auto& acceptor = tls ? w.tls_acceptor : w.acceptor;
+  if (!w.accept_resume) {
+    // Shared by the http and https loops; never expires, a closing connection cancels its waits.
+    w.accept_resume.emplace(w.ioc);
+    w.accept_resume->expires_at(asio::steady_timer::time_point::max());
+  }
   while (acceptor && acceptor->is_open()) {
+    // At max_connections (this thread's share): stop accepting until a connection closes. New
+    // clients wait in the listen backlog; open connections are served as usual.
+    std::size_t share = (w.opts->limits.max_connections + workers_.size() - 1) / workers_.size();
+    if (w.open >= std::max<std::size_t>(share, 1)) {
+      stats_.hit(limit_hit::connections);
+      co_await w.accept_resume->async_wait(tok);
+      continue;
+    }
     auto [ec, sock] = co_await acceptor->async_accept(tok);
     if (ec == asio::error::operation_aborted) break;
     if (ec) {
@@ -132,6 +165,7 @@ void server::begin_drain() {
       boost::system::error_code ec;
       if (wp->acceptor) wp->acceptor->close(ec);
       if (wp->tls_acceptor) wp->tls_acceptor->close(ec);
+      if (wp->accept_resume) wp->accept_resume->cancel();
       for (auto* s : wp->idle) s->socket().cancel(ec);  // idle keep-alive: close now
     });
   }
@@ -164,6 +198,10 @@ void server::write_metrics(metrics::text_writer& w) const {
     w.sample("wakegate_tls_handshakes_total", {{"result", "failed"}}, static_cast<double>(stats_.tls_failed.value()));
     w.sample("wakegate_tls_handshakes_total", {{"result", "timeout"}}, static_cast<double>(stats_.tls_timeout.value()));
   }
+  w.family("wakegate_limit_hits_total", "counter", "Requests or connections that reached a limit (limits: and per-app).");
+  for (std::size_t i = 0; i < stats_.limits.size(); ++i)
+    w.sample("wakegate_limit_hits_total", {{"limit", limit_name(static_cast<limit_hit>(i))}},
+             static_cast<double>(stats_.limits[i].value()));
 }
 
 }  // namespace wakegate::proxy

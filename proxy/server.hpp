@@ -3,6 +3,7 @@
 // atomics of apps and instances.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <list>
@@ -14,6 +15,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include "common/metrics.hpp"
@@ -25,6 +27,22 @@
 
 namespace wakegate::proxy {
 
+// Limits of limits_config / app_settings that were hit, one counter each (label `limit`).
+enum class limit_hit : std::size_t {
+  header_size,              // 431
+  header_count,             // 431
+  header_timeout,           // 408 + close (slowloris)
+  idle_timeout,             // keep-alive connection closed after idle_timeout
+  body_size,                // 413 (max_body)
+  pipelined,                // connection closed after max_pipelined requests sent ahead
+  connections,              // accepting paused at max_connections
+  upstream_connect_timeout,  // 502
+  response_header_timeout,  // 504
+  request_timeout,          // 504 or close (request_timeout)
+  count_
+};
+const char* limit_name(limit_hit l) noexcept;
+
 // Counters of the data plane that belong to no app.
 struct proxy_metrics {
   metrics::counter connections_accepted;
@@ -33,6 +51,8 @@ struct proxy_metrics {
   metrics::counter bad_requests;     // refused before routing: 400/408/431/505
   // https listener: handshakes by result
   metrics::counter tls_full, tls_resumed, tls_failed, tls_timeout;
+  std::array<metrics::counter, static_cast<std::size_t>(limit_hit::count_)> limits;
+  void hit(limit_hit l) noexcept { limits[static_cast<std::size_t>(l)].add(); }
 };
 
 // Settings of the request path that a reload may change; each thread keeps its own copy.
@@ -57,6 +77,9 @@ struct worker {
   // Connections waiting for their next request; closed at once when draining.
   std::list<boost::beast::tcp_stream*> idle;
   bool draining = false;
+  // Client connections of this thread, and the accept loop's wait while at max_connections.
+  std::size_t open = 0;
+  std::optional<boost::asio::steady_timer> accept_resume;
   std::thread thread;
   // HTTPS (tls/): its listener, the certificates and ticket keys its handshakes use, and the
   // ACME HTTP-01 answers of the http listener; replaced by posts from the control thread.

@@ -18,6 +18,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "common/log.hpp"
+#include "proxy/framing.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/request_check.hpp"
 #include "proxy/server.hpp"
@@ -37,7 +38,7 @@ namespace {
 constexpr auto tok = asio::as_tuple(asio::use_awaitable);
 // Bodies move in chunks of up to this size: a 64 KiB response is one read and one write.
 constexpr std::size_t relay_chunk = 64 * 1024;
-constexpr std::size_t client_buffer_limit = 64 * 1024 + 16 * 1024;  // headers + some body
+constexpr std::size_t client_buffer_slack = 16 * 1024;  // past max_header_bytes: some body
 
 // Relay buffers are borrowed per transfer from a per-thread free list, so an idle connection
 // holds none and a busy one allocates nothing after warm-up.
@@ -120,6 +121,9 @@ bool peer_closed(beast::tcp_stream& s) noexcept {
 // Where the upstream exchange failed, for the status and for blaming the instance or not.
 enum class failure { none, client, upstream_connect, upstream_io, upstream_timeout, upstream_protocol };
 
+// How reading the next request's header ended.
+enum class head_result { ready, closed, answered };
+
 }  // namespace
 
 // Stream: beast::tcp_stream (http listener) or beast::ssl_stream<beast::tcp_stream> (https).
@@ -130,20 +134,28 @@ class session {
  public:
   template <class... StreamArgs>
   explicit session(worker& w, StreamArgs&&... args)
-      : w_(w), stream_(std::forward<StreamArgs>(args)...), client_(beast::get_lowest_layer(stream_)) {
+      : w_(w),
+        stream_(std::forward<StreamArgs>(args)...),
+        client_(beast::get_lowest_layer(stream_)),
+        head_timer_(client_.get_executor()) {
     beast::error_code ec;
     auto ep = client_.socket().remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
     client_.socket().set_option(tcp::no_delay(true), ec);
-    buf_.max_size(client_buffer_limit);
+    buf_.max_size(w_.opts->limits.max_header_bytes + client_buffer_slack);
   }
 
   asio::awaitable<void> run() {
     w_.owner->stats().connections_accepted.add();
     w_.owner->stats().connections_open.add(1);
+    ++w_.open;
     struct open_guard {
       worker& w;
-      ~open_guard() { w.owner->stats().connections_open.add(-1); }
+      ~open_guard() {
+        w.owner->stats().connections_open.add(-1);
+        --w.open;
+        if (w.accept_resume) w.accept_resume->cancel();  // an accept loop paused at max_connections
+      }
     } og{w_};
 
     if constexpr (is_tls) {
@@ -159,27 +171,159 @@ class session {
       parser_.emplace();
       parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       parser_->body_limit(boost::none);
-      client_.expires_after(first ? limits.header_timeout : limits.idle_timeout);
+      auto head = co_await read_head(first);
       first = false;
-
-      // Idle until the next request starts: a draining server closes us here.
-      auto idle_it = w_.idle.insert(w_.idle.end(), &client_);
-      auto [ec, n] = co_await http::async_read_header(stream_, buf_, *parser_, tok);
-      w_.idle.erase(idle_it);
-      if (ec) {
-        co_await on_read_error(ec);
-        break;
-      }
+      if (head != head_result::ready) break;
       bool keep = co_await handle_request();
       if (!keep) break;
     }
     if constexpr (is_tls) co_await tls_close(stream_, !client_gone_);
     beast::error_code ignored;
     client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    if (linger_) {
+      // Refused with unread request bytes: read (and drop) what follows for a moment, so that
+      // closing does not reset the connection before the client reads the answer.
+      client_.expires_after(std::chrono::seconds(1));
+      std::array<char, 4096> sink;
+      for (std::size_t total = 0; total < 256 * 1024;) {
+        auto [ec, n] = co_await client_.async_read_some(asio::buffer(sink), tok);
+        if (ec) break;
+        total += n;
+      }
+    }
     client_.close();
   }
 
  private:
+  // ------------------------------------------------------------------------------------------
+  // Reading a request header: wakegate finds its end and checks its bytes (check_head) before
+  // Beast parses it, under max_header_bytes, max_header_count and header_timeout.
+
+  asio::awaitable<head_result> read_head(bool first) {
+    auto opts = w_.opts;  // a reload (SIGHUP) may replace w_.opts while this connection waits
+    const auto& limits = opts->limits;
+    using clock = std::chrono::steady_clock;
+    // Requests the client sent before getting the previous response (pipelined).
+    pipelined_ = (!first && buf_.size() > 0) ? pipelined_ + 1 : 0;
+    last_pipelined_ = pipelined_ >= limits.max_pipelined;
+    if (last_pipelined_) w_.owner->stats().hit(limit_hit::pipelined);
+
+    auto idle_deadline = clock::now() + (first ? limits.header_timeout : limits.idle_timeout);
+    auto header_deadline = clock::time_point::max();  // header_timeout from the request's first byte
+    std::size_t scanned = 0;
+    for (;;) {
+      std::string_view data(static_cast<const char*>(buf_.data().data()), buf_.size());
+      while (data.size() >= 2 && data[0] == '\r' && data[1] == '\n') {  // empty lines before a request
+        buf_.consume(2);
+        data.remove_prefix(2);
+        scanned = 0;
+      }
+      if (!data.empty()) {
+        if (header_deadline == clock::time_point::max()) header_deadline = clock::now() + limits.header_timeout;
+        std::size_t end = find_head_end(data, scanned);
+        if (end == std::string_view::npos) {
+          disarm_head_timer();
+          co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
+        }
+        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes)) {
+          disarm_head_timer();
+          co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+        }
+        if (end != 0) {
+          disarm_head_timer();
+          verdict_ = check_head(data.substr(0, end), limits.max_header_count);
+          if (verdict_.status != 0)
+            co_return co_await refuse(verdict_.status, verdict_.reason,
+                                      verdict_.status == 431 ? limit_hit::header_count : limit_hit::count_);
+          beast::error_code ec;
+          std::size_t used = parser_->put(asio::buffer(data.data(), end), ec);
+          if (ec == http::error::need_buffer) ec = {};
+          if (ec || used != end || !parser_->is_header_done())
+            co_return co_await refuse(400, "bad request", limit_hit::count_);
+          buf_.consume(end);
+          disarm_head_timer();
+          co_return head_result::ready;
+        }
+        scanned = data.size();
+      }
+      std::size_t space = std::min<std::size_t>(4096, buf_.max_size() - buf_.size());
+      if (space == 0) {
+        disarm_head_timer();
+        co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+      }
+      if (head_timed_out_ && head_timer_armed_) {  // fired while the last read completed
+        disarm_head_timer();
+        co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
+      }
+      if (data.empty()) {
+        client_.expires_at(idle_deadline);  // idle: the stream closes the socket when it expires
+      } else if (!head_timer_armed_) {
+        // A header arriving in pieces: a timer that only cancels the read, so that the socket
+        // stays open for the 408. (A header in one read never arms it.)
+        client_.expires_never();
+        head_timer_armed_ = true;
+        head_timed_out_ = false;
+        head_timer_.expires_at(header_deadline);
+        head_timer_.async_wait([this](beast::error_code ec) {
+          if (ec) return;  // cancelled (the header arrived, or the session ended)
+          head_timed_out_ = true;
+          beast::error_code ignored;
+          client_.socket().cancel(ignored);
+        });
+      }
+      // Idle until the next request starts: a draining server closes us here.
+      bool idle = data.empty();
+      std::list<beast::tcp_stream*>::iterator idle_it;
+      if (idle) idle_it = w_.idle.insert(w_.idle.end(), &client_);
+      auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(space), tok);
+      if (idle) w_.idle.erase(idle_it);
+      if (!ec) {
+        buf_.commit(n);
+        continue;
+      }
+      disarm_head_timer();
+      if (ec == beast::error::timeout) {
+        w_.owner->stats().hit(limit_hit::idle_timeout);
+        co_return head_result::closed;
+      }
+      if (head_timed_out_) co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
+      // A quiet close between requests is the normal end of a connection; one inside a header too.
+      co_return head_result::closed;
+    }
+  }
+
+  void disarm_head_timer() {
+    if (!head_timer_armed_) return;
+    head_timer_armed_ = false;
+    head_timer_.cancel();
+  }
+
+  // Answers a request refused before routing (then the connection closes).
+  asio::awaitable<head_result> refuse(unsigned status, std::string_view reason, limit_hit limit) {
+    if (limit != limit_hit::count_) w_.owner->stats().hit(limit);
+    w_.owner->stats().bad_requests.add();
+    start_ns_ = now_ns();
+    app_name_ = {};
+    instance_id_ = {};
+    request_id_ = {};
+    bytes_in_ = bytes_out_ = 0;
+    held_ = false;
+    held_ns_ = 0;
+    linger_ = true;
+    std::string body(reason);
+    body.push_back('\n');
+    co_await respond_local(status, std::move(body), false);
+    log_access({}, {});
+    co_return head_result::answered;
+  }
+
+  // Re-arms a stream's timeout for one operation, never past the request's deadline.
+  template <class S>
+  void arm(S& s, config::duration d) {
+    s.expires_at(std::min(std::chrono::steady_clock::now() + d, deadline_));
+  }
+  bool past_deadline() const noexcept { return std::chrono::steady_clock::now() >= deadline_; }
+
   // ------------------------------------------------------------------------------------------
   // One request. Returns whether the client connection may carry another.
 
@@ -196,11 +340,14 @@ class session {
     app_name_ = {};
     request_id_ = {};
 
-    bool client_keep_alive = req.keep_alive();
+    // A body some servers would ignore (GET with Content-Length, ...) ends both connections.
+    bool client_keep_alive = req.keep_alive() && !verdict_.close_after && !last_pipelined_;
     bool body_pending = !parser_->is_done();
+    deadline_ = std::chrono::steady_clock::time_point::max();
 
-    if (auto chk = check_request(*parser_); chk.status != 0) {
+    if (auto chk = check_request(*parser_, verdict_); chk.status != 0) {
       w_.owner->stats().bad_requests.add();
+      linger_ = true;
       co_await respond_local(chk.status, std::string(chk.reason) + "\n", false);
       log_access(req);
       co_return false;
@@ -231,14 +378,31 @@ class session {
     std::shared_ptr<const config::app_config> cfg = r->cfg;
     app_name_ = app->name();
 
+    if (cfg->settings.max_body != 0 && verdict_.framing == body_framing::length &&
+        verdict_.content_length > cfg->settings.max_body) {
+      w_.owner->stats().hit(limit_hit::body_size);
+      linger_ = true;
+      co_await respond_local(413, "request body larger than " + std::to_string(cfg->settings.max_body) + " bytes\n", false);
+      app->stats.requests.add(413);
+      log_access(req);
+      co_return false;
+    }
+    if (cfg->settings.request_timeout.count() > 0)
+      deadline_ = std::chrono::steady_clock::now() + cfg->settings.request_timeout;
+    max_body_ = cfg->settings.max_body;
+    body_too_large_ = false;
+
     // In flight from routing until the response ends (held time included).
     app->meter.add(+1, start_ns_);
     struct in_flight_guard {
       scaler::app& a;
       ~in_flight_guard() { a.meter.add(-1, now_ns()); }
-    } ifg{*app};
-
-    bool keep = co_await proxy_request(app, *cfg, client_keep_alive);
+    };
+    bool keep;
+    {
+      in_flight_guard ifg{*app};
+      keep = co_await proxy_request(app, *cfg, client_keep_alive);
+    }  // out of flight before counted: a counted request never still shows in flight
     app->stats.requests.add(static_cast<int>(status_));
     app->stats.request_duration.observe(static_cast<double>(now_ns() - start_ns_) / 1e9);
     log_access(req);
@@ -252,9 +416,8 @@ class session {
 
     forward_info fi{client_ip_, is_tls ? "https" : "http"};
     if constexpr (is_tls) hsts_ = format_hsts(cfg.hsts, hsts_buf_);
-    request_id_ = rewrite_request(req, fi);  // a view into the header, valid until the next request
-    req.version(11);
-    req.keep_alive(true);
+    // A view into the header, valid until the next request.
+    request_id_ = prepare_forward(req, fi, verdict_.close_after);
 
     // Fast path: a ready instance with room and nobody queued ahead of us.
     scaler::instance_ptr inst;
@@ -295,7 +458,7 @@ class session {
       // Answer 100-continue ourselves: the instance is chosen, the body may come.
       if (beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        client_.expires_after(w_.opts->limits.io_timeout);
+        arm(client_, w_.opts->limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), tok);
         if (ec) {
           client_gone_ = true;
@@ -306,6 +469,8 @@ class session {
       req.erase(http::field::expect);
     }
 
+    if (verdict_.framing == body_framing::chunked)  // to notice trailer fields added while reading the body
+      forward_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
     bool retryable = idempotent(req.method()) && parser_->is_done();
     for (int attempt = 0;; ++attempt) {
       // The retry goes out on a new connection: the pool may hold more that the instance closed.
@@ -313,9 +478,10 @@ class session {
       bool reused = up.has_value();
       if (!up) {
         up.emplace(client_.get_executor());
-        up->expires_after(w_.opts->limits.upstream_connect_timeout);
+        arm(*up, w_.opts->limits.upstream_connect_timeout);
         auto [ec] = co_await up->async_connect(inst->endpoint, tok);
         if (ec) {
+          if (ec == beast::error::timeout) w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::upstream_connect_timeout);
           std::string why = ec == beast::error::timeout ? "connect timeout" : "connect: " + ec.message();
           // Only what says the instance is gone blames it; wakegate's own shortage (no file
           // descriptors, ports or buffers) must not take the fleet down with it.
@@ -338,7 +504,7 @@ class session {
 
       auto result = co_await exchange(*up, client_keep_alive);
       if (result.failed == failure::none) {
-        if (result.upstream_reusable && inst->accepting.load(std::memory_order_relaxed)) {
+        if (result.upstream_reusable && !verdict_.close_after && inst->accepting.load(std::memory_order_relaxed)) {
           auto& pool = inst->pools[this_shard];
           if (pool.size() < w_.opts->limits.upstream_idle_per_instance)
             pool.push_back(scaler::idle_connection{std::move(*up), now_ns()});
@@ -346,6 +512,18 @@ class session {
         co_return result.client_keep_alive;
       }
       if (result.failed == failure::client) {
+        if (!result.response_started && body_too_large_) {
+          w_.owner->stats().hit(limit_hit::body_size);
+          linger_ = true;
+          co_await respond_local(413, "request body larger than " + std::to_string(max_body_) + " bytes\n", false);
+          co_return false;
+        }
+        if (!result.response_started && status_ == 400) {  // the body's chunked framing was invalid
+          w_.owner->stats().bad_requests.add();
+          linger_ = true;
+          co_await respond_local(400, "bad request body (invalid chunked framing, or trailer fields)\n", false);
+          co_return false;
+        }
         client_gone_ = true;
         co_return false;
       }
@@ -354,6 +532,8 @@ class session {
       if (reused && retryable && !result.response_started && attempt == 0 &&
           result.failed == failure::upstream_io)
         continue;
+      if (result.failed == failure::upstream_timeout)
+        w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::response_header_timeout);
       if (result.response_started) {
         status_ = 502;
         if (result.failed != failure::upstream_timeout)
@@ -375,7 +555,7 @@ class session {
   asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg,
                                              std::chrono::nanoseconds budget) {
     auto w = std::make_shared<scaler::waiter>(client_.get_executor());
-    w->timer.expires_after(std::max(budget, std::chrono::nanoseconds(0)));
+    w->timer.expires_at(std::min(std::chrono::steady_clock::now() + std::max(budget, std::chrono::nanoseconds(0)), deadline_));
     app->queued.fetch_add(1, std::memory_order_relaxed);
     auto& control = w_.owner->control();
     control.post_enqueue(app, w);
@@ -525,6 +705,8 @@ class session {
     const auto& limits = opts->limits;
     auto& req = parser_->get();
     // Request: the head goes out with the first body bytes (or alone), the body as it arrives.
+    // The head is written out before any body byte is read, so trailer fields Beast adds to the
+    // header later never reach the instance; they are refused all the same (below).
     head_buffer head_text;
     wire::append_request_head(req, head_text.text());
     std::string_view head = head_text.text();
@@ -543,7 +725,7 @@ class session {
         if (!rb) rb.emplace();
         req.body().data = rb->data();
         req.body().size = relay_chunk;
-        client_.expires_after(limits.io_timeout);
+        arm(client_, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(stream_, buf_, *parser_, tok);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
@@ -556,13 +738,27 @@ class session {
           co_return;
         }
         got = relay_chunk - req.body().size;
+        // Beast adds trailer fields to the header: refused, as an instance could take them for
+        // header fields (found by fuzzing).
+        if (parser_->is_done() && verdict_.framing == body_framing::chunked &&
+            static_cast<std::size_t>(std::distance(req.begin(), req.end())) != forward_fields_) {
+          res.failed = failure::client;
+          status_ = 400;
+          co_return;
+        }
         bytes_in_ += got;
+        if (max_body_ != 0 && bytes_in_ > max_body_) {  // a chunked body past the app's max_body
+          body_too_large_ = true;
+          res.failed = failure::client;
+          status_ = 413;
+          co_return;
+        }
         data = rb->data();
       }
       const bool last = parser_->is_done();
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
-        up.expires_after(limits.io_timeout);
+        arm(up, limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(up, g.buffers(), tok);
         if (ec) {
           res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
@@ -591,7 +787,7 @@ class session {
       rpo->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       rpo->body_limit(boost::none);
       if (req.method() == http::verb::head) rpo->skip(true);
-      up.expires_after(limits.upstream_header_timeout);
+      arm(up, limits.upstream_header_timeout);
       auto [ec, n] = co_await http::async_read_header(up, ubuf, *rpo, tok);
       if (ec) {
         res.failed = ec == beast::error::timeout ? failure::upstream_timeout
@@ -645,7 +841,7 @@ class session {
     std::string_view head = head_text.text();
     if (bodyless) {
       // Header only: a "chunked" HEAD/204/304 response has no last-chunk either.
-      client_.expires_after(limits.io_timeout);
+      arm(client_, limits.io_timeout);
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
       if (ec) {
         res.failed = failure::client;
@@ -665,7 +861,7 @@ class session {
       std::size_t got = 0;
       if (!rp.is_done()) {
         if (!head.empty() && ubuf.size() == 0) {
-          client_.expires_after(limits.io_timeout);
+          arm(client_, limits.io_timeout);
           auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
           if (ec) {
             res.failed = failure::client;
@@ -677,7 +873,7 @@ class session {
         if (!rb) rb.emplace();
         resp.body().data = rb->data();
         resp.body().size = relay_chunk;
-        up.expires_after(limits.io_timeout);
+        arm(up, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(up, ubuf, rp, tok);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
@@ -692,7 +888,7 @@ class session {
       const bool last = rp.is_done();
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
-        client_.expires_after(limits.io_timeout);
+        arm(client_, limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(stream_, g.buffers(), tok);
         if (ec) {
           res.failed = failure::client;
@@ -735,29 +931,8 @@ class session {
     if (ec) client_gone_ = true;
   }
 
-  asio::awaitable<void> on_read_error(beast::error_code ec) {
-    // A quiet close between requests is the normal end of a connection.
-    if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
-        ec == asio::error::operation_aborted || ec == asio::ssl::error::stream_truncated) {
-      client_gone_ = true;  // nothing to say goodbye to (no TLS close_notify either)
-      co_return;
-    }
-    if (ec == beast::error::timeout) {
-      if (buf_.size() > 0 || parser_->got_some()) {
-        w_.owner->stats().bad_requests.add();
-        co_await respond_local(408, "request header timeout\n", false);
-      }
-      co_return;
-    }
-    w_.owner->stats().bad_requests.add();
-    if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      co_await respond_local(431, "request header too large\n", false);
-    } else {
-      co_await respond_local(400, "bad request: " + ec.message() + "\n", false);
-    }
-  }
-
-  void log_access(const http::request<http::buffer_body>& req) {
+  void log_access(const http::request<http::buffer_body>& req) { log_access(req.method_string(), req.target()); }
+  void log_access(std::string_view method, std::string_view target) {
     if (!w_.opts->access_log) return;
     thread_local std::string line;
     line.clear();
@@ -766,9 +941,9 @@ class session {
     line += "\",\"type\":\"access\",\"app\":";
     log::append_json_string(line, app_name_);
     line += ",\"method\":";
-    log::append_json_string(line, req.method_string());
+    log::append_json_string(line, method);
     line += ",\"path\":";
-    log::append_json_string(line, req.target());
+    log::append_json_string(line, target);
     line += ",\"status\":";
     line += std::to_string(status_);
     line += ",\"duration_ms\":";
@@ -799,9 +974,20 @@ class session {
   worker& w_;
   Stream stream_;
   beast::tcp_stream& client_;  // the TCP layer of stream_: timeouts, socket options, close
+  asio::steady_timer head_timer_;  // header_timeout of a header arriving in pieces
+  bool head_timer_armed_ = false;
+  bool head_timed_out_ = false;
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
   std::string client_ip_;
+  head_verdict verdict_;          // check_head's verdict on the current request
+  std::size_t pipelined_ = 0;     // consecutive requests that arrived before their predecessor's response
+  bool last_pipelined_ = false;   // max_pipelined reached: this request's response closes the connection
+  bool linger_ = false;           // refused with request bytes possibly unread: lingering close
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::uint64_t max_body_ = 0;
+  std::size_t forward_fields_ = 0;  // header fields as forwarded (chunked requests)
+  bool body_too_large_ = false;
 
   // Per request (reset in handle_request).
   std::int64_t start_ns_ = 0;

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -129,7 +130,10 @@ TEST_CASE("100 MiB streams both ways through wakegate with bounded memory", "[in
   rss.stop();
   INFO("wakegate max RSS: " << max_rss.load() / mib << " MiB");
   CHECK(max_rss.load() > 0);
-  CHECK(max_rss.load() < 64 * mib);
+  // Sanitizer builds carry shadow memory and quarantine: scripts/sanitize.sh raises the bound.
+  std::uint64_t limit_mib = 64;
+  if (const char* v = std::getenv("WAKEGATE_TEST_RSS_LIMIT_MIB")) limit_mib = std::strtoull(v, nullptr, 10);
+  CHECK(max_rss.load() < limit_mib * mib);
 
   // Byte counts in the access log.
   CHECK(wg.wait_for_record(

@@ -10,6 +10,7 @@ are ignored.
 Environment:
   STARTUP_DELAY_MS  wait this long before binding (a slow start)
   IGNORE_SIGTERM=1  ignore SIGTERM (to exercise stop_timeout -> SIGKILL)
+  RECORD_FILE       append every byte read from any connection to this file (what an upstream saw)
 
 Endpoints:
   GET  /              200 "ok <pid>"
@@ -42,10 +43,39 @@ class BodyError(Exception):
     pass
 
 
+class Tee:
+    """A connection's read side that also appends what it reads to RECORD_FILE."""
+
+    def __init__(self, f, path):
+        self._f = f
+        self._path = path
+
+    def _record(self, data):
+        if data:
+            with open(self._path, "ab") as out:
+                out.write(data)
+        return data
+
+    def readline(self, *args):
+        return self._record(self._f.readline(*args))
+
+    def read(self, *args):
+        return self._record(self._f.read(*args))
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "wakegate-test-app"
     sys_version = ""
+
+    def setup(self):
+        super().setup()
+        record = os.environ.get("RECORD_FILE")
+        if record:
+            self.rfile = Tee(self.rfile, record)
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass

@@ -67,7 +67,7 @@ proxy::check_result check(std::string_view raw) {
   // Beast itself refuses some of these; either way the request is answered 400 and not forwarded.
   if (ec && ec != http::error::need_buffer && ec != http::error::need_more) return {400, "parser"};
   REQUIRE(p.is_header_done());
-  return proxy::check_request(p);
+  return proxy::check_request(p, proxy::check_head(raw, 100));
 }
 
 }  // namespace

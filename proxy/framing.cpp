@@ -1,0 +1,215 @@
+#include "proxy/framing.hpp"
+
+#include <array>
+
+namespace wakegate::proxy {
+
+namespace {
+
+constexpr std::array<bool, 256> make_tchar() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+constexpr auto tchar = make_tchar();
+
+bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!tchar[static_cast<unsigned char>(c)]) return false;
+  return true;
+}
+
+// field-vchar / obs-text / SP / HTAB: anything but controls (CR, LF and NUL included) and DEL.
+bool is_value_byte(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+
+// Request targets: visible ASCII and obs-text; no controls, spaces or DEL.
+bool is_target_byte(unsigned char c) noexcept { return c > 0x20 && c != 0x7f; }
+
+char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// The letters of a name, lower-cased: "Transfer_Encoding" and "transfer---encoding" both give
+// "transferencoding". A name that folds to a framing header without being one is refused, since
+// some servers (CGI-style environments, lenient parsers) read it as the real thing.
+bool resembles(std::string_view name, std::string_view letters) noexcept {
+  std::size_t j = 0;
+  for (char c : name) {
+    c = lower(c);
+    if (c < 'a' || c > 'z') continue;
+    if (j == letters.size() || letters[j] != c) return false;
+    ++j;
+  }
+  return j == letters.size();
+}
+
+head_verdict reject(unsigned status, std::string_view reason) noexcept {
+  head_verdict v;
+  v.status = status;
+  v.reason = reason;
+  return v;
+}
+
+// Transfer-Encoding codings seen so far, over every Transfer-Encoding line.
+struct te_state {
+  bool present = false;
+  bool chunked_seen = false;
+  bool last_chunked = false;
+  std::string_view error;
+};
+
+void add_codings(te_state& te, std::string_view value) noexcept {
+  te.present = true;
+  if (value.empty()) {
+    te.error = "empty Transfer-Encoding";
+    return;
+  }
+  while (te.error.empty()) {
+    auto comma = value.find(',');
+    auto element = trim_ows(value.substr(0, comma));
+    auto semi = element.find(';');
+    auto coding = trim_ows(element.substr(0, semi));
+    if (!is_token(coding)) {
+      te.error = "invalid Transfer-Encoding";
+      return;
+    }
+    if (te.chunked_seen) {
+      te.error = iequals(coding, "chunked") ? "chunked applied twice" : "Transfer-Encoding after chunked";
+      return;
+    }
+    // Parameters: readers disagree on whether "chunked;x" is chunked, and Beast reads no list
+    // with parameters at all ("gzip;q=1, chunked" would not be chunked to it). None are in use.
+    if (semi != std::string_view::npos) {
+      te.error = "parameters on a transfer coding";
+      return;
+    }
+    if (iequals(coding, "chunked")) te.chunked_seen = true;
+    te.last_chunked = te.chunked_seen;
+    if (comma == std::string_view::npos) return;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+bool body_ignored_by_some(std::string_view method) noexcept {
+  return method == "GET" || method == "HEAD" || method == "DELETE" || method == "OPTIONS" || method == "TRACE" ||
+         method == "CONNECT";
+}
+
+}  // namespace
+
+std::size_t find_head_end(std::string_view data, std::size_t from) noexcept {
+  // Resume a few bytes back: the CRLF CRLF may straddle two reads.
+  std::size_t i = from > 3 ? from - 3 : 0;
+  for (; i < data.size(); ++i) {
+    if (data[i] != '\n') continue;
+    if (i == 0 || data[i - 1] != '\r') return std::string_view::npos;
+    if (i >= 3 && data[i - 2] == '\n' && data[i - 3] == '\r') return i + 1;
+  }
+  return 0;
+}
+
+head_verdict check_head(std::string_view head, std::size_t max_fields) noexcept {
+  // Request line: method SP request-target SP HTTP-version CRLF, single spaces.
+  auto eol = head.find("\r\n");
+  if (eol == std::string_view::npos) return reject(400, "incomplete request line");
+  std::string_view line = head.substr(0, eol);
+  auto sp1 = line.find(' ');
+  if (sp1 == std::string_view::npos) return reject(400, "malformed request line (HTTP/0.9 is not supported)");
+  std::string_view method = line.substr(0, sp1);
+  if (!is_token(method)) return reject(400, "invalid method");
+  auto sp2 = line.find(' ', sp1 + 1);
+  if (sp2 == std::string_view::npos) return reject(400, "malformed request line (HTTP/0.9 is not supported)");
+  std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  std::string_view version = line.substr(sp2 + 1);
+  if (target.empty()) return reject(400, "empty request target");
+  for (unsigned char c : target)
+    if (!is_target_byte(c)) return reject(400, "invalid character in request target");
+  if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
+      version[5] > '9' || version[7] < '0' || version[7] > '9')
+    return reject(400, "malformed HTTP version");
+  if (version[5] != '1' || (version[7] != '0' && version[7] != '1')) return reject(505, "HTTP version not supported");
+  const bool http10 = version[7] == '0';
+
+  head_verdict v;
+  te_state te;
+  int cl_count = 0;
+  int host_count = 0;
+  std::size_t pos = eol + 2;
+  for (;;) {
+    eol = head.find("\r\n", pos);
+    if (eol == std::string_view::npos) return reject(400, "incomplete header");
+    if (eol == pos) {  // the empty line
+      pos += 2;
+      break;
+    }
+    line = head.substr(pos, eol - pos);
+    pos = eol + 2;
+    if (line.front() == ' ' || line.front() == '\t') return reject(400, "obsolete line folding in header");
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos) return reject(400, "header line without a colon");
+    std::string_view name = line.substr(0, colon);
+    if (name.empty()) return reject(400, "empty header name");
+    if (name.back() == ' ' || name.back() == '\t') return reject(400, "whitespace between header name and colon");
+    if (!is_token(name)) return reject(400, "invalid character in header name");
+    std::string_view value = trim_ows(line.substr(colon + 1));
+    for (unsigned char c : value)
+      if (!is_value_byte(c)) {
+        // A bare CR or LF inside a value is how requests are split; NUL and the rest are refused too.
+        return reject(400, c == '\r' || c == '\n' ? "bare CR or LF in header" : "control character in header value");
+      }
+    if (++v.field_count > max_fields) return reject(431, "too many header fields");
+
+    if (iequals(name, "content-length")) {
+      ++cl_count;
+      if (value.empty() || value.size() > 19) return reject(400, "invalid Content-Length");
+      std::uint64_t n = 0;
+      for (char c : value) {
+        if (c < '0' || c > '9') return reject(400, "invalid Content-Length");
+        n = n * 10 + static_cast<std::uint64_t>(c - '0');
+      }
+      v.content_length = n;
+    } else if (iequals(name, "transfer-encoding")) {
+      add_codings(te, value);
+      if (!te.error.empty()) return reject(400, te.error);
+    } else if (iequals(name, "host")) {
+      ++host_count;
+    } else if (resembles(name, "contentlength") || resembles(name, "transferencoding")) {
+      return reject(400, "header name resembles a framing header");
+    }
+  }
+  if (pos != head.size()) return reject(400, "data after the header block");
+
+  if (host_count > 1) return reject(400, "several Host headers");
+  if (host_count == 0 && !http10) return reject(400, "missing Host header");
+  if (cl_count > 1) return reject(400, "several Content-Length headers");
+  if (te.present) {
+    if (cl_count > 0) return reject(400, "both Transfer-Encoding and Content-Length");
+    if (http10) return reject(400, "Transfer-Encoding in an HTTP/1.0 request");
+    if (!te.last_chunked) return reject(400, "Transfer-Encoding without a final chunked");
+    v.framing = body_framing::chunked;
+  } else if (cl_count == 1) {
+    v.framing = body_framing::length;
+  } else {
+    v.content_length = 0;
+  }
+  bool has_body = v.framing == body_framing::chunked || (v.framing == body_framing::length && v.content_length > 0);
+  v.close_after = has_body && body_ignored_by_some(method);
+  return v;
+}
+
+}  // namespace wakegate::proxy
