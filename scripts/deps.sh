@@ -14,7 +14,7 @@ packages=(
   python3-fastapi uvicorn curl  # the demo app and the integration tests
   gcovr
   gnuplot-nox tzdata    # the scaling simulator's plots; schedule time zones
-  pebble pebble-challtestsrv testssl.sh  # HTTPS tests: ACME test CA and its DNS, the TLS scan
+  pebble testssl.sh  # HTTPS tests: ACME test CA (+ pebble-challtestsrv, its DNS), the TLS scan
   docker.io busybox-static  # the Docker backend's tests: a daemon and a registry-free test image
   clang-14 libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
 )
