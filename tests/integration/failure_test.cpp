@@ -86,3 +86,35 @@ TEST_CASE("a request in flight when its instance dies gets 502 and the next one 
       },
       3s));
 }
+
+TEST_CASE("an instance that dies mid-response: that client's connection closes short, others are served",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  // The response has started (200 and part of the body went out): only closing early can tell the
+  // client, so it gets a body shorter than its Content-Length and a closed connection.
+  http_connection conn(wg.http_port());
+  auto cut = conn.send(http_request{"GET", "/partial", "m.test", {}, {}, {}, {}});
+  INFO("the cut response: " << describe(cut));
+  CHECK(cut.status == 200);
+  CHECK_FALSE(cut.ok());  // the read ended before the promised length
+  CHECK(cut.body_bytes < 100000);
+  CHECK_FALSE(conn.is_open());
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "path") == "/partial" &&
+               json_number(x, "status").value_or(0) == 502;
+      },
+      3s));
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "instance failed"; }, 5s));
+  // Other requests are served by the replacement.
+  for (int i = 0; i < 3; ++i) {
+    auto r = http_get(wg.http_port(), "m.test", "/");
+    INFO("after the crash, request " << i << ": " << describe(r));
+    CHECK(r.status == 200);
+  }
+}

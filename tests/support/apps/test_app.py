@@ -22,6 +22,8 @@ Endpoints:
   GET  /exit          os._exit(1) without answering (a crash in the middle of a request)
   GET  /eof?n=N       N pattern bytes with neither Content-Length nor chunked: the body ends at close
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
+  GET  /partial       200 with Content-Length 100000, 1000 bytes of it, then os._exit(1) (a crash
+                      in the middle of a response)
 Anything else: 404.
 """
 
@@ -168,6 +170,13 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(bytes(k % 251 for k in range(n)))
             self.close_connection = True
+        elif path == "/partial":
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(bytes(k % 251 for k in range(1000)))
+            self.wfile.flush()
+            os._exit(1)
         elif path == "/chunks":
             n = int(query.get("n", ["0"])[0])
             body = bytes(k % 251 for k in range(n))
