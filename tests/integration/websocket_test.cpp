@@ -1,0 +1,119 @@
+// WebSocket (Upgrade) through wakegate: the handshake and the frames tunnelled both ways, counted
+// in flight while open, and ended on drain.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using asio::ip::tcp;
+
+namespace {
+
+// A WebSocket client connected through wakegate to `host` /ws (handshake done).
+struct ws_client {
+  asio::io_context ioc;
+  websocket::stream<tcp::socket> ws{ioc};
+
+  ws_client(std::uint16_t port, const std::string& host) {
+    ws.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    ws.handshake(host, "/ws");
+  }
+
+  std::string echo(const std::string& text, bool binary = false) {
+    ws.binary(binary);
+    ws.write(asio::buffer(text));
+    beast::flat_buffer b;
+    ws.read(b);
+    return beast::buffers_to_string(b.data());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("websocket: handshake through a cold start, messages echo, in flight while open", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker));  // min_instances 0: the handshake starts one
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.instances.empty(); }, 5s));
+
+  {
+    ws_client client(wg.http_port(), "w.test");
+    CHECK(client.echo("hello") == "hello");
+    CHECK(client.echo(std::string(70000, 'x'), true) == std::string(70000, 'x'));  // 64-bit length, many reads
+    CHECK(client.echo("third") == "third");
+
+    app_status last;
+    CHECK(wait_app(
+        wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 1; }, 3s, &last));
+    INFO("in flight: " << last.in_flight);
+    CHECK(scrape_value(wg.admin_port(), "wakegate_in_flight_requests", {{"app", "w"}}).value_or(-1) == 1);
+
+    client.ws.close(websocket::close_code::normal);
+    // After the close handshake the server ends the connection: the client reads EOF.
+    beast::flat_buffer b;
+    beast::error_code ec;
+    client.ws.read(b, ec);
+    CHECK(ec);
+  }
+  app_status last;
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s, &last));
+  INFO("in flight after close: " << last.in_flight);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "path") == "/ws" &&
+               json_number(x, "status").value_or(0) == 101;
+      },
+      3s));
+
+  // Plain requests still work afterwards.
+  auto r = http_get(wg.http_port(), "w.test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+}
+
+TEST_CASE("websocket: SIGTERM ends an open tunnel and wakegate exits 0 before shutdown_timeout", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.shutdown_timeout = "20s";
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  ws_client client(wg.http_port(), "w.test");
+  REQUIRE(client.echo("before drain") == "before drain");
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 1; }, 3s));
+
+  auto t0 = std::chrono::steady_clock::now();
+  wg.signal(SIGTERM);
+  auto status = wg.wait_exit(5s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  INFO("exit after " << took.count() << " ms");
+  REQUIRE(status);
+  CHECK(*status == 0);
+
+  // The client sees its connection closed (EOF or reset), not a hang.
+  beast::flat_buffer b;
+  beast::error_code ec;
+  client.ws.read(b, ec);
+  INFO("read after drain: " << ec.message());
+  CHECK(ec);
+  CHECK(wait_until([&] { return count_processes(marker) == 0; }, 5s));
+}
