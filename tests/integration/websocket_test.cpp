@@ -10,9 +10,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
 
 #include "tests/support/integration.hpp"
+#include "tests/support/tls.hpp"
 
 using namespace wakegate::test;
 namespace asio = boost::asio;
@@ -116,4 +120,43 @@ TEST_CASE("websocket: SIGTERM ends an open tunnel and wakegate exits 0 before sh
   INFO("read after drain: " << ec.message());
   CHECK(ec);
   CHECK(wait_until([&] { return count_processes(marker) == 0; }, 5s));
+}
+
+TEST_CASE("websocket: over https the handshake and messages pass through the TLS listener", "[integration][websocket][https]") {
+  temp_dir certs;
+  auto ca = make_test_ca(certs.path());
+  auto leaf = make_test_cert(certs.path(), "w", {"w.test"}, ca);
+  auto marker = unique_marker();
+  config_yaml c;
+  c.https = "127.0.0.1:0";
+  c.extra.push_back("tls:");
+  c.extra.push_back("  certificates:");
+  c.extra.push_back("    - { cert: " + yaml_quote(leaf.cert) + ", key: " + yaml_quote(leaf.key) + " }");
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wg.https_port() != 0);
+
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(ca.cert);
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  websocket::stream<beast::ssl_stream<tcp::socket>> ws(ioc, ctx);
+  REQUIRE(SSL_set_tlsext_host_name(ws.next_layer().native_handle(), "w.test"));
+  beast::get_lowest_layer(ws).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), wg.https_port()));
+  ws.next_layer().handshake(asio::ssl::stream_base::client);
+  ws.handshake("w.test", "/ws");
+  for (std::string text : {"one", "two", "three"}) {
+    ws.write(asio::buffer(text));
+    beast::flat_buffer b;
+    ws.read(b);
+    CHECK(beast::buffers_to_string(b.data()) == text);
+  }
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 1; }, 3s));
+  beast::error_code ec;
+  ws.close(websocket::close_code::normal, ec);
+  INFO("close: " << ec.message());
+  CHECK((!ec || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated));
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s));
 }
