@@ -160,3 +160,29 @@ TEST_CASE("websocket: over https the handshake and messages pass through the TLS
   CHECK(wait_app(
       wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s));
 }
+
+TEST_CASE("websocket: a tunnel idle for limits.io_timeout is closed and leaves flight", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits:");
+  c.extra.push_back("  io_timeout: 700ms");
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  ws_client client(wg.http_port(), "w.test");
+  REQUIRE(client.echo("ping") == "ping");
+  auto t0 = std::chrono::steady_clock::now();
+  // Nothing passes either way: wakegate ends the tunnel, the client reads the close.
+  beast::flat_buffer b;
+  beast::error_code ec;
+  client.ws.read(b, ec);
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  INFO("read: " << ec.message() << " after " << waited.count() << " ms");
+  CHECK(ec);
+  CHECK(waited >= 500ms);
+  CHECK(waited < 5s);
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 3s));
+}
