@@ -75,6 +75,20 @@ void strip_hop_by_hop(http::fields& f) {
   f.erase(http::field::connection);
 }
 
+bool wants_upgrade(const http::fields& f) {
+  auto up = f.find(http::field::upgrade);
+  if (up == f.end() || trim(up->value()).empty()) return false;
+  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
+    std::string_view v = it->value();
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      if (iequals(trim(v.substr(0, comma)), "upgrade")) return true;
+      v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+    }
+  }
+  return false;
+}
+
 void make_request_id(char (&out)[32]) noexcept {
   static constexpr char hex[] = "0123456789abcdef";
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -125,7 +139,15 @@ std::string_view rewrite_request(http::fields& f, const forward_info& info) {
   return rid->value();
 }
 
-std::string_view prepare_forward(http::request<http::buffer_body>& req, const forward_info& info, bool close) {
+std::string_view prepare_forward(http::request<http::buffer_body>& req, const forward_info& info, bool close,
+                                 bool upgrade) {
+  std::string protocols;  // the Upgrade header, kept across the hop-by-hop removal
+  if (upgrade) {
+    for (auto it = req.find(http::field::upgrade); it != req.end() && it->name() == http::field::upgrade; ++it) {
+      if (!protocols.empty()) protocols += ", ";
+      protocols.append(it->value());
+    }
+  }
   auto id = rewrite_request(req, info);
   // Several Transfer-Encoding lines become one: Beast's serializer reads only the first line to
   // decide on chunked framing, while the instance would read all of them.
@@ -139,6 +161,11 @@ std::string_view prepare_forward(http::request<http::buffer_body>& req, const fo
     req.set(http::field::transfer_encoding, joined);
   }
   req.version(11);
+  if (upgrade) {
+    req.set(http::field::connection, "upgrade");
+    req.set(http::field::upgrade, protocols);
+    return id;  // a view into the X-Request-Id field, which stays where it is
+  }
   req.keep_alive(!close);
   return id;
 }

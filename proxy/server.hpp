@@ -76,6 +76,8 @@ struct worker {
   std::optional<boost::asio::ip::tcp::acceptor> acceptor;
   // Connections waiting for their next request; closed at once when draining.
   std::list<boost::beast::tcp_stream*> idle;
+  // Open tunnels (101 Switching Protocols, proxy/tunnel.hpp): each entry ends one; called when draining.
+  std::list<std::function<void()>> tunnels;
   bool draining = false;
   // Client connections of this thread, and the accept loop's wait while at max_connections.
   std::size_t open = 0;

@@ -24,6 +24,7 @@
 #include "proxy/server.hpp"
 #include "proxy/wire.hpp"
 #include "proxy/tls_session.hpp"
+#include "proxy/tunnel.hpp"
 
 namespace wakegate::proxy {
 
@@ -417,7 +418,9 @@ class session {
     forward_info fi{client_ip_, is_tls ? "https" : "http"};
     if constexpr (is_tls) hsts_ = format_hsts(cfg.hsts, hsts_buf_);
     // A view into the header, valid until the next request.
-    request_id_ = prepare_forward(req, fi, verdict_.close_after);
+    // Upgrade (WebSocket): a GET without a body asking to switch protocols keeps its Upgrade.
+    upgrade_ = req.version() == 11 && req.method() == http::verb::get && parser_->is_done() && wants_upgrade(req);
+    request_id_ = prepare_forward(req, fi, verdict_.close_after, upgrade_);
 
     // Fast path: a ready instance with room and nobody queued ahead of us.
     scaler::instance_ptr inst;
@@ -800,8 +803,12 @@ class session {
       }
       unsigned code = rpo->get().result_int();
       if (code < 100 || code >= 200) break;
-      if (code == 101) {  // Upgrade is not tunnelled (yet): Upgrade was stripped from the request
-        res.failed = failure::upstream_protocol;
+      if (code == 101) {
+        if (upgrade_) {  // the request asked for it: relay the 101 head, then tunnel
+          co_await relay_switch(up, ubuf, rpo->get(), res);
+          co_return;
+        }
+        res.failed = failure::upstream_protocol;  // Upgrade was stripped from this request
         res.detail = "unexpected 101 Switching Protocols";
         co_return;
       }
@@ -903,6 +910,36 @@ class session {
     co_return;
   }
 
+  // 101 Switching Protocols to an upgrade request: the head goes to the client, then bytes flow
+  // both ways (proxy/tunnel.hpp) within the request, so it stays in flight and holds its instance
+  // capacity until the tunnel ends. Idle timeout: limits.io_timeout, no byte either way. Neither
+  // connection is reused afterwards; request_timeout does not apply to the tunnel.
+  template <class UpBuffer>
+  asio::awaitable<void> relay_switch(beast::tcp_stream& up, UpBuffer& ubuf, http::response_header<>& resp,
+                                     exchange_result& res) {
+    status_ = 101;
+    res.upstream_reusable = false;
+    res.client_keep_alive = false;
+    std::string protocols(resp[http::field::upgrade]);
+    strip_hop_by_hop(resp);
+    resp.version(11);
+    resp.set(http::field::connection, "upgrade");
+    if (!protocols.empty()) resp.set(http::field::upgrade, protocols);
+    head_buffer head_text;
+    wire::append_response_head(resp, head_text.text());
+    arm(client_, w_.opts->limits.io_timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_text.text()), tok);
+    if (ec) {
+      res.failed = failure::client;
+      co_return;
+    }
+    res.response_started = true;
+    if (w_.draining) co_return;  // no new tunnel while shutting down
+    auto t = co_await run_tunnel(stream_, client_, buf_, up, ubuf, w_.opts->limits.io_timeout, w_.tunnels);
+    bytes_in_ += t.bytes_in;
+    bytes_out_ += t.bytes_out;
+  }
+
   asio::awaitable<bool> fail_upstream(unsigned status, const std::string& why, bool client_keep_alive) {
     log::warn("upstream failed", {{"app", app_name_}, {"instance", instance_id_}, {"status", status}, {"error", why}});
     bool keep = client_keep_alive && parser_->is_done();
@@ -998,6 +1035,7 @@ class session {
   std::int64_t held_ns_ = 0;
   unsigned client_version_ = 11;  // of the current request, as the client sent it
   bool upload_stop_ = false;      // set when the response completed before the request body
+  bool upgrade_ = false;          // forwarded with Upgrade: a 101 answer is tunnelled
   std::string_view app_name_;
   std::string_view instance_id_;
   std::string_view request_id_;

@@ -24,9 +24,13 @@ Endpoints:
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
   GET  /partial       200 with Content-Length 100000, 1000 bytes of it, then os._exit(1) (a crash
                       in the middle of a response)
+  GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
+                      (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
 """
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -163,6 +167,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(seen), "application/json")
         elif path == "/exit":
             os._exit(1)
+        elif path == "/ws":
+            self._websocket()
         elif path == "/eof":
             n = int(query.get("n", ["0"])[0])
             self.send_response(200)
@@ -199,6 +205,68 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._drain_body()
             self._send(404, "not found\n")
+
+    # --- WebSocket (RFC 6455) -------------------------------------------------------------
+
+    WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def _read_exact(self, n):
+        data = b""
+        while len(data) < n:
+            piece = self.rfile.read(n - len(data))
+            if not piece:
+                raise EOFError()
+            data += piece
+        return data
+
+    def _ws_send(self, opcode, payload, fin=True):
+        head = bytes([(0x80 if fin else 0) | opcode])
+        n = len(payload)
+        if n < 126:
+            head += bytes([n])
+        elif n < 65536:
+            head += bytes([126]) + n.to_bytes(2, "big")
+        else:
+            head += bytes([127]) + n.to_bytes(8, "big")
+        self.wfile.write(head + payload)
+
+    def _websocket(self):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        upgrade = self.headers.get("Upgrade", "").lower()
+        connection = self.headers.get("Connection", "").lower()
+        if not key or upgrade != "websocket" or "upgrade" not in connection:
+            self._send(400, "not a websocket handshake: upgrade=%r connection=%r\n" % (upgrade, connection))
+            return
+        accept = base64.b64encode(hashlib.sha1((key + self.WS_GUID).encode()).digest()).decode()
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        self.close_connection = True
+        try:
+            while True:
+                b0, b1 = self._read_exact(2)
+                fin = bool(b0 & 0x80)
+                opcode = b0 & 0x0F
+                n = b1 & 0x7F
+                if n == 126:
+                    n = int.from_bytes(self._read_exact(2), "big")
+                elif n == 127:
+                    n = int.from_bytes(self._read_exact(8), "big")
+                mask = self._read_exact(4) if b1 & 0x80 else b"\0\0\0\0"
+                payload = bytearray(self._read_exact(n))
+                for i in range(n):
+                    payload[i] ^= mask[i % 4]
+                if opcode == 0x8:  # close: answer with close, then end
+                    self._ws_send(0x8, bytes(payload[:2]))
+                    return
+                if opcode == 0x9:  # ping
+                    self._ws_send(0xA, bytes(payload))
+                elif opcode in (0x0, 0x1, 0x2):  # data (continuation, text, binary): echoed
+                    self._ws_send(opcode, bytes(payload), fin)
+        except (EOFError, OSError, ValueError):
+            return
 
     def _bytes(self, n):
         self.send_response(200)

@@ -94,3 +94,51 @@ TEST_CASE("request check: framing that readers could disagree on is refused", "[
     CHECK(check(r.raw).status == r.status);
   }
 }
+
+TEST_CASE("headers: wants_upgrade needs an upgrade token in Connection and an Upgrade header", "[headers][upgrade]") {
+  http::fields f;
+  CHECK_FALSE(proxy::wants_upgrade(f));
+  f.set(http::field::upgrade, "websocket");
+  CHECK_FALSE(proxy::wants_upgrade(f));  // no Connection: upgrade
+  f.set(http::field::connection, "keep-alive");
+  CHECK_FALSE(proxy::wants_upgrade(f));
+  f.set(http::field::connection, "keep-alive, Upgrade");
+  CHECK(proxy::wants_upgrade(f));
+  f.set(http::field::connection, "upgrade");
+  CHECK(proxy::wants_upgrade(f));
+  f.set(http::field::connection, "upgrades, x-upgrade");
+  CHECK_FALSE(proxy::wants_upgrade(f));
+  f.set(http::field::connection, "UPGRADE");
+  f.set(http::field::upgrade, "  ");
+  CHECK_FALSE(proxy::wants_upgrade(f));  // empty Upgrade
+  f.erase(http::field::upgrade);
+  CHECK_FALSE(proxy::wants_upgrade(f));
+}
+
+TEST_CASE("headers: an upgrade request keeps Upgrade and Connection upgrade, other Connection names dropped", "[headers][upgrade]") {
+  http::request<http::buffer_body> req{http::verb::get, "/ws", 11};
+  req.set(http::field::host, "a.test");
+  req.set(http::field::connection, "Upgrade, X-Secret, keep-alive");
+  req.set(http::field::upgrade, "websocket");
+  req.set("X-Secret", "s");
+  req.set(http::field::keep_alive, "timeout=5");
+  req.set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
+  REQUIRE(proxy::wants_upgrade(req));
+  auto id = std::string(proxy::prepare_forward(req, {"10.0.0.1", "http"}, false, true));
+  CHECK(id.size() == 32);
+  CHECK(req[http::field::connection] == "upgrade");
+  CHECK(req.count(http::field::connection) == 1);
+  CHECK(req[http::field::upgrade] == "websocket");
+  CHECK(req.count("X-Secret") == 0);
+  CHECK(req.count(http::field::keep_alive) == 0);
+  CHECK(req["Sec-WebSocket-Key"] == "dGhlIHNhbXBsZSBub25jZQ==");
+  CHECK(req["X-Request-Id"] == id);
+
+  // Not an upgrade: Upgrade is dropped as before.
+  http::request<http::buffer_body> plain{http::verb::get, "/", 11};
+  plain.set(http::field::connection, "upgrade");
+  plain.set(http::field::upgrade, "websocket");
+  proxy::prepare_forward(plain, {"10.0.0.1", "http"}, false);
+  CHECK(plain.count(http::field::upgrade) == 0);
+  CHECK(plain[http::field::connection] != "upgrade");
+}

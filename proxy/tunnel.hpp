@@ -1,0 +1,143 @@
+// A switched connection (101 Switching Protocols, e.g. WebSocket): bytes copied both ways between
+// the client and the instance until either side closes, the tunnel is idle too long, or the
+// server drains.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <type_traits>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+namespace wakegate::proxy {
+
+struct tunnel_result {
+  std::uint64_t bytes_in = 0;   // client -> instance
+  std::uint64_t bytes_out = 0;  // instance -> client
+};
+
+// Open tunnels of one proxy thread: each entry ends its tunnel (server::begin_drain calls them).
+using tunnel_registry = std::list<std::function<void()>>;
+
+// Copies bytes both ways between `client` (read and written through it; `client_tcp` is its TCP
+// layer, for cancel and half-close) and the instance connection `up`. What is already buffered
+// goes first: `client_buf` (bytes the client sent after its request head) to the instance,
+// `up_buf` (bytes after the 101 head) to the client. When one side closes, the other side's send
+// is shut down (on a plain TCP client; a TLS client gets close_notify from the session after the
+// tunnel) and the tunnel ends. `idle`: no byte either way for this long ends it. The caller
+// closes both connections afterwards; neither is reusable.
+template <class ClientStream, class ClientBuffer, class UpBuffer>
+boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::beast::tcp_stream& client_tcp,
+                                                 ClientBuffer& client_buf, boost::beast::tcp_stream& up,
+                                                 UpBuffer& up_buf, std::chrono::steady_clock::duration idle,
+                                                 tunnel_registry& registry) {
+  namespace asio = boost::asio;
+  using namespace asio::experimental::awaitable_operators;
+  using clock = std::chrono::steady_clock;
+  constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+  constexpr std::size_t chunk = 16 * 1024;
+  constexpr bool plain = std::is_same_v<ClientStream, boost::beast::tcp_stream>;
+
+  tunnel_result result;
+  bool done = false;
+  auto last = clock::now();
+  asio::steady_timer watchdog(client_tcp.get_executor());
+  client_tcp.expires_never();  // the watchdog times the tunnel out, not the streams
+  up.expires_never();
+
+  auto finish = [&] {
+    if (done) return;
+    done = true;
+    boost::system::error_code ignored;
+    client_tcp.socket().cancel(ignored);
+    up.socket().cancel(ignored);
+    watchdog.cancel();
+  };
+  auto reg = registry.insert(registry.end(), finish);
+  struct unregister {
+    tunnel_registry& r;
+    tunnel_registry::iterator it;
+    ~unregister() { r.erase(it); }
+  } ur{registry, reg};
+
+  // client -> instance
+  auto upload = [&]() -> asio::awaitable<void> {
+    if (client_buf.size() > 0) {
+      auto [ec, n] = co_await asio::async_write(up, client_buf.data(), tok);
+      if (ec) {
+        finish();
+        co_return;
+      }
+      result.bytes_in += n;
+      client_buf.consume(n);
+    }
+    std::unique_ptr<char[]> b(new char[chunk]);
+    while (!done) {
+      auto [ec, n] = co_await client.async_read_some(asio::buffer(b.get(), chunk), tok);
+      if (done) break;
+      if (ec) {  // the client closed (or reset): the instance reads EOF
+        boost::system::error_code ignored;
+        up.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        break;
+      }
+      last = clock::now();
+      auto [wec, wn] = co_await asio::async_write(up, asio::buffer(b.get(), n), tok);
+      if (wec) break;
+      result.bytes_in += wn;
+      last = clock::now();
+    }
+    finish();
+  };
+  // instance -> client
+  auto download = [&]() -> asio::awaitable<void> {
+    if (up_buf.size() > 0) {
+      auto [ec, n] = co_await asio::async_write(client, up_buf.data(), tok);
+      if (ec) {
+        finish();
+        co_return;
+      }
+      result.bytes_out += n;
+      up_buf.consume(n);
+    }
+    std::unique_ptr<char[]> b(new char[chunk]);
+    while (!done) {
+      auto [ec, n] = co_await up.async_read_some(asio::buffer(b.get(), chunk), tok);
+      if (done) break;
+      if (ec) {  // the instance closed: so does the client's side of the tunnel
+        if constexpr (plain) {
+          boost::system::error_code ignored;
+          client_tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        }
+        break;
+      }
+      last = clock::now();
+      auto [wec, wn] = co_await asio::async_write(client, asio::buffer(b.get(), n), tok);
+      if (wec) break;
+      result.bytes_out += wn;
+      last = clock::now();
+    }
+    finish();
+  };
+  auto watch = [&]() -> asio::awaitable<void> {
+    while (!done) {
+      watchdog.expires_at(last + idle);
+      co_await watchdog.async_wait(tok);
+      if (done) break;
+      if (clock::now() - last >= idle) finish();
+    }
+  };
+  co_await (upload() && download() && watch());
+  co_return result;
+}
+
+}  // namespace wakegate::proxy

@@ -1,0 +1,188 @@
+// WebSocket (Upgrade) through wakegate: the handshake and the frames tunnelled both ways, counted
+// in flight while open, and ended on drain.
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <string>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include "tests/support/integration.hpp"
+#include "tests/support/tls.hpp"
+
+using namespace wakegate::test;
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+using asio::ip::tcp;
+
+namespace {
+
+// A WebSocket client connected through wakegate to `host` /ws (handshake done).
+struct ws_client {
+  asio::io_context ioc;
+  websocket::stream<tcp::socket> ws{ioc};
+
+  ws_client(std::uint16_t port, const std::string& host) {
+    ws.next_layer().connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    ws.handshake(host, "/ws");
+  }
+
+  std::string echo(const std::string& text, bool binary = false) {
+    ws.binary(binary);
+    ws.write(asio::buffer(text));
+    beast::flat_buffer b;
+    ws.read(b);
+    return beast::buffers_to_string(b.data());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("websocket: handshake through a cold start, messages echo, in flight while open", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker));  // min_instances 0: the handshake starts one
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.instances.empty(); }, 5s));
+
+  {
+    ws_client client(wg.http_port(), "w.test");
+    CHECK(client.echo("hello") == "hello");
+    CHECK(client.echo(std::string(70000, 'x'), true) == std::string(70000, 'x'));  // 64-bit length, many reads
+    CHECK(client.echo("third") == "third");
+
+    app_status last;
+    CHECK(wait_app(
+        wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 1; }, 3s, &last));
+    INFO("in flight: " << last.in_flight);
+    CHECK(scrape_value(wg.admin_port(), "wakegate_in_flight_requests", {{"app", "w"}}).value_or(-1) == 1);
+
+    client.ws.close(websocket::close_code::normal);
+    // After the close handshake the server ends the connection: the client reads EOF.
+    beast::flat_buffer b;
+    beast::error_code ec;
+    client.ws.read(b, ec);
+    CHECK(ec);
+  }
+  app_status last;
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s, &last));
+  INFO("in flight after close: " << last.in_flight);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "path") == "/ws" &&
+               json_number(x, "status").value_or(0) == 101;
+      },
+      3s));
+
+  // Plain requests still work afterwards.
+  auto r = http_get(wg.http_port(), "w.test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+}
+
+TEST_CASE("websocket: SIGTERM ends an open tunnel and wakegate exits 0 before shutdown_timeout", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.shutdown_timeout = "20s";
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  ws_client client(wg.http_port(), "w.test");
+  REQUIRE(client.echo("before drain") == "before drain");
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 1; }, 3s));
+
+  auto t0 = std::chrono::steady_clock::now();
+  wg.signal(SIGTERM);
+  auto status = wg.wait_exit(5s);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  INFO("exit after " << took.count() << " ms");
+  REQUIRE(status);
+  CHECK(*status == 0);
+
+  // The client sees its connection closed (EOF or reset), not a hang.
+  beast::flat_buffer b;
+  beast::error_code ec;
+  client.ws.read(b, ec);
+  INFO("read after drain: " << ec.message());
+  CHECK(ec);
+  CHECK(wait_until([&] { return count_processes(marker) == 0; }, 5s));
+}
+
+TEST_CASE("websocket: over https the handshake and messages pass through the TLS listener", "[integration][websocket][https]") {
+  temp_dir certs;
+  auto ca = make_test_ca(certs.path());
+  auto leaf = make_test_cert(certs.path(), "w", {"w.test"}, ca);
+  auto marker = unique_marker();
+  config_yaml c;
+  c.https = "127.0.0.1:0";
+  c.extra.push_back("tls:");
+  c.extra.push_back("  certificates:");
+  c.extra.push_back("    - { cert: " + yaml_quote(leaf.cert) + ", key: " + yaml_quote(leaf.key) + " }");
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wg.https_port() != 0);
+
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(ca.cert);
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  websocket::stream<beast::ssl_stream<tcp::socket>> ws(ioc, ctx);
+  REQUIRE(SSL_set_tlsext_host_name(ws.next_layer().native_handle(), "w.test"));
+  beast::get_lowest_layer(ws).connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), wg.https_port()));
+  ws.next_layer().handshake(asio::ssl::stream_base::client);
+  ws.handshake("w.test", "/ws");
+  for (std::string text : {"one", "two", "three"}) {
+    ws.write(asio::buffer(text));
+    beast::flat_buffer b;
+    ws.read(b);
+    CHECK(beast::buffers_to_string(b.data()) == text);
+  }
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 1; }, 3s));
+  beast::error_code ec;
+  ws.close(websocket::close_code::normal, ec);
+  INFO("close: " << ec.message());
+  CHECK((!ec || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated));
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s));
+}
+
+TEST_CASE("websocket: a tunnel idle for limits.io_timeout is closed and leaves flight", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits:");
+  c.extra.push_back("  io_timeout: 700ms");
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  ws_client client(wg.http_port(), "w.test");
+  REQUIRE(client.echo("ping") == "ping");
+  auto t0 = std::chrono::steady_clock::now();
+  // Nothing passes either way: wakegate ends the tunnel, the client reads the close.
+  beast::flat_buffer b;
+  beast::error_code ec;
+  client.ws.read(b, ec);
+  auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  INFO("read: " << ec.message() << " after " << waited.count() << " ms");
+  CHECK(ec);
+  CHECK(waited >= 500ms);
+  CHECK(waited < 5s);
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 3s));
+}
