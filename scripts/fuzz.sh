@@ -17,7 +17,8 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 clang++-14 "${flags[@]}" tests/fuzz/request_fuzz.cpp proxy/framing.cpp proxy/inspect.cpp \
   proxy/headers.cpp proxy/request_check.cpp -o "$out/request_fuzz" &
 build_request=$!
-clang++-14 "${flags[@]}" tests/fuzz/config_fuzz.cpp config/loader.cpp config/config.cpp -lyaml-cpp \
+clang++-14 "${flags[@]}" tests/fuzz/config_fuzz.cpp config/loader.cpp config/config.cpp config/certificate.cpp \
+  common/time_zone.cpp -lyaml-cpp -lssl -lcrypto \
   -o "$out/config_fuzz" &
 build_config=$!
 wait "$build_request"
