@@ -56,7 +56,7 @@ class relay_buffer {
   }
   ~relay_buffer() {
     auto& pool = free_list();
-    if (pool.size() < 128) pool.push_back(std::move(data_));
+    if (pool.size() < 32) pool.push_back(std::move(data_));  // at most 2 MiB kept per thread
   }
   relay_buffer(const relay_buffer&) = delete;
   relay_buffer& operator=(const relay_buffer&) = delete;
@@ -247,7 +247,8 @@ class session {
         }
         scanned = data.size();
       }
-      std::size_t space = std::min<std::size_t>(4096, buf_.max_size() - buf_.size());
+      // What the buffer already has room for, at least 512 bytes: an idle connection stays small.
+      std::size_t space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
       if (space == 0) {
         disarm_head_timer();
         co_return co_await refuse(431, "request header too large", limit_hit::header_size);
