@@ -2,24 +2,15 @@
 #include <catch2/catch.hpp>
 
 #include "config/loader.hpp"
+#include "tests/support/config_load.hpp"
 
 using namespace wakegate::config;
 using namespace std::chrono_literals;
 
 namespace {
 
-const std::string source_dir = WAKEGATE_SOURCE_DIR;
-
-load_result load(std::string_view yaml) {
-  if (yaml.starts_with('\n')) yaml.remove_prefix(1);
-  return load_string(yaml, "t.yaml", source_dir);
-}
-
-std::vector<std::string> errors_of(std::string_view yaml) {
-  std::vector<std::string> out;
-  for (const auto& d : load(yaml).errors) out.push_back(d.str());
-  return out;
-}
+load_result load(std::string_view yaml) { return wakegate::test::load_yaml(yaml); }
+std::vector<std::string> errors_of(std::string_view yaml) { return wakegate::test::yaml_errors(yaml); }
 
 }  // namespace
 
