@@ -166,7 +166,7 @@ void server::begin_drain() {
       if (wp->acceptor) wp->acceptor->close(ec);
       if (wp->tls_acceptor) wp->tls_acceptor->close(ec);
       if (wp->accept_resume) wp->accept_resume->cancel();
-      for (auto* s : wp->idle) s->socket().cancel(ec);  // idle keep-alive: close now
+      for (auto* s : wp->idle) s->cancel(ec);  // idle keep-alive: close now
       for (auto& end : wp->tunnels) end();               // tunnels (WebSocket ...): end now
     });
   }

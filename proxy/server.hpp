@@ -16,10 +16,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include "common/metrics.hpp"
 #include "config/config.hpp"
+#include "proxy/deadline.hpp"
 #include "proxy/router.hpp"
 #include "tls/challenges.hpp"
 #include "tls/context.hpp"
@@ -66,16 +66,17 @@ class server;
 
 // One proxy thread.
 struct worker {
-  explicit worker(std::size_t index_) : index(index_), ioc(1) {}
+  explicit worker(std::size_t index_) : index(index_), ioc(1), deadlines(ioc) {}
   const std::size_t index;  // == this_shard on its thread
   boost::asio::io_context ioc;
+  deadline_sweeper deadlines;  // timeouts of this thread's connections
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
   server* owner = nullptr;
   std::shared_ptr<const router> routes = std::make_shared<const router>();
   std::shared_ptr<const proxy_options> opts = std::make_shared<const proxy_options>();
   std::optional<boost::asio::ip::tcp::acceptor> acceptor;
   // Connections waiting for their next request; closed at once when draining.
-  std::list<boost::beast::tcp_stream*> idle;
+  std::list<boost::asio::ip::tcp::socket*> idle;
   // Open tunnels (101 Switching Protocols, proxy/tunnel.hpp): each entry ends one; called when draining.
   std::list<std::function<void()>> tunnels;
   bool draining = false;

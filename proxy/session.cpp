@@ -13,11 +13,11 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/flat_static_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "common/log.hpp"
+#include "proxy/deadline.hpp"
 #include "proxy/framing.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/request_check.hpp"
@@ -113,9 +113,9 @@ bool idempotent(http::verb v) noexcept {
 }
 
 // True when a pooled connection's peer has already closed or reset it.
-bool peer_closed(beast::tcp_stream& s) noexcept {
+bool peer_closed(tcp::socket& s) noexcept {
   char c;
-  auto n = ::recv(s.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
   return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));  // closed, reset, or unsolicited bytes
 }
 
@@ -127,22 +127,21 @@ enum class head_result { ready, closed, answered };
 
 }  // namespace
 
-// Stream: beast::tcp_stream (http listener) or beast::ssl_stream<beast::tcp_stream> (https).
+// Stream: tcp::socket (http listener) or beast::ssl_stream<tcp::socket> (https).
 template <class Stream>
 class session {
-  static constexpr bool is_tls = !std::is_same_v<Stream, beast::tcp_stream>;
+  static constexpr bool is_tls = !std::is_same_v<Stream, tcp::socket>;
 
  public:
   template <class... StreamArgs>
   explicit session(worker& w, StreamArgs&&... args)
       : w_(w),
         stream_(std::forward<StreamArgs>(args)...),
-        client_(beast::get_lowest_layer(stream_)),
-        head_timer_(client_.get_executor()) {
+        client_(beast::get_lowest_layer(stream_)) {
     beast::error_code ec;
-    auto ep = client_.socket().remote_endpoint(ec);
+    auto ep = client_.remote_endpoint(ec);
     if (!ec) client_ip_ = ep.address().to_string();
-    client_.socket().set_option(tcp::no_delay(true), ec);
+    client_.set_option(tcp::no_delay(true), ec);
     buf_.max_size(w_.opts->limits.max_header_bytes + client_buffer_slack);
   }
 
@@ -158,10 +157,14 @@ class session {
         if (w.accept_resume) w.accept_resume->cancel();  // an accept loop paused at max_connections
       }
     } og{w_};
+    // Timeouts of the client connection and of the instance connection in use (proxy/deadline.hpp).
+    deadline_guard client_deadline(w_.deadlines, client_dl_, &client_);
+    deadline_guard up_deadline(w_.deadlines, up_dl_, nullptr);
 
     if constexpr (is_tls) {
-      if (!co_await tls_handshake(stream_, w_)) {
-        client_.close();
+      if (!co_await tls_handshake(stream_, w_, client_dl_)) {
+        beast::error_code ignored;
+        client_.close(ignored);
         co_return;
       }
     }
@@ -178,13 +181,13 @@ class session {
       bool keep = co_await handle_request();
       if (!keep) break;
     }
-    if constexpr (is_tls) co_await tls_close(stream_, !client_gone_);
+    if constexpr (is_tls) co_await tls_close(stream_, !client_gone_, w_.deadlines, client_dl_);
     beast::error_code ignored;
-    client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    client_.shutdown(tcp::socket::shutdown_send, ignored);
     if (linger_) {
       // Refused with unread request bytes: read (and drop) what follows for a moment, so that
       // closing does not reset the connection before the client reads the answer.
-      client_.expires_after(std::chrono::seconds(1));
+      w_.deadlines.arm_after(client_dl_, std::chrono::seconds(1));
       std::array<char, 4096> sink;
       for (std::size_t total = 0; total < 256 * 1024;) {
         auto [ec, n] = co_await client_.async_read_some(asio::buffer(sink), tok);
@@ -192,7 +195,7 @@ class session {
         total += n;
       }
     }
-    client_.close();
+    client_.close(ignored);
   }
 
  private:
@@ -203,14 +206,16 @@ class session {
   asio::awaitable<head_result> read_head(bool first) {
     auto opts = w_.opts;  // a reload (SIGHUP) may replace w_.opts while this connection waits
     const auto& limits = opts->limits;
-    using clock = std::chrono::steady_clock;
     // Requests the client sent before getting the previous response (pipelined).
     pipelined_ = (!first && buf_.size() > 0) ? pipelined_ + 1 : 0;
     last_pipelined_ = pipelined_ >= limits.max_pipelined;
     if (last_pipelined_) w_.owner->stats().hit(limit_hit::pipelined);
 
-    auto idle_deadline = clock::now() + (first ? limits.header_timeout : limits.idle_timeout);
-    auto header_deadline = clock::time_point::max();  // header_timeout from the request's first byte
+    // Waiting for a request's first byte: idle_timeout (header_timeout on a new connection), then
+    // a quiet close. From its first byte: header_timeout for the whole header, then 408.
+    const auto now = now_ns();
+    const std::int64_t idle_deadline = now + ns(first ? limits.header_timeout : limits.idle_timeout);
+    std::int64_t header_deadline = deadline_slot::never;
     std::size_t scanned = 0;
     for (;;) {
       std::string_view data(static_cast<const char*>(buf_.data().data()), buf_.size());
@@ -220,18 +225,12 @@ class session {
         scanned = 0;
       }
       if (!data.empty()) {
-        if (header_deadline == clock::time_point::max()) header_deadline = clock::now() + limits.header_timeout;
+        if (header_deadline == deadline_slot::never) header_deadline = now_ns() + ns(limits.header_timeout);
         std::size_t end = find_head_end(data, scanned);
-        if (end == std::string_view::npos) {
-          disarm_head_timer();
-          co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
-        }
-        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes)) {
-          disarm_head_timer();
+        if (end == std::string_view::npos) co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
+        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes))
           co_return co_await refuse(431, "request header too large", limit_hit::header_size);
-        }
         if (end != 0) {
-          disarm_head_timer();
           verdict_ = check_head(data.substr(0, end), limits.max_header_count);
           if (verdict_.status != 0)
             co_return co_await refuse(verdict_.status, verdict_.reason,
@@ -242,40 +241,18 @@ class session {
           if (ec || used != end || !parser_->is_header_done())
             co_return co_await refuse(400, "bad request", limit_hit::count_);
           buf_.consume(end);
-          disarm_head_timer();
           co_return head_result::ready;
         }
         scanned = data.size();
       }
       // What the buffer already has room for, at least 512 bytes: an idle connection stays small.
       std::size_t space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
-      if (space == 0) {
-        disarm_head_timer();
-        co_return co_await refuse(431, "request header too large", limit_hit::header_size);
-      }
-      if (head_timed_out_ && head_timer_armed_) {  // fired while the last read completed
-        disarm_head_timer();
-        co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
-      }
-      if (data.empty()) {
-        client_.expires_at(idle_deadline);  // idle: the stream closes the socket when it expires
-      } else if (!head_timer_armed_) {
-        // A header arriving in pieces: a timer that only cancels the read, so that the socket
-        // stays open for the 408. (A header in one read never arms it.)
-        client_.expires_never();
-        head_timer_armed_ = true;
-        head_timed_out_ = false;
-        head_timer_.expires_at(header_deadline);
-        head_timer_.async_wait([this](beast::error_code ec) {
-          if (ec) return;  // cancelled (the header arrived, or the session ended)
-          head_timed_out_ = true;
-          beast::error_code ignored;
-          client_.socket().cancel(ignored);
-        });
-      }
+      if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+      const bool idle = data.empty();
+      const std::int64_t deadline = idle ? idle_deadline : header_deadline;
+      if (client_dl_.at_ns != deadline) w_.deadlines.arm(client_dl_, deadline, now);
       // Idle until the next request starts: a draining server closes us here.
-      bool idle = data.empty();
-      std::list<beast::tcp_stream*>::iterator idle_it;
+      std::list<tcp::socket*>::iterator idle_it;
       if (idle) idle_it = w_.idle.insert(w_.idle.end(), &client_);
       auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(space), tok);
       if (idle) w_.idle.erase(idle_it);
@@ -283,21 +260,18 @@ class session {
         buf_.commit(n);
         continue;
       }
-      disarm_head_timer();
-      if (ec == beast::error::timeout) {
+      if (client_dl_.timed_out(ec)) {
+        if (!idle) co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
         w_.owner->stats().hit(limit_hit::idle_timeout);
         co_return head_result::closed;
       }
-      if (head_timed_out_) co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
       // A quiet close between requests is the normal end of a connection; one inside a header too.
       co_return head_result::closed;
     }
   }
 
-  void disarm_head_timer() {
-    if (!head_timer_armed_) return;
-    head_timer_armed_ = false;
-    head_timer_.cancel();
+  static std::int64_t ns(config::duration d) noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
   }
 
   // Answers a request refused before routing (then the connection closes).
@@ -319,12 +293,13 @@ class session {
     co_return head_result::answered;
   }
 
-  // Re-arms a stream's timeout for one operation, never past the request's deadline.
-  template <class S>
-  void arm(S& s, config::duration d) {
-    s.expires_at(std::min(std::chrono::steady_clock::now() + d, deadline_));
+  // The next operation on a connection (client_dl_ or up_dl_) must end within `d`, and never
+  // past the request's deadline.
+  void arm(deadline_slot& slot, config::duration d) {
+    auto now = now_ns();
+    w_.deadlines.arm(slot, std::min(now + ns(d), deadline_), now);
   }
-  bool past_deadline() const noexcept { return std::chrono::steady_clock::now() >= deadline_; }
+  bool past_deadline() const noexcept { return now_ns() >= deadline_; }
 
   // ------------------------------------------------------------------------------------------
   // One request. Returns whether the client connection may carry another.
@@ -345,7 +320,7 @@ class session {
     // A body some servers would ignore (GET with Content-Length, ...) ends both connections.
     bool client_keep_alive = req.keep_alive() && !verdict_.close_after && !last_pipelined_;
     bool body_pending = !parser_->is_done();
-    deadline_ = std::chrono::steady_clock::time_point::max();
+    deadline_ = deadline_slot::never;
 
     if (auto chk = check_request(*parser_, verdict_); chk.status != 0) {
       w_.owner->stats().bad_requests.add();
@@ -390,7 +365,7 @@ class session {
       co_return false;
     }
     if (cfg->settings.request_timeout.count() > 0)
-      deadline_ = std::chrono::steady_clock::now() + cfg->settings.request_timeout;
+      deadline_ = now_ns() + ns(cfg->settings.request_timeout);
     max_body_ = cfg->settings.max_body;
     body_too_large_ = false;
 
@@ -462,7 +437,7 @@ class session {
       // Answer 100-continue ourselves: the instance is chosen, the body may come.
       if (beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
         static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        arm(client_, w_.opts->limits.io_timeout);
+        arm(client_dl_, w_.opts->limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), tok);
         if (ec) {
           client_gone_ = true;
@@ -480,16 +455,25 @@ class session {
       // The retry goes out on a new connection: the pool may hold more that the instance closed.
       auto up = attempt == 0 ? take_connection(*inst, !retryable) : std::nullopt;
       bool reused = up.has_value();
-      if (!up) {
-        up.emplace(client_.get_executor());
-        arm(*up, w_.opts->limits.upstream_connect_timeout);
+      struct up_slot_guard {  // the slot watches this connection while it is in use here
+        deadline_slot& s;
+        ~up_slot_guard() {
+          s.socket = nullptr;
+          deadline_sweeper::disarm(s);
+        }
+      } usg{up_dl_};
+      if (!up) up.emplace(client_.get_executor());
+      up_dl_.socket = &*up;
+      if (!reused) {
+        arm(up_dl_, w_.opts->limits.upstream_connect_timeout);
         auto [ec] = co_await up->async_connect(inst->endpoint, tok);
+        const bool timeout = up_dl_.timed_out(ec);
         if (ec) {
-          if (ec == beast::error::timeout) w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::upstream_connect_timeout);
-          std::string why = ec == beast::error::timeout ? "connect timeout" : "connect: " + ec.message();
+          if (timeout) w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::upstream_connect_timeout);
+          std::string why = timeout ? "connect timeout" : "connect: " + ec.message();
           // Only what says the instance is gone blames it; wakegate's own shortage (no file
           // descriptors, ports or buffers) must not take the fleet down with it.
-          bool instance_fault = ec == beast::error::timeout || ec == asio::error::connection_refused ||
+          bool instance_fault = timeout || ec == asio::error::connection_refused ||
                                 ec == asio::error::connection_reset || ec == asio::error::host_unreachable ||
                                 ec == asio::error::network_unreachable;
           if (!instance_fault)
@@ -503,7 +487,7 @@ class session {
           co_return co_await fail_upstream(502, "instance " + inst->id + " unreachable: " + why, client_keep_alive);
         }
         beast::error_code ignored;
-        up->socket().set_option(tcp::no_delay(true), ignored);
+        up->set_option(tcp::no_delay(true), ignored);
       }
 
       auto result = co_await exchange(*up, client_keep_alive);
@@ -559,7 +543,8 @@ class session {
   asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg,
                                              std::chrono::nanoseconds budget) {
     auto w = std::make_shared<scaler::waiter>(client_.get_executor());
-    w->timer.expires_at(std::min(std::chrono::steady_clock::now() + std::max(budget, std::chrono::nanoseconds(0)), deadline_));
+    w->timer.expires_at(steady::time_point(std::chrono::nanoseconds(
+        std::min(now_ns() + std::max<std::int64_t>(budget.count(), 0), deadline_))));
     app->queued.fetch_add(1, std::memory_order_relaxed);
     auto& control = w_.owner->control();
     control.post_enqueue(app, w);
@@ -569,7 +554,7 @@ class session {
     // timeout passes or the control plane decides (it cancels the timer), and interrupts the read.
     // A callback rather than an `||` of two awaitables: a held request costs ~2 KiB less.
     auto& sock = held_reader();
-    if constexpr (is_tls) client_.expires_never();  // the TLS read is cancelled by the timer, not the stream's
+    deadline_sweeper::disarm(client_dl_);  // the read is cancelled by the timer
     w->timer.async_wait([w](const beast::error_code&) {
       w->timer_done = true;
       beast::error_code ignored;
@@ -582,7 +567,7 @@ class session {
       }
       // What the buffer already has room for, at least 512 bytes: a held request stays small.
       auto space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
-      w->held_socket = &client_.socket();
+      w->held_socket = &client_;
       auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), tok);
       w->held_socket = nullptr;
       if (ec == asio::error::operation_aborted) break;  // the timer completed
@@ -631,7 +616,7 @@ class session {
   // ------------------------------------------------------------------------------------------
   // Upstream exchange
 
-  std::optional<beast::tcp_stream> take_connection(scaler::instance& inst, bool must_be_alive) {
+  std::optional<tcp::socket> take_connection(scaler::instance& inst, bool must_be_alive) {
     auto& pool = inst.pools[this_shard];
     auto now = now_ns();
     auto max_idle = std::chrono::duration_cast<std::chrono::nanoseconds>(w_.opts->limits.upstream_idle_timeout).count();
@@ -640,8 +625,8 @@ class session {
       pool.pop_back();
       if (now - c.idle_since_ns > max_idle) continue;
       // A request that cannot be retried must not go out on a connection the instance closed.
-      if (must_be_alive && peer_closed(c.stream)) continue;
-      return std::move(c.stream);
+      if (must_be_alive && peer_closed(c.socket)) continue;
+      return std::move(c.socket);
     }
     return std::nullopt;
   }
@@ -657,7 +642,7 @@ class session {
   // Sends the request and relays the response. While a request body is still arriving the two
   // directions run at once, so an instance that answers (or echoes) before reading the whole
   // body neither deadlocks nor waits.
-  asio::awaitable<exchange_result> exchange(beast::tcp_stream& up, bool client_keep_alive) {
+  asio::awaitable<exchange_result> exchange(tcp::socket& up, bool client_keep_alive) {
     if (parser_->is_done()) {
       exchange_result res;
       co_await send_request(up, res);
@@ -672,7 +657,10 @@ class session {
       co_await send_request(up, sent);
       upload_over = true;
       beast::error_code ignored;
-      if (sent.failed != failure::none && !download_over) up.socket().cancel(ignored);
+      // The request did not get through: the response is not awaited any more. Closed, not only
+      // cancelled: a cancel misses a download between two reads, which would then wait for a
+      // response the instance never sends (it still waits for the body).
+      if (sent.failed != failure::none && !download_over) up.close(ignored);
     };
     auto download = [&]() -> asio::awaitable<void> {
       co_await relay_response(up, got, client_keep_alive);
@@ -682,8 +670,8 @@ class session {
       // or on an instance that no longer reads (neither connection is reused after this).
       if (!upload_over) {
         upload_stop_ = true;  // a client read that already completed must not start another
-        client_.socket().cancel(ignored);
-        up.socket().cancel(ignored);
+        client_.cancel(ignored);
+        up.cancel(ignored);
       }
     };
     co_await (upload() && download());
@@ -704,7 +692,7 @@ class session {
     co_return got;
   }
 
-  asio::awaitable<void> send_request(beast::tcp_stream& up, exchange_result& res) {
+  asio::awaitable<void> send_request(tcp::socket& up, exchange_result& res) {
     auto opts = w_.opts;  // a reload may replace w_.opts while this request runs
     const auto& limits = opts->limits;
     auto& req = parser_->get();
@@ -729,15 +717,15 @@ class session {
         if (!rb) rb.emplace();
         req.body().data = rb->data();
         req.body().size = relay_chunk;
-        arm(client_, limits.io_timeout);
+        arm(client_dl_, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(stream_, buf_, *parser_, tok);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = failure::client;
-          if (ec != asio::error::operation_aborted && !upload_stop_) {
+          if ((ec != asio::error::operation_aborted || client_dl_.timed_out(ec)) && !upload_stop_) {
             bool gone = ec == http::error::partial_message || ec == http::error::end_of_stream ||
                         ec == asio::error::eof || ec == asio::error::connection_reset;
-            status_ = ec == beast::error::timeout ? 408 : gone ? 499 : 400;
+            status_ = client_dl_.timed_out(ec) ? 408 : gone ? 499 : 400;
           }
           co_return;
         }
@@ -762,10 +750,10 @@ class session {
       const bool last = parser_->is_done();
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
-        arm(up, limits.io_timeout);
+        arm(up_dl_, limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(up, g.buffers(), tok);
         if (ec) {
-          res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
+          res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
           res.detail = ec.message();
           co_return;
         }
@@ -775,7 +763,7 @@ class session {
     }
   }
 
-  asio::awaitable<void> relay_response(beast::tcp_stream& up, exchange_result& res, bool client_keep_alive) {
+  asio::awaitable<void> relay_response(tcp::socket& up, exchange_result& res, bool client_keep_alive) {
     auto opts = w_.opts;  // a reload may replace w_.opts while this request runs
     const auto& limits = opts->limits;
     auto& req = parser_->get();
@@ -791,10 +779,10 @@ class session {
       rpo->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       rpo->body_limit(boost::none);
       if (req.method() == http::verb::head) rpo->skip(true);
-      arm(up, limits.upstream_header_timeout);
+      arm(up_dl_, limits.upstream_header_timeout);
       auto [ec, n] = co_await http::async_read_header(up, ubuf, *rpo, tok);
       if (ec) {
-        res.failed = ec == beast::error::timeout ? failure::upstream_timeout
+        res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
                      : (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
                         ec == asio::error::eof)
                          ? failure::upstream_io
@@ -849,7 +837,7 @@ class session {
     std::string_view head = head_text.text();
     if (bodyless) {
       // Header only: a "chunked" HEAD/204/304 response has no last-chunk either.
-      arm(client_, limits.io_timeout);
+      arm(client_dl_, limits.io_timeout);
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
       if (ec) {
         res.failed = failure::client;
@@ -869,7 +857,7 @@ class session {
       std::size_t got = 0;
       if (!rp.is_done()) {
         if (!head.empty() && ubuf.size() == 0) {
-          arm(client_, limits.io_timeout);
+          arm(client_dl_, limits.io_timeout);
           auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
           if (ec) {
             res.failed = failure::client;
@@ -881,11 +869,11 @@ class session {
         if (!rb) rb.emplace();
         resp.body().data = rb->data();
         resp.body().size = relay_chunk;
-        arm(up, limits.io_timeout);
+        arm(up_dl_, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(up, ubuf, rp, tok);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
-          res.failed = ec == beast::error::timeout ? failure::upstream_timeout : failure::upstream_io;
+          res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
           res.detail = ec.message();
           co_return;
         }
@@ -896,7 +884,7 @@ class session {
       const bool last = rp.is_done();
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
-        arm(client_, limits.io_timeout);
+        arm(client_dl_, limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(stream_, g.buffers(), tok);
         if (ec) {
           res.failed = failure::client;
@@ -916,7 +904,7 @@ class session {
   // capacity until the tunnel ends. Idle timeout: limits.io_timeout, no byte either way. Neither
   // connection is reused afterwards; request_timeout does not apply to the tunnel.
   template <class UpBuffer>
-  asio::awaitable<void> relay_switch(beast::tcp_stream& up, UpBuffer& ubuf, http::response_header<>& resp,
+  asio::awaitable<void> relay_switch(tcp::socket& up, UpBuffer& ubuf, http::response_header<>& resp,
                                      exchange_result& res) {
     status_ = 101;
     res.upstream_reusable = false;
@@ -928,7 +916,7 @@ class session {
     if (!protocols.empty()) resp.set(http::field::upgrade, protocols);
     head_buffer head_text;
     wire::append_response_head(resp, head_text.text());
-    arm(client_, w_.opts->limits.io_timeout);
+    arm(client_dl_, w_.opts->limits.io_timeout);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_text.text()), tok);
     if (ec) {
       res.failed = failure::client;
@@ -936,6 +924,8 @@ class session {
     }
     res.response_started = true;
     if (w_.draining) co_return;  // no new tunnel while shutting down
+    deadline_sweeper::disarm(client_dl_);  // the tunnel's own watchdog times it out
+    deadline_sweeper::disarm(up_dl_);
     auto t = co_await run_tunnel(stream_, client_, buf_, up, ubuf, w_.opts->limits.io_timeout, w_.tunnels);
     bytes_in_ += t.bytes_in;
     bytes_out_ += t.bytes_out;
@@ -963,7 +953,7 @@ class session {
     if (res.keep_alive() && client_version_ == 10) res.set(http::field::connection, "keep-alive");
     res.body() = std::move(body);
     res.prepare_payload();
-    client_.expires_after(w_.opts->limits.io_timeout);
+    w_.deadlines.arm_after(client_dl_, w_.opts->limits.io_timeout);
     auto [ec, n] = co_await http::async_write(stream_, res, tok);
     if (!ec) bytes_out_ += res.body().size();
     if (ec) client_gone_ = true;
@@ -1006,15 +996,14 @@ class session {
 
   auto& held_reader() {
     if constexpr (is_tls) return stream_;
-    else return client_.socket();
+    else return client_;
   }
 
   worker& w_;
   Stream stream_;
-  beast::tcp_stream& client_;  // the TCP layer of stream_: timeouts, socket options, close
-  asio::steady_timer head_timer_;  // header_timeout of a header arriving in pieces
-  bool head_timer_armed_ = false;
-  bool head_timed_out_ = false;
+  tcp::socket& client_;  // the TCP layer of stream_: socket options, cancel, close
+  deadline_slot client_dl_;  // timeouts of client_
+  deadline_slot up_dl_;      // timeouts of the instance connection in use
   beast::flat_buffer buf_;
   std::optional<http::request_parser<http::buffer_body>> parser_;
   std::string client_ip_;
@@ -1022,7 +1011,7 @@ class session {
   std::size_t pipelined_ = 0;     // consecutive requests that arrived before their predecessor's response
   bool last_pipelined_ = false;   // max_pipelined reached: this request's response closes the connection
   bool linger_ = false;           // refused with request bytes possibly unread: lingering close
-  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  std::int64_t deadline_ = deadline_slot::never;  // request_timeout (now_ns)
   std::uint64_t max_body_ = 0;
   std::size_t forward_fields_ = 0;  // header fields as forwarded (chunked requests)
   bool body_too_large_ = false;
@@ -1045,7 +1034,7 @@ class session {
 };
 
 asio::awaitable<void> run_session(worker& w, tcp::socket socket) {
-  session<beast::tcp_stream> s(w, std::move(socket));
+  session<tcp::socket> s(w, std::move(socket));
   co_await s.run();
 }
 
@@ -1056,7 +1045,7 @@ asio::awaitable<void> run_tls_session(worker& w, tcp::socket socket) {
     w.owner->stats().tls_failed.add();
     co_return;
   }
-  session<beast::ssl_stream<beast::tcp_stream>> s(w, std::move(socket), certs->default_context());
+  session<tls_stream> s(w, std::move(socket), certs->default_context());
   co_await s.run();
 }
 

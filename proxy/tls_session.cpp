@@ -35,21 +35,21 @@ std::string_view host_of(std::string_view host_header, char (&buf)[256]) noexcep
 
 }  // namespace
 
-asio::awaitable<bool> tls_handshake(tls_stream& s, worker& w) {
+asio::awaitable<bool> tls_handshake(tls_stream& s, worker& w, deadline_slot& slot) {
   auto& stats = w.owner->stats();
-  beast::get_lowest_layer(s).expires_after(w.opts->limits.header_timeout);
+  w.deadlines.arm_after(slot, w.opts->limits.header_timeout);
   auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, tok);
   if (ec) {
-    (ec == beast::error::timeout ? stats.tls_timeout : stats.tls_failed).add();
+    (slot.timed_out(ec) ? stats.tls_timeout : stats.tls_failed).add();
     co_return false;
   }
   (SSL_session_reused(s.native_handle()) == 1 ? stats.tls_resumed : stats.tls_full).add();
   co_return true;
 }
 
-asio::awaitable<void> tls_close(tls_stream& s, bool peer_there) {
+asio::awaitable<void> tls_close(tls_stream& s, bool peer_there, deadline_sweeper& sweeper, deadline_slot& slot) {
   if (!peer_there) co_return;
-  beast::get_lowest_layer(s).expires_after(close_notify_timeout);
+  sweeper.arm_after(slot, close_notify_timeout);
   auto [ec] = co_await s.async_shutdown(tok);
   (void)ec;  // the peer may close without its own close_notify: nothing to do about it
 }

@@ -6,23 +6,25 @@
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "config/config.hpp"
+#include "proxy/deadline.hpp"
 
 namespace wakegate::proxy {
 
 struct worker;
-using tls_stream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
+using tls_stream = boost::beast::ssl_stream<boost::asio::ip::tcp::socket>;
 
-// Server handshake within the header timeout; counts wakegate_tls_handshakes_total. False: close.
-boost::asio::awaitable<bool> tls_handshake(tls_stream& s, worker& w);
+// Server handshake within the header timeout (`slot`: the connection's deadline slot); counts
+// wakegate_tls_handshakes_total. False: close.
+boost::asio::awaitable<bool> tls_handshake(tls_stream& s, worker& w, deadline_slot& slot);
 
 // Sends close_notify (bounded wait for the peer's) when the peer is still there.
-boost::asio::awaitable<void> tls_close(tls_stream& s, bool peer_there);
+boost::asio::awaitable<void> tls_close(tls_stream& s, bool peer_there, deadline_sweeper& sweeper, deadline_slot& slot);
 
 // A response the http listener gives without routing; status 0: none, route the request.
 struct plain_answer {

@@ -17,7 +17,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 namespace wakegate::proxy {
 
@@ -37,8 +37,8 @@ using tunnel_registry = std::list<std::function<void()>>;
 // tunnel) and the tunnel ends. `idle`: no byte either way for this long ends it. The caller
 // closes both connections afterwards; neither is reusable.
 template <class ClientStream, class ClientBuffer, class UpBuffer>
-boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::beast::tcp_stream& client_tcp,
-                                                 ClientBuffer& client_buf, boost::beast::tcp_stream& up,
+boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::asio::ip::tcp::socket& client_tcp,
+                                                 ClientBuffer& client_buf, boost::asio::ip::tcp::socket& up,
                                                  UpBuffer& up_buf, std::chrono::steady_clock::duration idle,
                                                  tunnel_registry& registry) {
   namespace asio = boost::asio;
@@ -46,21 +46,19 @@ boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::be
   using clock = std::chrono::steady_clock;
   constexpr auto tok = asio::as_tuple(asio::use_awaitable);
   constexpr std::size_t chunk = 16 * 1024;
-  constexpr bool plain = std::is_same_v<ClientStream, boost::beast::tcp_stream>;
+  constexpr bool plain = std::is_same_v<ClientStream, boost::asio::ip::tcp::socket>;
 
   tunnel_result result;
   bool done = false;
   auto last = clock::now();
   asio::steady_timer watchdog(client_tcp.get_executor());
-  client_tcp.expires_never();  // the watchdog times the tunnel out, not the streams
-  up.expires_never();
 
   auto finish = [&] {
     if (done) return;
     done = true;
     boost::system::error_code ignored;
-    client_tcp.socket().cancel(ignored);
-    up.socket().cancel(ignored);
+    client_tcp.cancel(ignored);
+    up.cancel(ignored);
     watchdog.cancel();
   };
   auto reg = registry.insert(registry.end(), finish);
@@ -87,7 +85,7 @@ boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::be
       if (done) break;
       if (ec) {  // the client closed (or reset): the instance reads EOF
         boost::system::error_code ignored;
-        up.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+        up.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         break;
       }
       last = clock::now();
@@ -116,7 +114,7 @@ boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::be
       if (ec) {  // the instance closed: so does the client's side of the tunnel
         if constexpr (plain) {
           boost::system::error_code ignored;
-          client_tcp.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+          client_tcp.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
         }
         break;
       }

@@ -10,7 +10,6 @@
 #include <vector>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 
 #include "common/shard.hpp"
 #include "common/time.hpp"
@@ -22,7 +21,7 @@ const char* to_string(instance_state s) noexcept;
 
 // Idle keep-alive connections to one instance, owned by one proxy thread.
 struct idle_connection {
-  boost::beast::tcp_stream stream;
+  boost::asio::ip::tcp::socket socket;
   std::int64_t idle_since_ns = 0;
 };
 

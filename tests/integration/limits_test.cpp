@@ -250,8 +250,10 @@ TEST_CASE("max_body: 413 for a larger Content-Length or a chunked body growing p
   CHECK(r.status == 413);
   CHECK_FALSE(r.keep_alive);
 
+  // To a path that reads the whole body before answering: /echo answers at once, and a response
+  // already under way can only be cut off, not replaced by a 413.
   std::size_t left = 8 * 1024;
-  http_request chunked{.method = "POST", .target = "/echo", .host = "t.test"};
+  http_request chunked{.method = "POST", .target = "/drain", .host = "t.test"};
   chunked.source = [&](char* buf, std::size_t cap) {
     std::size_t n = std::min<std::size_t>({cap, left, 512});
     std::fill(buf, buf + n, 'c');
@@ -262,6 +264,20 @@ TEST_CASE("max_body: 413 for a larger Content-Length or a chunked body growing p
   INFO(describe(rc));
   CHECK(rc.status == 413);
   CHECK(limit_hits(wg.admin_port(), "body_size") == 2);
+
+  // /echo answers before it has the body: past max_body, an answer already under way is cut off
+  // (413 when the limit comes first). Either way at once: wakegate must not wait for the rest of
+  // a response the instance only sends once it has the rest of the body.
+  left = 8 * 1024;
+  http_request streamed{.method = "POST", .target = "/echo", .host = "t.test"};
+  streamed.source = chunked.source;
+  client_options quick;
+  quick.io_timeout = 10s;
+  auto rs = http_send(wg.http_port(), streamed, {}, quick);
+  INFO(describe(rs));
+  CHECK((rs.status == 413 || !rs.ok()));
+  CHECK(rs.error.find("timeout") == std::string::npos);
+  CHECK(rs.error.find("timed out") == std::string::npos);
 }
 
 TEST_CASE("request_timeout and response_header_timeout answer 504", "[integration][limits]") {

@@ -1,0 +1,118 @@
+// The per-thread deadline sweeper (proxy/deadline.hpp) on real loopback sockets: a read past its
+// deadline is cancelled and reported as timed out; one within it is left alone.
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <optional>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+#include "proxy/deadline.hpp"
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using namespace std::chrono_literals;
+using wakegate::proxy::deadline_guard;
+using wakegate::proxy::deadline_slot;
+using wakegate::proxy::deadline_sweeper;
+
+namespace {
+
+// A connected loopback pair on `ioc`.
+struct socket_pair {
+  explicit socket_pair(asio::io_context& ioc) : a(ioc), b(ioc) {
+    tcp::acceptor acc(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+    a.connect(acc.local_endpoint());
+    b = acc.accept();
+  }
+  tcp::socket a, b;
+};
+
+// Runs `ioc` until `done` or a wall-clock limit (the test's own deadline).
+template <class Pred>
+bool run_until(asio::io_context& ioc, Pred done, std::chrono::milliseconds limit = 5s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!done() && std::chrono::steady_clock::now() < end) {
+    ioc.run_for(10ms);
+    ioc.restart();
+  }
+  return done();
+}
+
+}  // namespace
+
+TEST_CASE("deadline: a read past its deadline is cancelled and reported as timed out", "[deadline]") {
+  asio::io_context ioc;
+  deadline_sweeper sweeper(ioc);
+  socket_pair p(ioc);
+  deadline_slot slot;
+  deadline_guard guard(sweeper, slot, &p.a);
+
+  char c;
+  std::optional<boost::system::error_code> result;
+  sweeper.arm_after(slot, 50ms);
+  p.a.async_read_some(asio::buffer(&c, 1), [&](boost::system::error_code ec, std::size_t) { result = ec; });
+  REQUIRE(run_until(ioc, [&] { return result.has_value(); }));
+  CHECK(*result == asio::error::operation_aborted);
+  CHECK(slot.timed_out(*result));
+
+  // Arming again clears the verdict: the next read within its deadline completes normally.
+  result.reset();
+  sweeper.arm_after(slot, 10s);
+  CHECK_FALSE(slot.expired);
+  p.a.async_read_some(asio::buffer(&c, 1), [&](boost::system::error_code ec, std::size_t) { result = ec; });
+  asio::write(p.b, asio::buffer("x", 1));
+  REQUIRE(run_until(ioc, [&] { return result.has_value(); }));
+  CHECK_FALSE(*result);
+  CHECK_FALSE(slot.timed_out(*result));
+}
+
+TEST_CASE("deadline: an earlier deadline than the scheduled sweep is honoured, a later one waits", "[deadline]") {
+  asio::io_context ioc;
+  deadline_sweeper sweeper(ioc);
+  socket_pair far_pair(ioc), near_pair(ioc);
+  deadline_slot far_slot, near_slot;
+  deadline_guard far_guard(sweeper, far_slot, &far_pair.a);
+  deadline_guard near_guard(sweeper, near_slot, &near_pair.a);
+
+  char c1, c2;
+  std::optional<boost::system::error_code> far_result, near_result;
+  sweeper.arm_after(far_slot, 30s);   // schedules a sweep (at most a second ahead)
+  sweeper.arm_after(near_slot, 40ms);  // earlier: reschedules it
+  far_pair.a.async_read_some(asio::buffer(&c1, 1), [&](boost::system::error_code ec, std::size_t) { far_result = ec; });
+  near_pair.a.async_read_some(asio::buffer(&c2, 1), [&](boost::system::error_code ec, std::size_t) { near_result = ec; });
+  REQUIRE(run_until(ioc, [&] { return near_result.has_value(); }));
+  CHECK(near_slot.timed_out(*near_result));
+  CHECK_FALSE(far_result.has_value());  // not past its deadline: untouched by the sweep
+  CHECK_FALSE(far_slot.expired);
+
+  // A disarmed slot is never cancelled; the far read completes when data comes.
+  deadline_sweeper::disarm(far_slot);
+  asio::write(far_pair.b, asio::buffer("y", 1));
+  REQUIRE(run_until(ioc, [&] { return far_result.has_value(); }));
+  CHECK_FALSE(*far_result);
+}
+
+TEST_CASE("deadline: a slot removed from the sweeper is no longer watched", "[deadline]") {
+  asio::io_context ioc;
+  deadline_sweeper sweeper(ioc);
+  socket_pair p(ioc), q(ioc);
+  deadline_slot kept, removed;
+  deadline_guard kept_guard(sweeper, kept, &q.a);
+  std::optional<boost::system::error_code> removed_result, kept_result;
+  char c1, c2;
+  {
+    deadline_guard g(sweeper, removed, &p.a);
+    sweeper.arm_after(removed, 20ms);
+  }  // unregistered before its deadline
+  sweeper.arm_after(kept, 60ms);
+  p.a.async_read_some(asio::buffer(&c1, 1), [&](boost::system::error_code ec, std::size_t) { removed_result = ec; });
+  q.a.async_read_some(asio::buffer(&c2, 1), [&](boost::system::error_code ec, std::size_t) { kept_result = ec; });
+  REQUIRE(run_until(ioc, [&] { return kept_result.has_value(); }));
+  CHECK(kept.timed_out(*kept_result));
+  CHECK_FALSE(removed_result.has_value());
+  CHECK_FALSE(removed.expired);
+}
