@@ -22,6 +22,14 @@ constexpr std::array<bool, 256> make_tchar() {
 }
 constexpr auto tchar = make_tchar();
 
+// HTAB, SP, VCHAR, obs-text: anything but controls (CR, LF and NUL included) and DEL.
+constexpr std::array<bool, 256> make_text() {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = c == '\t' || (c >= 0x20 && c != 0x7f);
+  return t;
+}
+constexpr auto text = make_text();
+
 bool is_token(std::string_view s) noexcept {
   if (s.empty()) return false;
   for (char c : s)
@@ -29,13 +37,11 @@ bool is_token(std::string_view s) noexcept {
   return true;
 }
 
-// HTAB, SP, VCHAR, obs-text: anything but controls (CR, LF and NUL included) and DEL.
-bool is_text(std::string_view s) noexcept {
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c != '\t' && (c < 0x20 || c == 0x7f)) return false;
-  }
-  return true;
+// Index of the first byte from `i` on that is not `table`'s; the head's final CRLF stops it.
+template <const std::array<bool, 256>& table>
+std::size_t skip(std::string_view head, std::size_t i) noexcept {
+  while (table[static_cast<unsigned char>(head[i])]) ++i;
+  return i;
 }
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -135,35 +141,30 @@ bool is_hop_by_hop(std::string_view name, const plain_response& r) noexcept {
 
 bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
   out = plain_response{};
+  // The head ends in CRLF CRLF, so the table-driven loops below stop before its end.
+  if (head.size() < 17 || !head.ends_with("\r\n\r\n")) return false;
   // Status line: "HTTP/1.x ddd reason", single spaces.
-  if (head.size() < 17 || head.substr(0, 7) != "HTTP/1." || (head[7] != '0' && head[7] != '1') || head[8] != ' ' ||
-      !is_digit(head[9]) || !is_digit(head[10]) || !is_digit(head[11]) || head[12] != ' ')
+  if (head.substr(0, 7) != "HTTP/1." || (head[7] != '0' && head[7] != '1') || head[8] != ' ' || !is_digit(head[9]) ||
+      !is_digit(head[10]) || !is_digit(head[11]) || head[12] != ' ')
     return false;
   out.version = head[7] == '0' ? 10 : 11;
   out.status = static_cast<unsigned>((head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0'));
   if (out.status < 200 || out.status > 599 || out.status == 204 || out.status == 304) return false;
-  auto eol = head.find("\r\n", 13);
-  if (eol == std::string_view::npos) return false;
+  std::size_t eol = skip<text>(head, 13);
+  if (head[eol] != '\r' || head[eol + 1] != '\n') return false;
   out.reason = head.substr(13, eol - 13);
-  if (!is_text(out.reason)) return false;
 
   bool close = false, keep_alive = false;
   int cl_count = 0;
   std::size_t pos = eol + 2;
-  for (;;) {
-    eol = head.find("\r\n", pos);
-    if (eol == std::string_view::npos) return false;
-    if (eol == pos) {  // the empty line
-      pos += 2;
-      break;
-    }
-    auto line = head.substr(pos, eol - pos);
+  while (head[pos] != '\r') {
+    // A name is a token right up to the colon: no obs-fold, no whitespace before the colon.
+    auto colon = skip<tchar>(head, pos);
+    if (colon == pos || head[colon] != ':') return false;
+    eol = skip<text>(head, colon + 1);
+    if (head[eol] != '\r' || head[eol + 1] != '\n') return false;  // a bare CR or LF, or a control
+    auto f = split(head.substr(pos, eol - pos), colon - pos);
     pos = eol + 2;
-    // A name must be a token right up to the colon: no obs-fold, no whitespace before the colon.
-    auto colon = line.find(':');
-    if (colon == std::string_view::npos) return false;
-    auto f = split(line, colon);
-    if (!is_token(f.name) || !is_text(f.value)) return false;
     if (++out.field_count > max_fields) return false;
 
     switch (f.name.size()) {
@@ -185,7 +186,8 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
         break;
     }
   }
-  if (pos != head.size() || cl_count != 1) return false;
+  // The empty line must be the end of the head.
+  if (pos + 2 != head.size() || cl_count != 1) return false;
   out.keep_alive = !close && (out.version == 11 || keep_alive);
   return true;
 }
@@ -204,13 +206,13 @@ void append_plain_response(std::string_view head, const plain_response& r, bool 
 
   // Runs of kept lines already in "Name: value" form are copied in one piece; a line that is
   // dropped or needs its whitespace normalised ends the run.
-  std::size_t pos = head.find("\r\n") + 2;
+  // The head was scanned: every CR starts a CRLF and every name runs up to a colon.
+  std::size_t pos = r.reason.data() + r.reason.size() - head.data() + 2;
   std::size_t run = pos;
-  for (;;) {
-    auto eol = head.find("\r\n", pos);
-    if (eol == pos) break;
-    auto line = head.substr(pos, eol - pos);
-    auto f = split(line, line.find(':'));
+  while (head[pos] != '\r') {
+    auto colon = head.find(':', pos);
+    auto eol = head.find('\r', colon);
+    auto f = split(head.substr(pos, eol - pos), colon - pos);
     bool drop = is_hop_by_hop(f.name, r) || (!hsts.empty() && iequals(f.name, "strict-transport-security"));
     bool as_is = !drop && f.raw_value.size() == f.value.size() + 1 && f.raw_value.front() == ' ';
     if (!as_is) {
