@@ -36,12 +36,13 @@ struct plain_response {
 // `head`). Never throws, never allocates.
 bool scan_plain_response(std::string_view head, plain_response& out) noexcept;
 
-// Appends the head the client gets, the same fields in the same order as the Beast path
-// produces: "HTTP/1.1 <status> <reason>" (the standard reason when the instance sent none),
-// the instance's fields minus hop-by-hop ones (and minus Strict-Transport-Security when `hsts`
-// is set), then "Strict-Transport-Security: <hsts>" when set, then "Connection: close" when
-// !keep_alive or "Connection: keep-alive" for a keep-alive HTTP/1.0 client, then the empty
-// line. `head` and `r` must come from a successful scan_plain_response.
+// Appends the head the client gets, meaning what the Beast path's head means:
+// "HTTP/1.1 <status> <reason>" (the standard reason when the instance sent none), the
+// instance's fields in its order (Beast's container moves a repeated name up next to its first
+// occurrence; the order within one name is the same) minus hop-by-hop ones (and minus
+// Strict-Transport-Security when `hsts` is set), then "Strict-Transport-Security: <hsts>" when
+// set, then "Connection: close" when !keep_alive or "Connection: keep-alive" for a keep-alive
+// HTTP/1.0 client, then the empty line. `head` and `r` must come from a successful scan_plain_response.
 void append_plain_response(std::string_view head, const plain_response& r, bool keep_alive, unsigned client_version,
                            std::string_view hsts, std::string& out);
 
