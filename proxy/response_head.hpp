@@ -1,0 +1,49 @@
+// Fast path for relaying an instance's response head: pure functions over the raw head bytes,
+// with no field container and no allocation. Parsing a head with Beast (a red-black tree and an
+// allocation per field), stripping hop-by-hop fields and serialising again costs a noticeable
+// share of the proxy's CPU per request, for what is nearly always a plain head: a final status,
+// a Content-Length, ordinary fields. scan_plain_response recognises exactly that case;
+// everything else (1xx, 204, 304, Transfer-Encoding or no Content-Length, obs-fold, odd syntax,
+// Proxy-Connection, too many fields, ...) returns false and goes through the Beast path
+// (session.cpp relay_response) as before. false is not an error.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace wakegate::proxy {
+
+struct plain_response {
+  unsigned status = 0;   // 200..599, never 204 or 304
+  unsigned version = 0;  // 10 or 11
+  std::string_view reason;  // as sent; may be empty
+  std::uint64_t content_length = 0;
+  // The instance's own: HTTP/1.1 unless a Connection token "close"; HTTP/1.0 only with a
+  // "keep-alive" token (and no "close").
+  bool keep_alive = false;
+  std::size_t field_count = 0;
+  // Field names listed in Connection (other than close, keep-alive and the framing fields
+  // Host, Content-Length, Transfer-Encoding): hop-by-hop, dropped by append_plain_response.
+  std::array<std::string_view, 16> connection_names{};
+  std::size_t connection_name_count = 0;
+};
+
+// `head`: a complete response head, status line through the empty line (as find_head_end
+// delimits it). True only when the fast path may relay it; `out` is then filled in (views into
+// `head`). Never throws, never allocates.
+bool scan_plain_response(std::string_view head, plain_response& out) noexcept;
+
+// Appends the head the client gets, meaning what the Beast path's head means:
+// "HTTP/1.1 <status> <reason>" (the standard reason when the instance sent none), the
+// instance's fields in its order (Beast's container moves a repeated name up next to its first
+// occurrence; the order within one name is the same) minus hop-by-hop ones (and minus
+// Strict-Transport-Security when `hsts` is set), then "Strict-Transport-Security: <hsts>" when
+// set, then "Connection: close" when !keep_alive or "Connection: keep-alive" for a keep-alive
+// HTTP/1.0 client, then the empty line. `head` and `r` must come from a successful scan_plain_response.
+void append_plain_response(std::string_view head, const plain_response& r, bool keep_alive, unsigned client_version,
+                           std::string_view hsts, std::string& out);
+
+}  // namespace wakegate::proxy
