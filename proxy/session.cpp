@@ -21,6 +21,7 @@
 #include "proxy/framing.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/request_check.hpp"
+#include "proxy/response_head.hpp"
 #include "proxy/server.hpp"
 #include "proxy/wire.hpp"
 #include "proxy/tls_session.hpp"
@@ -773,6 +774,41 @@ class session {
     // connections hold no read buffer and every read can take a whole chunk.
     relay_buffer ubuf_mem;
     beast::flat_static_buffer_base ubuf(ubuf_mem.data(), relay_chunk);
+
+    // Fast path (proxy/response_head.hpp): the head is read and scanned here, and a plain one (a
+    // final status with a Content-Length) is relayed with no parser, its body counted through.
+    // Anything else goes on to Beast below, with the bytes read so far.
+    if (req.method() != http::verb::head) {
+      arm(up_dl_, limits.upstream_header_timeout);
+      std::size_t scanned = 0;
+      for (;;) {
+        std::string_view data(static_cast<const char*>(ubuf.data().data()), ubuf.size());
+        std::size_t end = data.empty() ? 0 : find_head_end(data, scanned);
+        if (end == std::string_view::npos) break;  // a bare LF: Beast decides
+        if (end != 0) {
+          plain_response pr;
+          auto head = data.substr(0, end);
+          if (end <= limits.max_header_bytes && scan_plain_response(head, pr)) {
+            co_await relay_plain(up, ubuf, ubuf_mem.data(), head, pr, limits, res, client_keep_alive);
+            co_return;
+          }
+          break;
+        }
+        if (data.size() >= limits.max_header_bytes || ubuf.size() == ubuf.max_size()) break;  // Beast: too large
+        scanned = data.size();
+        auto [ec, n] = co_await up.async_read_some(ubuf.prepare(ubuf.max_size() - ubuf.size()), tok);
+        if (ec) {
+          res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
+                       : ((ec == asio::error::eof && ubuf.size() == 0) || ec == asio::error::connection_reset)
+                           ? failure::upstream_io
+                           : failure::upstream_protocol;
+          res.detail = ec != asio::error::eof ? ec.message() : ubuf.size() == 0 ? "end of stream" : "partial message";
+          co_return;
+        }
+        ubuf.commit(n);
+      }
+    }
+
     std::optional<http::response_parser<http::buffer_body>> rpo;
     for (;;) {
       rpo.emplace();
@@ -806,7 +842,7 @@ class session {
     rp.eager(true);  // parse all that is buffered: a small chunked body goes out in one write
     auto& resp = rp.get();
     status_ = resp.result_int();
-    bool upstream_keep_alive = resp.keep_alive();
+    bool upstream_keep_alive = rp.keep_alive();  // every Connection field (resp.keep_alive() reads the first)
     strip_hop_by_hop(resp);
     if constexpr (is_tls)
       if (!hsts_.empty()) resp.set(http::field::strict_transport_security, hsts_);
@@ -897,6 +933,53 @@ class session {
     }
     res.upstream_reusable = upstream_keep_alive && rp.is_done() && !rp.need_eof() && ubuf.size() == 0;
     co_return;
+  }
+
+  // The fast path's relay: the rewritten head with the body bytes already read in one write, then
+  // the rest of the Content-Length read into `scratch` (ubuf's memory, empty by then) and written.
+  asio::awaitable<void> relay_plain(tcp::socket& up, beast::flat_static_buffer_base& ubuf, char* scratch,
+                                    std::string_view head_in, const plain_response& pr,
+                                    const config::limits_config& limits, exchange_result& res, bool client_keep_alive) {
+    status_ = pr.status;
+    // Answered before the request body was all read: this connection closes after it.
+    const bool keep = client_keep_alive && !w_.draining && parser_->is_done();
+    res.client_keep_alive = keep;
+    head_buffer head_text;
+    append_plain_response(head_in, pr, keep, client_version_, hsts_, head_text.text());
+    ubuf.consume(head_in.size());
+    std::string_view head = head_text.text();
+    std::uint64_t left = pr.content_length;
+    const char* data = static_cast<const char*>(ubuf.data().data());
+    auto n = static_cast<std::size_t>(std::min<std::uint64_t>(ubuf.size(), left));
+    ubuf.consume(n);  // the memory stays as it is until the next read
+    for (;;) {
+      left -= n;
+      bytes_out_ += n;
+      wire::gather g(head, data, n, false, false);
+      if (g.size() > 0) {
+        arm(client_dl_, limits.io_timeout);
+        auto [ec, written] = co_await asio::async_write(stream_, g.buffers(), tok);
+        if (ec) {
+          res.failed = failure::client;
+          co_return;
+        }
+        res.response_started = true;
+        head = {};
+      }
+      if (left == 0) break;
+      arm(up_dl_, limits.io_timeout);
+      auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, relay_chunk));
+      auto [ec, got] = co_await up.async_read_some(asio::buffer(scratch, want), tok);
+      if (ec) {
+        res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
+        res.detail = ec == asio::error::eof ? "partial message" : ec.message();
+        co_return;
+      }
+      data = scratch;
+      n = got;
+    }
+    // Bytes after the body: the instance does not speak HTTP/1.1 as it should; not reused.
+    res.upstream_reusable = pr.keep_alive && ubuf.size() == 0;
   }
 
   // 101 Switching Protocols to an upgrade request: the head goes to the client, then bytes flow
