@@ -98,76 +98,150 @@ void make_request_id(char (&out)[32]) noexcept {
   }
 }
 
-std::string_view rewrite_request(http::fields& f, const forward_info& info) {
-  strip_hop_by_hop(f);
-
-  // One pass to find what is there; our own X-Forwarded-Proto/Host replace the client's.
-  auto xff = f.end(), rid = f.end(), host = f.end();
-  for (auto it = f.begin(); it != f.end();) {
-    if (it->name() == http::field::host) {
-      if (host == f.end()) host = it;
-    } else if (it->name() == http::field::unknown) {
-      auto n = it->name_string();
-      if (n.size() == 15 && iequals(n, "x-forwarded-for")) {
-        if (xff == f.end()) xff = it;
-      } else if ((n.size() == 17 && iequals(n, "x-forwarded-proto")) || (n.size() == 16 && iequals(n, "x-forwarded-host"))) {
-        it = f.erase(it);
-        continue;
-      } else if (n.size() == 12 && iequals(n, "x-request-id")) {
-        if (rid == f.end() || rid->value().empty()) rid = it;
-      }
-    }
-    ++it;
+std::string_view request_id_of(const http::fields& f, char (&buf)[32]) {
+  for (const auto& field : f) {
+    if (field.name() != http::field::unknown) continue;
+    auto n = field.name_string();
+    if (n.size() == 12 && iequals(n, "x-request-id") && !trim(field.value()).empty()) return field.value();
   }
-  if (xff == f.end()) {
-    f.insert("X-Forwarded-For", info.client_ip);
-  } else {
-    std::string joined;
-    joined.reserve(xff->value().size() + 2 + info.client_ip.size());
-    joined.append(xff->value()).append(", ").append(info.client_ip);
-    f.set("X-Forwarded-For", joined);
-  }
-  f.insert("X-Forwarded-Proto", info.proto);
-  if (host != f.end()) f.insert("X-Forwarded-Host", host->value());
-  if (rid == f.end() || rid->value().empty()) {
-    char id[32];
-    make_request_id(id);
-    if (rid != f.end()) f.erase("X-Request-Id");
-    f.insert("X-Request-Id", std::string_view(id, sizeof id));
-    rid = f.find("x-request-id");
-  }
-  return rid->value();
+  make_request_id(buf);
+  return {buf, sizeof buf};
 }
 
-std::string_view prepare_forward(http::request<http::buffer_body>& req, const forward_info& info, bool close,
-                                 bool upgrade) {
-  std::string protocols;  // the Upgrade header, kept across the hop-by-hop removal
-  if (upgrade) {
-    for (auto it = req.find(http::field::upgrade); it != req.end() && it->name() == http::field::upgrade; ++it) {
-      if (!protocols.empty()) protocols += ", ";
-      protocols.append(it->value());
+namespace {
+
+enum class forwarded_field { none, xff, xfp, xfh, request_id };
+
+forwarded_field classify(std::string_view n) noexcept {
+  switch (n.size()) {
+    case 12:
+      return iequals(n, "x-request-id") ? forwarded_field::request_id : forwarded_field::none;
+    case 15:
+      return iequals(n, "x-forwarded-for") ? forwarded_field::xff : forwarded_field::none;
+    case 16:
+      return iequals(n, "x-forwarded-host") ? forwarded_field::xfh : forwarded_field::none;
+    case 17:
+      return iequals(n, "x-forwarded-proto") ? forwarded_field::xfp : forwarded_field::none;
+    default:
+      return forwarded_field::none;
+  }
+}
+
+void append_line(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
+
+// Every value of the fields `which` (by code) or named `name`, joined with ", ".
+void append_joined(std::string& out, const http::fields& f, http::field which) {
+  bool first = true;
+  for (const auto& field : f) {
+    if (field.name() != which) continue;
+    if (!first) out.append(", ");
+    out.append(field.value());
+    first = false;
+  }
+}
+
+}  // namespace
+
+void append_forward_request(const http::request_header<>& req, const forward_info& info,
+                            std::string_view request_id, bool close, bool upgrade, std::string& out) {
+  // Pass 1: the names listed in Connection, and what the fields after the client's depend on.
+  std::array<std::string_view, 16> named;
+  std::size_t count = 0;
+  std::string_view host;
+  bool has_te = false, has_xff = false, has_upgrade = false;
+  for (const auto& field : req) {
+    switch (field.name()) {
+      case http::field::connection: {
+        std::string_view v = field.value();
+        while (!v.empty()) {
+          auto comma = v.find(',');
+          auto token = trim(v.substr(0, comma));
+          v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
+          if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
+          if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;
+          if (count < named.size()) named[count++] = token;
+        }
+        break;
+      }
+      case http::field::host:
+        if (host.empty()) host = field.value();
+        break;
+      case http::field::transfer_encoding:
+        has_te = true;
+        break;
+      case http::field::upgrade:
+        has_upgrade = true;
+        break;
+      case http::field::unknown:
+        if (!has_xff && classify(field.name_string()) == forwarded_field::xff) has_xff = true;
+        break;
+      default:
+        break;
     }
   }
-  auto id = rewrite_request(req, info);
-  // Several Transfer-Encoding lines become one: Beast's serializer reads only the first line to
-  // decide on chunked framing, while the instance would read all of them.
-  auto te = req.find(http::field::transfer_encoding);
-  if (te != req.end() && std::next(te) != req.end() && std::next(te)->name() == http::field::transfer_encoding) {
-    std::string joined;
-    for (; te != req.end() && te->name() == http::field::transfer_encoding; ++te) {
-      if (!joined.empty()) joined += ", ";
-      joined.append(te->value());
+  auto named_here = [&](std::string_view name) {
+    for (std::size_t i = 0; i < count; ++i)
+      if (iequals(name, named[i])) return true;
+    return false;
+  };
+
+  // Pass 2: the request line and the client's fields that go through as they are.
+  out.append(req.method_string()).push_back(' ');
+  out.append(req.target()).append(" HTTP/1.1\r\n");
+  for (const auto& field : req) {
+    switch (field.name()) {
+      case http::field::connection:
+      case http::field::keep_alive:
+      case http::field::proxy_connection:
+      case http::field::te:
+      case http::field::trailer:
+      case http::field::upgrade:
+      case http::field::expect:
+      case http::field::transfer_encoding:
+        continue;
+      case http::field::host:
+      case http::field::content_length:
+        break;  // framing: never dropped by a Connection name
+      case http::field::unknown:
+        if (classify(field.name_string()) != forwarded_field::none) continue;
+        [[fallthrough]];
+      default:
+        if (count > 0 && named_here(field.name_string())) continue;
+        break;
     }
-    req.set(http::field::transfer_encoding, joined);
+    append_line(out, field.name_string(), field.value());
   }
-  req.version(11);
+
+  // What wakegate sets.
+  if (has_te) {
+    out.append("Transfer-Encoding: ");
+    append_joined(out, req, http::field::transfer_encoding);
+    out.append("\r\n");
+  }
+  out.append("X-Forwarded-For: ");
+  if (has_xff) {
+    for (const auto& field : req) {
+      if (field.name() == http::field::unknown && classify(field.name_string()) == forwarded_field::xff)
+        out.append(field.value()).append(", ");
+    }
+  }
+  out.append(info.client_ip).append("\r\n");
+  append_line(out, "X-Forwarded-Proto", info.proto);
+  if (!host.empty()) append_line(out, "X-Forwarded-Host", host);
+  append_line(out, "X-Request-Id", request_id);
   if (upgrade) {
-    req.set(http::field::connection, "upgrade");
-    req.set(http::field::upgrade, protocols);
-    return id;  // a view into the X-Request-Id field, which stays where it is
+    out.append("Connection: upgrade\r\n");
+    if (has_upgrade) {
+      out.append("Upgrade: ");
+      append_joined(out, req, http::field::upgrade);
+      out.append("\r\n");
+    }
+  } else if (close) {
+    out.append("Connection: close\r\n");
   }
-  req.keep_alive(!close);
-  return id;
+  out.append("\r\n");
 }
 
 }  // namespace wakegate::proxy

@@ -1,6 +1,7 @@
 // Header rewriting between client and instance: hop-by-hop removal, X-Forwarded-*, request ids.
 #pragma once
 
+#include <string>
 #include <string_view>
 
 #include <boost/beast/http/fields.hpp>
@@ -23,16 +24,24 @@ struct forward_info {
   std::string_view proto;      // "http" or "https"
 };
 
-// Request to an instance: hop-by-hop removed, X-Forwarded-For appended, X-Forwarded-Proto and
-// X-Forwarded-Host set, X-Request-Id added when absent. Returns the request id in effect.
-std::string_view rewrite_request(boost::beast::http::fields& f, const forward_info& info);
+// The request id a request is forwarded with: the client's first non-empty X-Request-Id, else a
+// new one written to `buf`.
+std::string_view request_id_of(const boost::beast::http::fields& f, char (&buf)[32]);
 
-// The request header as an instance receives it: rewrite_request, then HTTP/1.1 and keep-alive,
-// or Connection: close when `close` (the connection is not reused after this request).
-// `upgrade` (see wants_upgrade): the Upgrade header is kept and Connection is `upgrade`; other
-// headers named in Connection are still dropped.
-std::string_view prepare_forward(boost::beast::http::request<boost::beast::http::buffer_body>& req, const forward_info& info, bool close,
-                                 bool upgrade = false);
+// Appends the request head an instance receives, written straight from the client's parsed
+// header, which is left as it is:
+//   "METHOD target HTTP/1.1", then the client's fields in their order, minus
+//   - hop-by-hop ones: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade, and every
+//     field named in Connection (except Host, Content-Length and Transfer-Encoding);
+//   - Expect (wakegate answers 100-continue itself);
+//   - X-Forwarded-For/-Proto/-Host and X-Request-Id, which follow as wakegate sets them;
+//   then Transfer-Encoding (its lines joined into one: the instance must see exactly what
+//   wakegate framed), X-Forwarded-For (the client's values, then `info.client_ip`),
+//   X-Forwarded-Proto (`info.proto`: a client cannot claim https), X-Forwarded-Host (the Host),
+//   X-Request-Id (`request_id`), and Connection: close when `close` (the connection is not reused).
+// `upgrade` (see wants_upgrade): Upgrade is kept (its lines joined) and Connection is `upgrade`.
+void append_forward_request(const boost::beast::http::request_header<>& req, const forward_info& info,
+                            std::string_view request_id, bool close, bool upgrade, std::string& out);
 
 // 32 lower-case hex characters from a per-thread generator (not for secrets).
 void make_request_id(char (&out)[32]) noexcept;

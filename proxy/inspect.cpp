@@ -2,12 +2,12 @@
 
 #include <array>
 
-#include <boost/beast/core/buffers_range.hpp>
 #include <boost/beast/http.hpp>
 
 #include "proxy/framing.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/request_check.hpp"
+#include "proxy/wire.hpp"
 
 namespace wakegate::proxy {
 
@@ -16,22 +16,9 @@ namespace http = beast::http;
 
 namespace {
 
-// Appends what the serializer has ready; false on an error other than "needs more body".
-bool drain(http::request_serializer<http::buffer_body>& sr, std::string& out) {
-  for (;;) {
-    beast::error_code ec;
-    sr.next(ec, [&](beast::error_code&, const auto& buffers) {
-      std::size_t n = 0;
-      for (auto b : beast::buffers_range_ref(buffers)) {
-        out.append(static_cast<const char*>(b.data()), b.size());
-        n += b.size();
-      }
-      sr.consume(n);
-    });
-    if (ec == http::error::need_buffer) return true;
-    if (ec) return false;
-    if (sr.is_done()) return true;
-  }
+// Appends the bytes of one gathered write (wire::gather), as the session sends them.
+void append_gather(const wire::gather& g, std::string& out) {
+  for (const auto& b : g.buffers()) out.append(static_cast<const char*>(b.data()), b.size());
 }
 
 }  // namespace
@@ -88,16 +75,21 @@ inspection inspect_request(std::string_view bytes, const config::limits_config& 
   }
 
   auto& req = p.get();
-  prepare_forward(req, {"192.0.2.1", "http"}, v.close_after);
-  req.erase(http::field::expect);  // answered by wakegate itself (see the session)
+  char id_buf[32];
+  std::string fwd_text;
+  append_forward_request(req, {"192.0.2.1", "http"}, request_id_of(req, id_buf), v.close_after, false, fwd_text);
+  std::string_view fwd = fwd_text;
   const auto forward_fields = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
+  const bool chunked = v.framing == body_framing::chunked;  // all Transfer-Encoding lines (req.chunked() reads the first)
 
-  // The body, relayed the way the session relays it: parsed by Beast into a buffer, serialized again.
+  // The body, relayed the way the session relays it: parsed by Beast into a buffer, framed again
+  // by wire::gather (chunked stays chunked, a Content-Length body goes as it is).
   std::string_view rest = data.substr(end);
   std::array<char, 16 * 1024> buf;
-  http::request_serializer<http::buffer_body> sr{req};
-  for (;;) {
-    if (!p.is_done()) {
+  if (p.is_done()) {
+    append_gather(wire::gather(fwd, nullptr, 0, chunked, true), r.forwarded);
+  } else {
+    for (;;) {
       req.body().data = buf.data();
       req.body().size = buf.size();
       std::size_t n = p.put(boost::asio::buffer(rest.data(), rest.size()), ec);
@@ -125,26 +117,15 @@ inspection inspect_request(std::string_view bytes, const config::limits_config& 
         r.forwarded.clear();
         return r;
       }
-      if (got == 0 && !p.is_done()) {
-        if (n != 0) continue;  // a chunk header alone: an empty piece would serialize as the last chunk
+      if (got == 0 && !p.is_done() && n == 0) {
         r.need_more = true;
         r.forwarded.clear();
         return r;
       }
-      req.body().data = got != 0 ? buf.data() : nullptr;  // an empty piece would add a chunk "0"
-      req.body().size = got;
-      req.body().more = !p.is_done();
-    } else {
-      req.body().data = nullptr;
-      req.body().size = 0;
-      req.body().more = false;
+      append_gather(wire::gather(fwd, buf.data(), got, chunked, p.is_done()), r.forwarded);
+      fwd = {};
+      if (p.is_done()) break;
     }
-    if (!drain(sr, r.forwarded)) {
-      r.status = 500;
-      r.reason = "serializer failed";
-      return r;
-    }
-    if (sr.is_done()) break;
   }
   r.consumed = start + (data.size() - rest.size());
   return r;

@@ -392,12 +392,11 @@ class session {
     auto& req = parser_->get();
     int max_c = cfg.settings.max_concurrency;
 
-    forward_info fi{client_ip_, is_tls ? "https" : "http"};
     if constexpr (is_tls) hsts_ = format_hsts(cfg.hsts, hsts_buf_);
     // A view into the header, valid until the next request.
     // Upgrade (WebSocket): a GET without a body asking to switch protocols keeps its Upgrade.
     upgrade_ = req.version() == 11 && req.method() == http::verb::get && parser_->is_done() && wants_upgrade(req);
-    request_id_ = prepare_forward(req, fi, verdict_.close_after, upgrade_);
+    request_id_ = request_id_of(req, request_id_buf_);
 
     // Fast path: a ready instance with room and nobody queued ahead of us.
     scaler::instance_ptr inst;
@@ -446,8 +445,7 @@ class session {
           co_return false;
         }
       }
-      req.erase(http::field::expect);
-    }
+    }  // Expect is not forwarded (append_forward_request)
 
     if (verdict_.framing == body_framing::chunked)  // to notice trailer fields added while reading the body
       forward_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
@@ -701,9 +699,10 @@ class session {
     // The head is written out before any body byte is read, so trailer fields Beast adds to the
     // header later never reach the instance; they are refused all the same (below).
     head_buffer head_text;
-    wire::append_request_head(req, head_text.text());
+    append_forward_request(req, {client_ip_, is_tls ? "https" : "http"}, request_id_, verdict_.close_after, upgrade_,
+                           head_text.text());
     std::string_view head = head_text.text();
-    const bool chunked = req.chunked();
+    const bool chunked = verdict_.framing == body_framing::chunked;  // all Transfer-Encoding lines (req.chunked() reads the first)
     parser_->eager(true);
     std::optional<relay_buffer> rb;
     for (;;) {
@@ -1111,7 +1110,8 @@ class session {
   bool upgrade_ = false;          // forwarded with Upgrade: a 101 answer is tunnelled
   std::string_view app_name_;
   std::string_view instance_id_;
-  std::string_view request_id_;
+  std::string_view request_id_;  // into the request's X-Request-Id, or request_id_buf_
+  char request_id_buf_[32];
   char hsts_buf_[40];
   std::string_view hsts_;
 };

@@ -15,7 +15,7 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        -fno-omit-frame-pointer -I. -DBOOST_BEAST_USE_STD_STRING_VIEW -DBOOST_ASIO_NO_DEPRECATED
        -DBOOST_ASIO_DISABLE_BOOST_COROUTINE)
 clang++-14 "${flags[@]}" tests/fuzz/request_fuzz.cpp proxy/framing.cpp proxy/inspect.cpp \
-  proxy/headers.cpp proxy/request_check.cpp -o "$out/request_fuzz" &
+  proxy/headers.cpp proxy/request_check.cpp proxy/wire.cpp -o "$out/request_fuzz" &
 build_request=$!
 clang++-14 "${flags[@]}" tests/fuzz/config_fuzz.cpp config/loader.cpp config/config.cpp config/certificate.cpp \
   common/time_zone.cpp -lyaml-cpp -lssl -lcrypto \

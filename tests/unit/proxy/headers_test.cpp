@@ -34,28 +34,105 @@ TEST_CASE("headers: hop-by-hop headers and those named in Connection are removed
   CHECK(f["X-Keep"] == "k");
 }
 
+namespace {
+
+// The head append_forward_request writes for `req`, parsed back by Beast.
+http::request<http::empty_body> forwarded(const http::request<http::buffer_body>& req, std::string_view id,
+                                          bool close = false, bool upgrade = false,
+                                          proxy::forward_info info = {"10.1.2.3", "http"}) {
+  std::string head;
+  proxy::append_forward_request(req, info, id, close, upgrade, head);
+  http::request_parser<http::empty_body> p;
+  boost::beast::error_code ec;
+  p.put(boost::asio::buffer(head), ec);
+  INFO(head);
+  REQUIRE_FALSE(ec);
+  REQUIRE(p.is_header_done());
+  return p.release();
+}
+
+}  // namespace
+
 TEST_CASE("headers: X-Forwarded-* set, X-Forwarded-For appended, request id added or kept", "[headers]") {
-  http::fields f;
-  f.set(http::field::host, "a.test:8080");
-  auto id = std::string(proxy::rewrite_request(f, {"10.1.2.3", "http"}));
+  http::request<http::buffer_body> a{http::verb::get, "/x?y=1", 10};
+  a.set(http::field::host, "a.test:8080");
+  char buf[32];
+  auto id = std::string(proxy::request_id_of(a, buf));
+  CHECK(id.size() == 32);
+  auto f = forwarded(a, id);
+  CHECK(f.version() == 11);
+  CHECK(f.target() == "/x?y=1");
   CHECK(f["X-Forwarded-For"] == "10.1.2.3");
   CHECK(f["X-Forwarded-Proto"] == "http");
   CHECK(f["X-Forwarded-Host"] == "a.test:8080");
-  CHECK(id.size() == 32);
   CHECK(f["X-Request-Id"] == id);
+  CHECK(f.count(http::field::connection) == 0);  // keep-alive is HTTP/1.1's default
+  CHECK(forwarded(a, id, true)[http::field::connection] == "close");
 
-  http::fields g;
+  http::request<http::buffer_body> g{http::verb::get, "/", 11};
   g.set(http::field::host, "a.test");
-  g.set("X-Forwarded-For", "192.0.2.1");
+  g.insert("X-Forwarded-For", "192.0.2.1");
+  g.insert("x-forwarded-for", "198.51.100.7");
   g.set("X-Forwarded-Proto", "https");
-  g.set("X-Request-Id", "abc");
-  auto kept = std::string(proxy::rewrite_request(g, {"127.0.0.1", "http"}));
-  CHECK(g["X-Forwarded-For"] == "192.0.2.1, 127.0.0.1");
-  CHECK(g["X-Forwarded-Proto"] == "http");  // the client cannot claim https
+  g.set("X-Forwarded-Host", "evil.test");
+  g.insert("X-Request-Id", "");
+  g.insert("X-Request-Id", "abc");
+  char buf2[32];
+  auto kept = proxy::request_id_of(g, buf2);
   CHECK(kept == "abc");
+  auto fg = forwarded(g, kept, false, false, {"127.0.0.1", "http"});
+  CHECK(fg["X-Forwarded-For"] == "192.0.2.1, 198.51.100.7, 127.0.0.1");
+  CHECK(fg.count("X-Forwarded-For") == 1);
+  CHECK(fg["X-Forwarded-Proto"] == "http");  // the client cannot claim https
+  CHECK(fg.count("X-Forwarded-Proto") == 1);
+  CHECK(fg["X-Forwarded-Host"] == "a.test");
+  CHECK(fg.count("X-Forwarded-Host") == 1);
+  CHECK(fg["X-Request-Id"] == "abc");
+  CHECK(fg.count("X-Request-Id") == 1);
 
-  http::fields h;
-  CHECK(std::string(proxy::rewrite_request(h, {"127.0.0.1", "http"})) != id);
+  http::request<http::buffer_body> h{http::verb::get, "/", 11};
+  char buf3[32];
+  CHECK(std::string(proxy::request_id_of(h, buf3)) != id);
+}
+
+TEST_CASE("headers: the forwarded head drops hop-by-hop fields, Expect and fields named in Connection", "[headers]") {
+  http::request<http::buffer_body> req{http::verb::post, "/up", 11};
+  req.set(http::field::host, "a.test");
+  req.set(http::field::connection, "keep-alive, X-Secret, Host, content-length");
+  req.set("X-Secret", "s");
+  req.set(http::field::keep_alive, "timeout=5");
+  req.set(http::field::proxy_connection, "keep-alive");
+  req.set(http::field::te, "trailers");
+  req.set(http::field::trailer, "X-T");
+  req.set(http::field::upgrade, "websocket");
+  req.set(http::field::expect, "100-continue");
+  req.set(http::field::content_length, "3");
+  req.set("X-Keep", "k");
+  auto f = forwarded(req, "id");
+  CHECK(f.count(http::field::connection) == 0);
+  CHECK(f.count("X-Secret") == 0);
+  CHECK(f.count(http::field::keep_alive) == 0);
+  CHECK(f.count(http::field::proxy_connection) == 0);
+  CHECK(f.count(http::field::te) == 0);
+  CHECK(f.count(http::field::trailer) == 0);
+  CHECK(f.count(http::field::upgrade) == 0);
+  CHECK(f.count(http::field::expect) == 0);
+  // Framing headers are governed by the message, not by Connection.
+  CHECK(f[http::field::host] == "a.test");
+  CHECK(f[http::field::content_length] == "3");
+  CHECK(f["X-Keep"] == "k");
+  CHECK(f.method() == http::verb::post);
+  // The client's header is left as it was.
+  CHECK(req.count("X-Secret") == 1);
+
+  // Several Transfer-Encoding lines become one, as wakegate framed the body.
+  http::request<http::buffer_body> te{http::verb::post, "/", 11};
+  te.set(http::field::host, "a.test");
+  te.insert(http::field::transfer_encoding, "gzip");
+  te.insert(http::field::transfer_encoding, "chunked");
+  auto ft = forwarded(te, "id");
+  CHECK(ft.count(http::field::transfer_encoding) == 1);
+  CHECK(ft[http::field::transfer_encoding] == "gzip, chunked");
 }
 
 namespace {
@@ -124,21 +201,20 @@ TEST_CASE("headers: an upgrade request keeps Upgrade and Connection upgrade, oth
   req.set(http::field::keep_alive, "timeout=5");
   req.set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==");
   REQUIRE(proxy::wants_upgrade(req));
-  auto id = std::string(proxy::prepare_forward(req, {"10.0.0.1", "http"}, false, true));
-  CHECK(id.size() == 32);
-  CHECK(req[http::field::connection] == "upgrade");
-  CHECK(req.count(http::field::connection) == 1);
-  CHECK(req[http::field::upgrade] == "websocket");
-  CHECK(req.count("X-Secret") == 0);
-  CHECK(req.count(http::field::keep_alive) == 0);
-  CHECK(req["Sec-WebSocket-Key"] == "dGhlIHNhbXBsZSBub25jZQ==");
-  CHECK(req["X-Request-Id"] == id);
+  auto f = forwarded(req, "the-id", false, true);
+  CHECK(f[http::field::connection] == "upgrade");
+  CHECK(f.count(http::field::connection) == 1);
+  CHECK(f[http::field::upgrade] == "websocket");
+  CHECK(f.count("X-Secret") == 0);
+  CHECK(f.count(http::field::keep_alive) == 0);
+  CHECK(f["Sec-WebSocket-Key"] == "dGhlIHNhbXBsZSBub25jZQ==");
+  CHECK(f["X-Request-Id"] == "the-id");
 
   // Not an upgrade: Upgrade is dropped as before.
   http::request<http::buffer_body> plain{http::verb::get, "/", 11};
   plain.set(http::field::connection, "upgrade");
   plain.set(http::field::upgrade, "websocket");
-  proxy::prepare_forward(plain, {"10.0.0.1", "http"}, false);
-  CHECK(plain.count(http::field::upgrade) == 0);
-  CHECK(plain[http::field::connection] != "upgrade");
+  auto fp = forwarded(plain, "id");
+  CHECK(fp.count(http::field::upgrade) == 0);
+  CHECK(fp[http::field::connection] != "upgrade");
 }
