@@ -1,6 +1,9 @@
 #include "proxy/framing.hpp"
 
 #include <array>
+#include <cstring>
+
+#include "proxy/text_scan.hpp"
 
 namespace wakegate::proxy {
 
@@ -22,9 +25,6 @@ bool is_token(std::string_view s) noexcept {
     if (!tchar[static_cast<unsigned char>(c)]) return false;
   return true;
 }
-
-// field-vchar / obs-text / SP / HTAB: anything but controls (CR, LF and NUL included) and DEL.
-bool is_value_byte(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
 // Request targets: visible ASCII and obs-text; no controls, spaces or DEL.
 bool is_target_byte(unsigned char c) noexcept { return c > 0x20 && c != 0x7f; }
@@ -115,10 +115,15 @@ bool body_ignored_by_some(std::string_view method) noexcept {
 std::size_t find_head_end(std::string_view data, std::size_t from) noexcept {
   // Resume a few bytes back: the CRLF CRLF may straddle two reads.
   std::size_t i = from > 3 ? from - 3 : 0;
-  for (; i < data.size(); ++i) {
-    if (data[i] != '\n') continue;
-    if (i == 0 || data[i - 1] != '\r') return std::string_view::npos;
-    if (i >= 3 && data[i - 2] == '\n' && data[i - 3] == '\r') return i + 1;
+  const char* p = data.data();
+  while (i < data.size()) {
+    // Line by line: memchr finds each LF many bytes at a time.
+    const void* lf = std::memchr(p + i, '\n', data.size() - i);
+    if (lf == nullptr) return 0;
+    i = static_cast<std::size_t>(static_cast<const char*>(lf) - p);
+    if (i == 0 || p[i - 1] != '\r') return std::string_view::npos;
+    if (i >= 3 && p[i - 2] == '\n' && p[i - 3] == '\r') return i + 1;
+    ++i;
   }
   return 0;
 }
@@ -167,11 +172,11 @@ head_verdict check_head(std::string_view head, std::size_t max_fields) noexcept 
     if (name.back() == ' ' || name.back() == '\t') return reject(400, "whitespace between header name and colon");
     if (!is_token(name)) return reject(400, "invalid character in header name");
     std::string_view value = trim_ows(line.substr(colon + 1));
-    for (unsigned char c : value)
-      if (!is_value_byte(c)) {
-        // A bare CR or LF inside a value is how requests are split; NUL and the rest are refused too.
-        return reject(400, c == '\r' || c == '\n' ? "bare CR or LF in header" : "control character in header value");
-      }
+    if (auto bad = first_non_text(value.data(), value.size()); bad != value.size()) {
+      // A bare CR or LF inside a value is how requests are split; NUL and the rest are refused too.
+      char c = value[bad];
+      return reject(400, c == '\r' || c == '\n' ? "bare CR or LF in header" : "control character in header value");
+    }
     if (++v.field_count > max_fields) return reject(431, "too many header fields");
 
     if (iequals(name, "content-length")) {

@@ -5,6 +5,8 @@
 
 #include <boost/beast/http/status.hpp>
 
+#include "proxy/text_scan.hpp"
+
 namespace wakegate::proxy {
 
 namespace {
@@ -22,13 +24,6 @@ constexpr std::array<bool, 256> make_tchar() {
 }
 constexpr auto tchar = make_tchar();
 
-// HTAB, SP, VCHAR, obs-text: anything but controls (CR, LF and NUL included) and DEL.
-constexpr std::array<bool, 256> make_text() {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 256; ++c) t[static_cast<std::size_t>(c)] = c == '\t' || (c >= 0x20 && c != 0x7f);
-  return t;
-}
-constexpr auto text = make_text();
 
 bool is_token(std::string_view s) noexcept {
   if (s.empty()) return false;
@@ -42,6 +37,11 @@ template <const std::array<bool, 256>& table>
 std::size_t skip(std::string_view head, std::size_t i) noexcept {
   while (table[static_cast<unsigned char>(head[i])]) ++i;
   return i;
+}
+
+// skip<text>, 16 bytes at a time.
+std::size_t skip_text(std::string_view head, std::size_t i) noexcept {
+  return i + first_non_text(head.data() + i, head.size() - i);
 }
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -150,7 +150,7 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
   out.version = head[7] == '0' ? 10 : 11;
   out.status = static_cast<unsigned>((head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0'));
   if (out.status < 200 || out.status > 599 || out.status == 204 || out.status == 304) return false;
-  std::size_t eol = skip<text>(head, 13);
+  std::size_t eol = skip_text(head, 13);
   if (head[eol] != '\r' || head[eol + 1] != '\n') return false;
   out.reason = head.substr(13, eol - 13);
 
@@ -161,7 +161,7 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
     // A name is a token right up to the colon: no obs-fold, no whitespace before the colon.
     auto colon = skip<tchar>(head, pos);
     if (colon == pos || head[colon] != ':') return false;
-    eol = skip<text>(head, colon + 1);
+    eol = skip_text(head, colon + 1);
     if (head[eol] != '\r' || head[eol + 1] != '\n') return false;  // a bare CR or LF, or a control
     auto f = split(head.substr(pos, eol - pos), colon - pos);
     pos = eol + 2;
