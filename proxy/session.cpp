@@ -376,46 +376,41 @@ class session {
       scaler::app& a;
       ~in_flight_guard() { a.meter.add(-1, now_ns()); }
     };
-    bool keep;
+    bool keep = false;
     {
       in_flight_guard ifg{*app};
-      keep = co_await proxy_request(app, *cfg, client_keep_alive);
+      int max_c = cfg->settings.max_concurrency;
+      if constexpr (is_tls) hsts_ = format_hsts(cfg->hsts, hsts_buf_);
+      // Upgrade (WebSocket): a GET without a body asking to switch protocols keeps its Upgrade.
+      upgrade_ = req.version() == 11 && req.method() == http::verb::get && parser_->is_done() && wants_upgrade(req);
+      request_id_ = request_id_of(req, request_id_buf_);
+
+      // Fast path: a ready instance with room and nobody queued ahead of us.
+      scaler::instance_ptr inst;
+      if (app->queued.load(std::memory_order_relaxed) == 0) inst = scaler::acquire_least_loaded(app->ready_view(), max_c);
+      // An instance that refuses the connection has sent nothing: the request waits for another
+      // one (the control plane replaces it) instead of failing, a bounded number of times.
+      for (int unreachable = 0;; ++unreachable) {
+        if (!inst) {
+          held_ = true;
+          auto t0 = now_ns();
+          inst = co_await hold(app, *cfg, cfg->settings.queue_timeout - std::chrono::nanoseconds(held_ns_));
+          held_ns_ += now_ns() - t0;
+          if (!inst) break;  // answered 503 with Connection: close, or the client left
+        }
+        auto k = co_await forward(app, inst, client_keep_alive, unreachable < max_redispatch);
+        if (k) {
+          keep = *k;
+          break;
+        }
+        instance_id_ = {};  // a view into the instance, which may go away now
+        inst.reset();
+      }
     }  // out of flight before counted: a counted request never still shows in flight
     app->stats.requests.add(static_cast<int>(status_));
     app->stats.request_duration.observe(static_cast<double>(now_ns() - start_ns_) / 1e9);
     log_access(req);
     co_return keep && !w_.draining;
-  }
-
-  asio::awaitable<bool> proxy_request(const scaler::app_ptr& app, const config::app_config& cfg,
-                                      bool client_keep_alive) {
-    auto& req = parser_->get();
-    int max_c = cfg.settings.max_concurrency;
-
-    if constexpr (is_tls) hsts_ = format_hsts(cfg.hsts, hsts_buf_);
-    // A view into the header, valid until the next request.
-    // Upgrade (WebSocket): a GET without a body asking to switch protocols keeps its Upgrade.
-    upgrade_ = req.version() == 11 && req.method() == http::verb::get && parser_->is_done() && wants_upgrade(req);
-    request_id_ = request_id_of(req, request_id_buf_);
-
-    // Fast path: a ready instance with room and nobody queued ahead of us.
-    scaler::instance_ptr inst;
-    if (app->queued.load(std::memory_order_relaxed) == 0) inst = scaler::acquire_least_loaded(app->ready_view(), max_c);
-    // An instance that refuses the connection has sent nothing: the request waits for another
-    // one (the control plane replaces it) instead of failing, a bounded number of times.
-    for (int unreachable = 0;; ++unreachable) {
-      if (!inst) {
-        held_ = true;
-        auto t0 = now_ns();
-        inst = co_await hold(app, cfg, cfg.settings.queue_timeout - std::chrono::nanoseconds(held_ns_));
-        held_ns_ += now_ns() - t0;
-        if (!inst) co_return false;  // answered 503 with Connection: close, or the client left
-      }
-      auto keep = co_await forward(app, inst, client_keep_alive, unreachable < max_redispatch);
-      if (keep) co_return *keep;
-      instance_id_ = {};  // a view into the instance, which may go away now
-      inst.reset();
-    }
   }
 
   static constexpr int max_redispatch = 2;
