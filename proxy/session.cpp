@@ -134,22 +134,19 @@ class session {
   static constexpr bool is_tls = !std::is_same_v<Stream, tcp::socket>;
 
  public:
-  template <class... StreamArgs>
-  explicit session(worker& w, StreamArgs&&... args)
-      : w_(w),
-        stream_(std::forward<StreamArgs>(args)...),
-        client_(beast::get_lowest_layer(stream_)) {
-    beast::error_code ec;
-    auto ep = client_.remote_endpoint(ec);
-    if (!ec) client_ip_ = ep.address().to_string();
-    client_.set_option(tcp::no_delay(true), ec);
-    buf_.max_size(w_.opts->limits.max_header_bytes + client_buffer_slack);
-  }
-
-  asio::awaitable<void> run() {
-    w_.owner->stats().connections_accepted.add();
-    w_.owner->stats().connections_open.add(1);
-    ++w_.open;
+  // The connection's whole life. The session lives in this coroutine's own frame: one frame
+  // less per connection than a session whose run() is a coroutine of its own. `certs` (https):
+  // held for the connection, as the SNI callback of its handshake reads this certificate set.
+  static asio::awaitable<void> serve(worker& w, tcp::socket socket, std::shared_ptr<const tls::cert_set> certs) {
+    if constexpr (is_tls) {
+      if (!certs || certs->empty()) {  // e.g. before ACME's first certificate
+        w.owner->stats().tls_failed.add();
+        co_return;
+      }
+    }
+    w.owner->stats().connections_accepted.add();
+    w.owner->stats().connections_open.add(1);
+    ++w.open;
     struct open_guard {
       worker& w;
       ~open_guard() {
@@ -157,46 +154,62 @@ class session {
         --w.open;
         if (w.accept_resume) w.accept_resume->cancel();  // an accept loop paused at max_connections
       }
-    } og{w_};
+    } og{w};
+    session self(w, std::move(socket), certs.get());
     // Timeouts of the client connection and of the instance connection in use (proxy/deadline.hpp).
-    deadline_guard client_deadline(w_.deadlines, client_dl_, &client_);
-    deadline_guard up_deadline(w_.deadlines, up_dl_, nullptr);
+    deadline_guard client_deadline(w.deadlines, self.client_dl_, &self.client_);
+    deadline_guard up_deadline(w.deadlines, self.up_dl_, nullptr);
 
     if constexpr (is_tls) {
-      if (!co_await tls_handshake(stream_, w_, client_dl_)) {
+      if (!co_await tls_handshake(self.stream_, w, self.client_dl_)) {
         beast::error_code ignored;
-        client_.close(ignored);
+        self.client_.close(ignored);
         co_return;
       }
     }
     bool first = true;
     for (;;) {
-      if (w_.draining) break;
-      const auto& limits = w_.opts->limits;
-      parser_.emplace();
-      parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
-      parser_->body_limit(boost::none);
-      auto head = co_await read_head(first);
+      if (w.draining) break;
+      const auto& limits = w.opts->limits;
+      self.parser_.emplace();
+      self.parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      self.parser_->body_limit(boost::none);
+      auto head = co_await self.read_head(first);
       first = false;
       if (head != head_result::ready) break;
-      bool keep = co_await handle_request();
+      bool keep = co_await self.handle_request();
       if (!keep) break;
     }
-    if constexpr (is_tls) co_await tls_close(stream_, !client_gone_, w_.deadlines, client_dl_);
+    if constexpr (is_tls) co_await tls_close(self.stream_, !self.client_gone_, w.deadlines, self.client_dl_);
     beast::error_code ignored;
-    client_.shutdown(tcp::socket::shutdown_send, ignored);
-    if (linger_) {
+    self.client_.shutdown(tcp::socket::shutdown_send, ignored);
+    if (self.linger_) {
       // Refused with unread request bytes: read (and drop) what follows for a moment, so that
       // closing does not reset the connection before the client reads the answer.
-      w_.deadlines.arm_after(client_dl_, std::chrono::seconds(1));
-      std::array<char, 4096> sink;
+      // (A borrowed buffer: an array here would be in every connection's coroutine frame.)
+      w.deadlines.arm_after(self.client_dl_, std::chrono::seconds(1));
+      relay_buffer sink;
       for (std::size_t total = 0; total < 256 * 1024;) {
-        auto [ec, n] = co_await client_.async_read_some(asio::buffer(sink), tok);
+        auto [ec, n] = co_await self.client_.async_read_some(asio::buffer(sink.data(), relay_chunk), tok);
         if (ec) break;
         total += n;
       }
     }
-    client_.close(ignored);
+    self.client_.close(ignored);
+  }
+
+ private:
+  session(worker& w, tcp::socket socket, const tls::cert_set* certs)
+      : w_(w), stream_(make_stream(std::move(socket), certs)), client_(beast::get_lowest_layer(stream_)) {
+    beast::error_code ec;
+    auto ep = client_.remote_endpoint(ec);
+    if (!ec) client_ip_ = ep.address().to_string();
+    client_.set_option(tcp::no_delay(true), ec);
+    buf_.max_size(w_.opts->limits.max_header_bytes + client_buffer_slack);
+  }
+  static Stream make_stream(tcp::socket socket, const tls::cert_set* certs) {
+    if constexpr (is_tls) return Stream(std::move(socket), certs->default_context());
+    else return socket;
   }
 
  private:
@@ -326,7 +339,7 @@ class session {
     if (auto chk = check_request(*parser_, verdict_); chk.status != 0) {
       w_.owner->stats().bad_requests.add();
       linger_ = true;
-      co_await respond_local(chk.status, std::string(chk.reason) + "\n", false);
+      co_await respond_text(chk.status, chk.reason, {}, false);
       log_access(req);
       co_return false;
     }
@@ -343,10 +356,8 @@ class session {
     const route* r = w_.routes->find(req[http::field::host]);
     if (r == nullptr) {
       w_.owner->stats().unrouted.add();
-      std::string body = "no app for host ";
-      body.append(req[http::field::host]).push_back('\n');
       bool keep = client_keep_alive && !body_pending;
-      co_await respond_local(404, body, keep);
+      co_await respond_text(404, "no app for host ", req[http::field::host], keep);
       log_access(req);
       co_return keep && !w_.draining;
     }
@@ -360,7 +371,7 @@ class session {
         verdict_.content_length > cfg->settings.max_body) {
       w_.owner->stats().hit(limit_hit::body_size);
       linger_ = true;
-      co_await respond_local(413, "request body larger than " + std::to_string(cfg->settings.max_body) + " bytes\n", false);
+      co_await respond_too_large(cfg->settings.max_body);
       app->stats.requests.add(413);
       log_access(req);
       co_return false;
@@ -515,7 +526,7 @@ class session {
         if (!result.response_started && body_too_large_) {
           w_.owner->stats().hit(limit_hit::body_size);
           linger_ = true;
-          co_await respond_local(413, "request body larger than " + std::to_string(max_body_) + " bytes\n", false);
+          co_await respond_too_large(max_body_);
           co_return false;
         }
         if (!result.response_started && status_ == 400) {  // the body's chunked framing was invalid
@@ -577,8 +588,16 @@ class session {
         co_await w->timer.async_wait(tok);  // buffer full: only the decision is awaited
         break;
       }
-      // What the buffer already has room for, at least 512 bytes: a held request stays small.
-      auto space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
+      // Nothing buffered (a request without a body, the usual held request): the buffer is given
+      // back and the read takes at most 16 bytes, enough to see the client hang up; a held request
+      // then holds no buffer. Bytes that do come (a body) are kept, and the buffer grows for them.
+      std::size_t space;
+      if (buf_.size() == 0) {
+        buf_.shrink_to_fit();
+        space = 16;
+      } else {
+        space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
+      }
       w->held_socket = &client_;
       auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), tok);
       w->held_socket = nullptr;
@@ -604,9 +623,7 @@ class session {
       if (w->state.compare_exchange_strong(expected, scaler::waiter::cancelled)) {
         control.post_cancel(app, w);
         app->stats.rejected_timeout.add();
-        co_await respond_local(503, "queue timeout: app " + app->name() + " had no ready instance within " +
-                                        std::to_string(cfg.settings.queue_timeout.count()) + "ms\n",
-                               false, true);
+        co_await respond_queue_timeout(*app, cfg.settings.queue_timeout);
         co_return nullptr;
       }
       st = expected;
@@ -621,7 +638,7 @@ class session {
     }
     // failed: queue full, start failure, removal or shutdown
     if (w->failure == scaler::waiter::why::queue_full) app->stats.rejected_full.add();
-    co_await respond_local(503, w->error + "\n", false, true);
+    co_await respond_text(503, w->error, {}, false, true);
     co_return nullptr;
   }
 
@@ -1027,6 +1044,24 @@ class session {
   // ------------------------------------------------------------------------------------------
   // wakegate's own responses and logging
 
+  // respond_local with the body `a` + `b` + "\n", built in this coroutine's frame: the rare
+  // answers' strings then take no room in the frames of every request (and of every held one).
+  asio::awaitable<void> respond_text(unsigned status, std::string_view a, std::string_view b, bool keep_alive,
+                                     bool retry_after = false) {
+    std::string body;
+    body.reserve(a.size() + b.size() + 1);
+    body.append(a).append(b).push_back('\n');
+    co_await respond_local(status, std::move(body), keep_alive, retry_after);
+  }
+  asio::awaitable<void> respond_too_large(std::uint64_t max_body) {
+    co_await respond_local(413, "request body larger than " + std::to_string(max_body) + " bytes\n", false);
+  }
+  asio::awaitable<void> respond_queue_timeout(const scaler::app& app, config::duration timeout) {
+    co_await respond_local(503, "queue timeout: app " + app.name() + " had no ready instance within " +
+                                    std::to_string(timeout.count()) + "ms\n",
+                           false, true);
+  }
+
   asio::awaitable<void> respond_local(unsigned status, std::string body, bool keep_alive, bool retry_after = false,
                                       std::string_view location = {}) {
     status_ = status;
@@ -1121,19 +1156,11 @@ class session {
 };
 
 asio::awaitable<void> run_session(worker& w, tcp::socket socket) {
-  session<tcp::socket> s(w, std::move(socket));
-  co_await s.run();
+  return session<tcp::socket>::serve(w, std::move(socket), nullptr);
 }
 
 asio::awaitable<void> run_tls_session(worker& w, tcp::socket socket) {
-  // Held for the connection: the SNI callback of its handshake reads this certificate set.
-  std::shared_ptr<const tls::cert_set> certs = w.certs;
-  if (!certs || certs->empty()) {  // e.g. before ACME's first certificate
-    w.owner->stats().tls_failed.add();
-    co_return;
-  }
-  session<tls_stream> s(w, std::move(socket), certs->default_context());
-  co_await s.run();
+  return session<tls_stream>::serve(w, std::move(socket), w.certs);
 }
 
 }  // namespace wakegate::proxy
