@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz/*_fuzz.cpp) with clang-14, ASan and UBSan, and runs each
-# for SECONDS (default 60), both at once, on a copy of its seed corpus (tests/fuzz/corpus/<name>).
+# for SECONDS (default 60), all at once, on a copy of its seed corpus (tests/fuzz/corpus/<name>).
 # Prints each target's executions and coverage; exits non-zero when a target finds a crash (the
 # input is saved as build-fuzz/crash-*). Runs from any directory.
 #   scripts/fuzz.sh [SECONDS]
@@ -21,11 +21,15 @@ clang++-14 "${flags[@]}" tests/fuzz/config_fuzz.cpp config/loader.cpp config/con
   common/time_zone.cpp -lyaml-cpp -lssl -lcrypto \
   -o "$out/config_fuzz" &
 build_config=$!
+clang++-14 "${flags[@]}" tests/fuzz/response_fuzz.cpp proxy/framing.cpp proxy/response_head.cpp \
+  -o "$out/response_fuzz" &
+build_response=$!
 wait "$build_request"
 wait "$build_config"
+wait "$build_response"
 
 pids=()
-for name in request config; do
+for name in request config response; do
   mkdir -p "$out/corpus-$name"
   "$out/${name}_fuzz" "$out/corpus-$name" "tests/fuzz/corpus/$name" -max_total_time="$seconds" \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/" \
@@ -36,7 +40,7 @@ status=0
 for i in "${!pids[@]}"; do
   wait "${pids[$i]}" || true  # judged from the logs below
 done
-for name in request config; do
+for name in request config response; do
   log="$out/$name.log"
   runs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
@@ -49,9 +53,9 @@ for name in request config; do
     echo "fuzz config: known yaml-cpp hang hit (input saved as build-fuzz/timeout-*), see tests/fuzz/known-hangs"
     continue
   fi
-  if grep -qE 'ERROR: (AddressSanitizer|libFuzzer)|runtime error:|request_fuzz: ' "$log"; then
+  if grep -qE 'ERROR: (AddressSanitizer|libFuzzer)|runtime error:|(request|response)_fuzz: ' "$log"; then
     echo "fuzz ${name}: FOUND A PROBLEM:" >&2
-    grep -E -A30 'ERROR: |runtime error:|request_fuzz: ' "$log" | head -60 >&2
+    grep -E -A30 'ERROR: |runtime error:|(request|response)_fuzz: ' "$log" | head -60 >&2
     status=1
   fi
 done
