@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <limits>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -34,11 +35,21 @@ struct deadline_slot {
   }
 };
 
+// Lifetime: the sweeper outlives the io_context whose sessions use it (their frames, destroyed
+// with the io_context, unregister their slots), and its timer does not: attach() after the
+// io_context is built, detach() before it is destroyed.
 class deadline_sweeper {
  public:
-  explicit deadline_sweeper(boost::asio::io_context& ioc) : timer_(ioc) {}
+  deadline_sweeper() = default;
+  explicit deadline_sweeper(boost::asio::io_context& ioc) { attach(ioc); }
   deadline_sweeper(const deadline_sweeper&) = delete;
   deadline_sweeper& operator=(const deadline_sweeper&) = delete;
+
+  void attach(boost::asio::io_context& ioc) { timer_.emplace(ioc); }
+  void detach() noexcept {
+    timer_.reset();
+    next_sweep_ns_ = deadline_slot::never;
+  }
 
   // A slot is watched from add to remove (both O(1)); its socket may change in between.
   void add(deadline_slot& s) noexcept {
@@ -61,7 +72,7 @@ class deadline_sweeper {
     s.expired = false;
     // The sweep is never more than a second ahead, so arming a deadline further out (every
     // keep-alive request) touches only the slot.
-    if (at_ns < next_sweep_ns_) schedule(std::min(at_ns, now + max_step_ns));
+    if (at_ns < next_sweep_ns_ && timer_) schedule(std::min(at_ns, now + max_step_ns));
   }
   template <class Rep, class Period>
   void arm_after(deadline_slot& s, std::chrono::duration<Rep, Period> d) {
@@ -78,8 +89,8 @@ class deadline_sweeper {
 
   void schedule(std::int64_t at_ns) {
     next_sweep_ns_ = at_ns;
-    timer_.expires_at(steady::time_point(std::chrono::nanoseconds(at_ns)));
-    timer_.async_wait([this](const boost::system::error_code& ec) {
+    timer_->expires_at(steady::time_point(std::chrono::nanoseconds(at_ns)));
+    timer_->async_wait([this](const boost::system::error_code& ec) {
       if (!ec) sweep();
     });
   }
@@ -102,10 +113,10 @@ class deadline_sweeper {
       }
     }
     next_sweep_ns_ = deadline_slot::never;
-    if (next != deadline_slot::never) schedule(std::min(next, now + max_step_ns));
+    if (next != deadline_slot::never && timer_) schedule(std::min(next, now + max_step_ns));
   }
 
-  boost::asio::steady_timer timer_;
+  std::optional<boost::asio::steady_timer> timer_;
   deadline_slot* head_ = nullptr;
   std::int64_t next_sweep_ns_ = deadline_slot::never;
 };

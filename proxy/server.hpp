@@ -66,10 +66,15 @@ class server;
 
 // One proxy thread.
 struct worker {
-  explicit worker(std::size_t index_) : index(index_), ioc(1), deadlines(ioc) {}
+  explicit worker(std::size_t index_) : index(index_), ioc(1) { deadlines.attach(ioc); }
+  ~worker() { deadlines.detach(); }  // its timer goes before the io_context, its slot list after
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
   const std::size_t index;  // == this_shard on its thread
+  // Timeouts of this thread's connections. Declared before ioc: the session frames the
+  // io_context destroys still unregister from it.
+  deadline_sweeper deadlines;
   boost::asio::io_context ioc;
-  deadline_sweeper deadlines;  // timeouts of this thread's connections
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
   server* owner = nullptr;
   std::shared_ptr<const router> routes = std::make_shared<const router>();

@@ -388,6 +388,7 @@ class session {
       ~in_flight_guard() { a.meter.add(-1, now_ns()); }
     };
     bool keep = false;
+    scaler::instance_ptr inst;  // outlives the access log line, which reads instance_id_ (a view into it)
     {
       in_flight_guard ifg{*app};
       int max_c = cfg->settings.max_concurrency;
@@ -397,7 +398,6 @@ class session {
       request_id_ = request_id_of(req, request_id_buf_);
 
       // Fast path: a ready instance with room and nobody queued ahead of us.
-      scaler::instance_ptr inst;
       if (app->queued.load(std::memory_order_relaxed) == 0) inst = scaler::acquire_least_loaded(app->ready_view(), max_c);
       // An instance that refuses the connection has sent nothing: the request waits for another
       // one (the control plane replaces it) instead of failing, a bounded number of times.
@@ -676,8 +676,13 @@ class session {
     exchange_result sent, got;
     bool upload_over = false, download_over = false;
     upload_stop_ = false;
+    // The upload's own deadlines: the download arms up_dl_ (response header, body reads) and
+    // client_dl_ (writes) meanwhile, and neither may move the other's.
+    deadline_slot client_read, up_write;
+    deadline_guard client_read_guard(w_.deadlines, client_read, &client_);
+    deadline_guard up_write_guard(w_.deadlines, up_write, &up);
     auto upload = [&]() -> asio::awaitable<void> {
-      co_await send_request(up, sent);
+      co_await send_request(up, sent, client_read, up_write);
       upload_over = true;
       beast::error_code ignored;
       // The request did not get through: the response is not awaited any more. Closed, not only
@@ -704,7 +709,10 @@ class session {
       co_return got;
     }
     if (got.failed != failure::none) {
-      if (got.failed == failure::upstream_io && sent.failed != failure::none && !got.response_started) got = sent;
+      // The download ended because the upload failed (and closed the connection): the upload says why.
+      if ((got.failed == failure::upstream_io || got.failed == failure::upstream_protocol) &&
+          sent.failed != failure::none && !got.response_started)
+        got = sent;
       co_return got;
     }
     if (sent.failed != failure::none || !parser_->is_done()) {
@@ -715,7 +723,10 @@ class session {
     co_return got;
   }
 
-  asio::awaitable<void> send_request(tcp::socket& up, exchange_result& res) {
+  // The request body, read from the client (deadlines: `client_read`) and written to the
+  // instance (`up_write`) as it arrives.
+  asio::awaitable<void> send_request(tcp::socket& up, exchange_result& res, deadline_slot& client_read,
+                                     deadline_slot& up_write) {
     auto opts = w_.opts;  // a reload may replace w_.opts while this request runs
     const auto& limits = opts->limits;
     auto& req = parser_->get();
@@ -741,15 +752,15 @@ class session {
         if (!rb) rb.emplace();
         req.body().data = rb->data();
         req.body().size = relay_chunk;
-        arm(client_dl_, limits.io_timeout);
+        arm(client_read, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(stream_, buf_, *parser_, tok);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = failure::client;
-          if ((ec != asio::error::operation_aborted || client_dl_.timed_out(ec)) && !upload_stop_) {
+          if ((ec != asio::error::operation_aborted || client_read.timed_out(ec)) && !upload_stop_) {
             bool gone = ec == http::error::partial_message || ec == http::error::end_of_stream ||
                         ec == asio::error::eof || ec == asio::error::connection_reset;
-            status_ = client_dl_.timed_out(ec) ? 408 : gone ? 499 : 400;
+            status_ = client_read.timed_out(ec) ? 408 : gone ? 499 : 400;
           }
           co_return;
         }
@@ -774,10 +785,10 @@ class session {
       const bool last = parser_->is_done();
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
-        arm(up_dl_, limits.io_timeout);
+        arm(up_write, limits.io_timeout);
         auto [ec, n] = co_await asio::async_write(up, g.buffers(), tok);
         if (ec) {
-          res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
+          res.failed = up_write.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
           res.detail = ec.message();
           co_return;
         }

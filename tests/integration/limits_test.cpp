@@ -265,9 +265,10 @@ TEST_CASE("max_body: 413 for a larger Content-Length or a chunked body growing p
   CHECK(rc.status == 413);
   CHECK(limit_hits(wg.admin_port(), "body_size") == 2);
 
-  // /echo answers before it has the body: past max_body, an answer already under way is cut off
-  // (413 when the limit comes first). Either way at once: wakegate must not wait for the rest of
-  // a response the instance only sends once it has the rest of the body.
+  // /echo answers before it has the body: past max_body, the answer already under way is cut off
+  // (or, when the limit comes before the answer, it is a 413): never a complete 200. And at once:
+  // wakegate must not wait for the rest of a response the instance only sends once it has the
+  // rest of the body (the client would time out).
   left = 8 * 1024;
   http_request streamed{.method = "POST", .target = "/echo", .host = "t.test"};
   streamed.source = chunked.source;
@@ -294,6 +295,14 @@ TEST_CASE("request_timeout and response_header_timeout answer 504", "[integratio
   INFO(describe(slow));
   CHECK(slow.status == 504);
   CHECK(limit_hits(wg.admin_port(), "response_header_timeout") == 1);
+
+  // With a request body, sending it and waiting for the response run at once: the wait keeps
+  // its own deadline, whatever the body's writes to the instance arm meanwhile.
+  http_request with_body{.method = "GET", .target = "/sleep?ms=3000", .host = "t.test", .body = "hello"};
+  auto slow_body = http_send(wg.http_port(), with_body);
+  INFO(describe(slow_body));
+  CHECK(slow_body.status == 504);
+  CHECK(limit_hits(wg.admin_port(), "response_header_timeout") == 2);
 
   auto timed = http_get(wg.http_port(), "r.test", "/sleep?ms=3000");
   INFO(describe(timed));

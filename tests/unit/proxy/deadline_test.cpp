@@ -80,8 +80,9 @@ TEST_CASE("deadline: an earlier deadline than the scheduled sweep is honoured, a
 
   char c1, c2;
   std::optional<boost::system::error_code> far_result, near_result;
-  sweeper.arm_after(far_slot, 30s);   // schedules a sweep (at most a second ahead)
-  sweeper.arm_after(near_slot, 40ms);  // earlier: reschedules it
+  sweeper.arm_after(far_slot, 1500ms);  // schedules a sweep (at most a second ahead)
+  sweeper.arm_after(near_slot, 40ms);   // earlier: reschedules it
+  auto start = std::chrono::steady_clock::now();
   far_pair.a.async_read_some(asio::buffer(&c1, 1), [&](boost::system::error_code ec, std::size_t) { far_result = ec; });
   near_pair.a.async_read_some(asio::buffer(&c2, 1), [&](boost::system::error_code ec, std::size_t) { near_result = ec; });
   REQUIRE(run_until(ioc, [&] { return near_result.has_value(); }));
@@ -89,11 +90,43 @@ TEST_CASE("deadline: an earlier deadline than the scheduled sweep is honoured, a
   CHECK_FALSE(far_result.has_value());  // not past its deadline: untouched by the sweep
   CHECK_FALSE(far_slot.expired);
 
-  // A disarmed slot is never cancelled; the far read completes when data comes.
-  deadline_sweeper::disarm(far_slot);
-  asio::write(far_pair.b, asio::buffer("y", 1));
+  // The far deadline fires too, through the sweeps at most a second apart, and not before it.
   REQUIRE(run_until(ioc, [&] { return far_result.has_value(); }));
-  CHECK_FALSE(*far_result);
+  CHECK(far_slot.timed_out(*far_result));
+  CHECK(std::chrono::steady_clock::now() - start >= 1500ms);
+}
+
+TEST_CASE("deadline: a disarmed slot is never cancelled, an expired one cancels what starts after", "[deadline]") {
+  asio::io_context ioc;
+  deadline_sweeper sweeper(ioc);
+  socket_pair quiet(ioc), other(ioc), late(ioc);
+  deadline_slot quiet_slot, other_slot, late_slot;
+  deadline_guard g1(sweeper, quiet_slot, &quiet.a);
+  deadline_guard g2(sweeper, other_slot, &other.a);
+  deadline_guard g3(sweeper, late_slot, &late.a);
+
+  char c1, c2, c3;
+  std::optional<boost::system::error_code> quiet_result, other_result, late_result;
+  sweeper.arm_after(quiet_slot, 30ms);
+  deadline_sweeper::disarm(quiet_slot);  // before it passes
+  sweeper.arm_after(other_slot, 60ms);   // a sweep after the quiet slot's old deadline
+  sweeper.arm_after(late_slot, 20ms);    // passes with nothing pending
+  quiet.a.async_read_some(asio::buffer(&c1, 1), [&](boost::system::error_code ec, std::size_t) { quiet_result = ec; });
+  other.a.async_read_some(asio::buffer(&c2, 1), [&](boost::system::error_code ec, std::size_t) { other_result = ec; });
+  REQUIRE(run_until(ioc, [&] { return other_result.has_value() && late_slot.expired; }));
+  CHECK(other_slot.timed_out(*other_result));
+  CHECK_FALSE(quiet_result.has_value());
+
+  // A read started on the expired slot without arming it again is cancelled by a later sweep.
+  late.a.async_read_some(asio::buffer(&c3, 1), [&](boost::system::error_code ec, std::size_t) { late_result = ec; });
+  REQUIRE(run_until(ioc, [&] { return late_result.has_value(); }));
+  CHECK(late_slot.timed_out(*late_result));
+
+  // The disarmed slot's read completes when data comes.
+  CHECK_FALSE(quiet_result.has_value());
+  asio::write(quiet.b, asio::buffer("y", 1));
+  REQUIRE(run_until(ioc, [&] { return quiet_result.has_value(); }));
+  CHECK_FALSE(*quiet_result);
 }
 
 TEST_CASE("deadline: a slot removed from the sweeper is no longer watched", "[deadline]") {
