@@ -180,19 +180,30 @@ url_of() {  # target path -> url
 targets=(direct nginx haproxy wakegate)
 
 # --- 1. closed loop --------------------------------------------------------------------------
-echo "round,size,target,rps,p50_ms,p99_ms" >"$out/closed.csv"
+echo "round,size,target,rps,p50_ms,p99_ms,user_us,sys_us" >"$out/closed.csv"
+# CPU the proxy process spent per request, user and kernel (from /proc/PID/stat): where a proxy's
+# time goes, which req/s on shared cores cannot tell. Not for direct (the backend is not a proxy).
+tick=$(getconf CLK_TCK)
+pid_of() { case $1 in nginx) echo "$ngx_worker" ;; haproxy) echo "$hap_pid" ;; wakegate) echo "$wg_pid" ;; *) echo "" ;; esac; }
+cpu_ticks() { [[ -n $1 ]] && awk '{print $14, $15}' "/proc/$1/stat" || echo "0 0"; }
 to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}' <<<"$1"; }
 echo "closed loop: $rounds rounds x 3 sizes x ${#targets[@]} targets x ${secs}s (wrk -t1 -c$conns)" >&2
 for round in $(seq 1 "$rounds"); do
   for size in 0 1k 64k; do
     for t in "${targets[@]}"; do
       f="$out/wrk-$round-$size-$t.txt"
+      pid=$(pid_of "$t")
+      read -r u0 s0 < <(cpu_ticks "$pid")
       wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'Host: bench.test' "$(url_of "$t" "/$size")" >"$f"
+      read -r u1 s1 < <(cpu_ticks "$pid")
+      n=$(awk '/requests in/ {print $1}' "$f")
+      cpu=$(awk -v a="$u0" -v b="$u1" -v c="$s0" -v d="$s1" -v n="$n" -v t="$tick" -v p="$pid" \
+        'BEGIN { if (p == "" || n == 0) print ","; else printf "%.2f,%.2f", (b-a)*1e6/t/n, (d-c)*1e6/t/n }')
       rps=$(awk '/Requests\/sec/ {print $2}' "$f")
       p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$f")")
       p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$f")")
       if grep -q "Non-2xx\|Socket errors" "$f"; then echo "compare.sh: errors in $f:" $(grep "Non-2xx\|Socket errors" "$f") >&2; fi
-      echo "$round,$size,$t,$rps,$p50,$p99" >>"$out/closed.csv"
+      echo "$round,$size,$t,$rps,$p50,$p99,$cpu" >>"$out/closed.csv"
     done
   done
 done
@@ -276,17 +287,19 @@ rows = list(csv.DictReader(open(f"{out}/closed.csv")))
 print(f"# wakegate vs nginx vs HAProxy ({cores} cores, loopback, one worker each; medians of {rounds} "
       f"interleaved rounds of {secs}s)\n")
 print(f"## Closed loop: wrk -t1 -c{conns}, keep-alive\n")
-print("| body | target | req/s | x direct | x nginx | x haproxy | p50 ms | p99 ms |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+print("| body | target | req/s | x direct | x nginx | x haproxy | p50 ms | p99 ms | CPU us/req user | sys |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for size in ["0", "1k", "64k"]:
     m = {}
     for t in ["direct", "nginx", "haproxy", "wakegate"]:
         rs = [r for r in rows if r["size"] == size and r["target"] == t]
+        cpu = [r for r in rs if r["user_us"]]
         m[t] = (med(float(r["rps"]) for r in rs), med(float(r["p50_ms"]) for r in rs),
-                med(float(r["p99_ms"]) for r in rs))
-    for t, (rps, p50, p99) in m.items():
+                med(float(r["p99_ms"]) for r in rs),
+                f"{med(float(r['user_us']) for r in cpu):.2f} | {med(float(r['sys_us']) for r in cpu):.2f}" if cpu else "- | -")
+    for t, (rps, p50, p99, cpu) in m.items():
         print(f"| {size} | {t} | {rps:,.0f} | {rps / m['direct'][0]:.2f} | {rps / m['nginx'][0]:.2f} | "
-              f"{rps / m['haproxy'][0]:.2f} | {p50:.2f} | {p99:.2f} |")
+              f"{rps / m['haproxy'][0]:.2f} | {p50:.2f} | {p99:.2f} | {cpu} |")
 orows = list(csv.DictReader(open(f"{out}/open.csv")))
 print(f"\n## Open loop: {rate} req/s, 1 KiB bodies, {conns} connections, latency from scheduled send\n")
 print("| target | achieved req/s | errors | p50 us | p99 us | p99.9 us |")
