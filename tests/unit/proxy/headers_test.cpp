@@ -1,5 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include <set>
+#include <string>
+
 #include <boost/beast/http.hpp>
 
 #include "proxy/headers.hpp"
@@ -93,6 +96,18 @@ TEST_CASE("headers: X-Forwarded-* set, X-Forwarded-For appended, request id adde
   http::request<http::buffer_body> h{http::verb::get, "/", 11};
   char buf3[32];
   CHECK(std::string(proxy::request_id_of(h, buf3)) != id);
+}
+
+TEST_CASE("headers: generated request ids are 32 lower-case hex characters and do not repeat", "[headers]") {
+  std::set<std::string> seen;
+  for (int i = 0; i < 10000; ++i) {
+    char id[32];
+    proxy::make_request_id(id);
+    std::string s(id, sizeof id);
+    CHECK(s.find_first_not_of("0123456789abcdef") == std::string::npos);
+    seen.insert(s);
+  }
+  CHECK(seen.size() == 10000);
 }
 
 TEST_CASE("headers: the forwarded head drops hop-by-hop fields, Expect and fields named in Connection", "[headers]") {
