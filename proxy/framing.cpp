@@ -9,40 +9,8 @@ namespace wakegate::proxy {
 
 namespace {
 
-constexpr std::array<bool, 256> make_tchar() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr auto tchar = make_tchar();
-
-bool is_token(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!tchar[static_cast<unsigned char>(c)]) return false;
-  return true;
-}
-
 // Request targets: visible ASCII and obs-text; no controls, spaces or DEL.
 bool is_target_byte(unsigned char c) noexcept { return c > 0x20 && c != 0x7f; }
-
-char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // The letters of a name, lower-cased: "Transfer_Encoding" and "transfer---encoding" both give
 // "transferencoding". A name that folds to a framing header without being one is refused, since
@@ -50,7 +18,7 @@ std::string_view trim_ows(std::string_view s) noexcept {
 bool resembles(std::string_view name, std::string_view letters) noexcept {
   std::size_t j = 0;
   for (char c : name) {
-    c = lower(c);
+    c = ascii_lower(c);
     if (c < 'a' || c > 'z') continue;
     if (j == letters.size() || letters[j] != c) return false;
     ++j;

@@ -6,30 +6,11 @@
 
 #include <boost/beast/http/field.hpp>
 
+#include "proxy/text_scan.hpp"
+
 namespace wakegate::proxy {
 
 namespace http = boost::beast::http;
-
-namespace {
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-}  // namespace
 
 void strip_hop_by_hop(http::fields& f) {
   // Headers named in Connection are hop-by-hop too. Collect names first: erasing invalidates.
@@ -39,7 +20,7 @@ void strip_hop_by_hop(http::fields& f) {
     std::string_view v = it->value();
     while (!v.empty()) {
       auto comma = v.find(',');
-      auto token = trim(v.substr(0, comma));
+      auto token = trim_ows(v.substr(0, comma));
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
       if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
       if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;
@@ -78,12 +59,12 @@ void strip_hop_by_hop(http::fields& f) {
 
 bool wants_upgrade(const http::fields& f) {
   auto up = f.find(http::field::upgrade);
-  if (up == f.end() || trim(up->value()).empty()) return false;
+  if (up == f.end() || trim_ows(up->value()).empty()) return false;
   for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
     std::string_view v = it->value();
     while (!v.empty()) {
       auto comma = v.find(',');
-      if (iequals(trim(v.substr(0, comma)), "upgrade")) return true;
+      if (iequals(trim_ows(v.substr(0, comma)), "upgrade")) return true;
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
     }
   }
@@ -134,7 +115,7 @@ std::string_view request_id_of(const http::fields& f, char (&buf)[32]) {
   for (const auto& field : f) {
     if (field.name() != http::field::unknown) continue;
     auto n = field.name_string();
-    if (n.size() == 12 && iequals(n, "x-request-id") && !trim(field.value()).empty()) return field.value();
+    if (n.size() == 12 && iequals(n, "x-request-id") && !trim_ows(field.value()).empty()) return field.value();
   }
   make_request_id(buf);
   return {buf, sizeof buf};
@@ -189,7 +170,7 @@ void append_forward_request(const http::request_header<>& req, const forward_inf
         std::string_view v = field.value();
         while (!v.empty()) {
           auto comma = v.find(',');
-          auto token = trim(v.substr(0, comma));
+          auto token = trim_ows(v.substr(0, comma));
           v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
           if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
           if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;

@@ -14,24 +14,6 @@ namespace {
 constexpr std::size_t max_fields = 100;
 constexpr std::uint64_t max_content_length = std::uint64_t{1} << 62;
 
-constexpr std::array<bool, 256> make_tchar() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
-constexpr auto tchar = make_tchar();
-
-
-bool is_token(std::string_view s) noexcept {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!tchar[static_cast<unsigned char>(c)]) return false;
-  return true;
-}
-
 // Index of the first byte from `i` on that is not `table`'s; the head's final CRLF stops it.
 template <const std::array<bool, 256>& table>
 std::size_t skip(std::string_view head, std::size_t i) noexcept {
@@ -39,35 +21,12 @@ std::size_t skip(std::string_view head, std::size_t i) noexcept {
   return i;
 }
 
-// skip<text>, 16 bytes at a time.
+// Past the text bytes from `i` on (a reason phrase or field value), 16 bytes at a time.
 std::size_t skip_text(std::string_view head, std::size_t i) noexcept {
   return i + first_non_text(head.data() + i, head.size() - i);
 }
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-
-char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// `lower_name` is lower-case already.
-bool iequals(std::string_view a, std::string_view lower_name) noexcept {
-  if (a.size() != lower_name.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower_name[i]) return false;
-  return true;
-}
-
-bool iequals_both(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 // One field line split at its colon; the value without surrounding whitespace, as Beast has it.
 struct field_line {
@@ -133,7 +92,7 @@ bool is_hop_by_hop(std::string_view name, const plain_response& r) noexcept {
       break;
   }
   for (std::size_t i = 0; i < r.connection_name_count; ++i)
-    if (iequals_both(name, r.connection_names[i])) return true;
+    if (iequals(name, r.connection_names[i])) return true;
   return false;
 }
 

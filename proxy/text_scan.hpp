@@ -1,14 +1,55 @@
-// Field-value bytes checked 16 at a time: the scans of request and response heads (framing.cpp,
-// response_head.cpp) spend most of their time here, byte by byte otherwise.
+// The character classes and small text helpers of HTTP/1.1 heads, shared by the request checks
+// (framing.cpp), the forwarded head (headers.cpp) and the response fast path (response_head.cpp).
+// Field values are checked 16 bytes at a time: the head scans spend most of their time there.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <string_view>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
 namespace wakegate::proxy {
+
+namespace detail {
+constexpr std::array<bool, 256> make_tchar() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[static_cast<std::size_t>(c)] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+}  // namespace detail
+
+// tchar (RFC 9110 5.6.2): the bytes of a token (field names, methods, list items).
+inline constexpr std::array<bool, 256> tchar = detail::make_tchar();
+
+inline bool is_token(std::string_view s) noexcept {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!tchar[static_cast<unsigned char>(c)]) return false;
+  return true;
+}
+
+constexpr char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Case-insensitive (ASCII) equality, as field names and tokens compare.
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+  return true;
+}
+
+// Without optional whitespace (SP, HTAB) at either end.
+inline std::string_view trim_ows(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 // HTAB, SP, VCHAR and obs-text: what a field value (or a reason phrase) may hold.
 constexpr bool is_text_byte(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7f); }
