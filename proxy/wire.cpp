@@ -17,12 +17,6 @@ void append_fields(const http::fields& f, std::string& out) {
 
 }  // namespace
 
-void append_request_head(const http::request_header<>& h, std::string& out) {
-  out.append(h.method_string()).push_back(' ');
-  out.append(h.target()).append(h.version() == 10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
-  append_fields(h, out);
-}
-
 void append_response_head(const http::response_header<>& h, std::string& out) {
   out.append(h.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
   char code[4];

@@ -1,5 +1,6 @@
-// Writing messages on the wire ourselves: the start line and header fields appended to one
-// reusable string, and chunk framing around relayed body bytes, sent with one gathered write.
+// Writing messages on the wire ourselves: a response head from Beast's fields appended to one
+// reusable string (a request head: append_forward_request in headers.hpp; a plain response:
+// response_head.hpp), and chunk framing around relayed body bytes, sent with one gathered write.
 // Beast's serializer produces the same bytes through layers of buffer views that cost more
 // instructions than the rest of the request path (bench/instructions.sh measures it).
 #pragma once
@@ -14,8 +15,6 @@
 
 namespace wakegate::proxy::wire {
 
-// "METHOD target HTTP/1.x\r\n", each field "Name: value\r\n", then "\r\n".
-void append_request_head(const boost::beast::http::request_header<>& h, std::string& out);
 // "HTTP/1.x code reason\r\n" (the instance's reason, else the standard one), fields, "\r\n".
 void append_response_head(const boost::beast::http::response_header<>& h, std::string& out);
 
