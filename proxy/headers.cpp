@@ -12,28 +12,41 @@ namespace wakegate::proxy {
 
 namespace http = boost::beast::http;
 
-void strip_hop_by_hop(http::fields& f) {
-  // Headers named in Connection are hop-by-hop too. Collect names first: erasing invalidates.
-  std::array<std::string_view, 16> named;
+namespace {
+
+// The field names Connection fields list (hop-by-hop, RFC 9110 7.6.1), except the close and
+// keep-alive options and the framing fields Host, Content-Length and Transfer-Encoding, which the
+// message's own framing governs. At most 16 are kept; views into the field values.
+struct connection_names {
+  std::array<std::string_view, 16> names;
   std::size_t count = 0;
-  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it) {
-    std::string_view v = it->value();
+
+  void add_list(std::string_view v) noexcept {
     while (!v.empty()) {
       auto comma = v.find(',');
       auto token = trim_ows(v.substr(0, comma));
       v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
       if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
       if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;
-      if (count < named.size()) named[count++] = token;
+      if (count < names.size()) names[count++] = token;
     }
   }
+  bool contains(std::string_view name) const noexcept {
+    for (std::size_t i = 0; i < count; ++i)
+      if (iequals(name, names[i])) return true;
+    return false;
+  }
+};
+
+}  // namespace
+
+void strip_hop_by_hop(http::fields& f) {
+  // Headers named in Connection are hop-by-hop too. Collect names first: erasing invalidates.
+  connection_names named;
+  for (auto it = f.find(http::field::connection); it != f.end() && it->name() == http::field::connection; ++it)
+    named.add_list(it->value());
   // One pass, comparing field codes: no lookups by name. The Connection values the names point
   // into are erased last, once nothing reads them any more.
-  auto named_here = [&](std::string_view name) {
-    for (std::size_t i = 0; i < count; ++i)
-      if (iequals(name, named[i])) return true;
-    return false;
-  };
   for (auto it = f.begin(); it != f.end();) {
     switch (it->name()) {
       case http::field::keep_alive:
@@ -47,7 +60,7 @@ void strip_hop_by_hop(http::fields& f) {
         ++it;
         continue;
       default:
-        if (count > 0 && named_here(it->name_string())) {
+        if (named.contains(it->name_string())) {
           it = f.erase(it);
           continue;
         }
@@ -160,24 +173,14 @@ void append_joined(std::string& out, const http::fields& f, http::field which) {
 void append_forward_request(const http::request_header<>& req, const forward_info& info,
                             std::string_view request_id, bool close, bool upgrade, std::string& out) {
   // Pass 1: the names listed in Connection, and what the fields after the client's depend on.
-  std::array<std::string_view, 16> named;
-  std::size_t count = 0;
+  connection_names named;
   std::string_view host;
   bool has_te = false, has_xff = false, has_upgrade = false;
   for (const auto& field : req) {
     switch (field.name()) {
-      case http::field::connection: {
-        std::string_view v = field.value();
-        while (!v.empty()) {
-          auto comma = v.find(',');
-          auto token = trim_ows(v.substr(0, comma));
-          v = comma == std::string_view::npos ? std::string_view{} : v.substr(comma + 1);
-          if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
-          if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;
-          if (count < named.size()) named[count++] = token;
-        }
+      case http::field::connection:
+        named.add_list(field.value());
         break;
-      }
       case http::field::host:
         if (host.empty()) host = field.value();
         break;
@@ -194,12 +197,6 @@ void append_forward_request(const http::request_header<>& req, const forward_inf
         break;
     }
   }
-  auto named_here = [&](std::string_view name) {
-    for (std::size_t i = 0; i < count; ++i)
-      if (iequals(name, named[i])) return true;
-    return false;
-  };
-
   // Pass 2: the request line and the client's fields that go through as they are.
   out.append(req.method_string()).push_back(' ');
   out.append(req.target()).append(" HTTP/1.1\r\n");
@@ -221,7 +218,7 @@ void append_forward_request(const http::request_header<>& req, const forward_inf
         if (classify(field.name_string()) != forwarded_field::none) continue;
         [[fallthrough]];
       default:
-        if (count > 0 && named_here(field.name_string())) continue;
+        if (named.contains(field.name_string())) continue;
         break;
     }
     append_line(out, field.name_string(), field.value());

@@ -2,7 +2,6 @@
 
 #include <sys/socket.h>
 
-#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -259,8 +258,7 @@ class session {
         }
         scanned = data.size();
       }
-      // What the buffer already has room for, at least 512 bytes: an idle connection stays small.
-      std::size_t space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
+      std::size_t space = read_space();
       if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size);
       const bool idle = data.empty();
       const std::int64_t deadline = idle ? idle_deadline : header_deadline;
@@ -282,6 +280,12 @@ class session {
       // A quiet close between requests is the normal end of a connection; one inside a header too.
       co_return head_result::closed;
     }
+  }
+
+  // How much the next client read may take: what buf_ already has room for, at least 512 bytes
+  // (an idle connection's buffer stays small), never past its limit (0: full).
+  std::size_t read_space() const noexcept {
+    return std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
   }
 
   static std::int64_t ns(config::duration d) noexcept {
@@ -596,7 +600,7 @@ class session {
         buf_.shrink_to_fit();
         space = 16;
       } else {
-        space = std::min(std::max<std::size_t>(512, buf_.capacity() - buf_.size()), buf_.max_size() - buf_.size());
+        space = read_space();
       }
       w->held_socket = &client_;
       auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), tok);
