@@ -43,7 +43,8 @@ field_line split(std::string_view line, std::size_t colon) noexcept {
 
 // The tokens of one Connection field. False when the list is malformed (Beast refuses it) or
 // names more fields than plain_response holds.
-bool add_connection_tokens(std::string_view v, plain_response& r, bool& close, bool& keep_alive) noexcept {
+bool add_connection_tokens(std::string_view head, std::string_view v, plain_response& r, bool& close,
+                           bool& keep_alive) noexcept {
   for (;;) {
     auto comma = v.find(',');
     auto token = trim_ows(v.substr(0, comma));
@@ -56,7 +57,8 @@ bool add_connection_tokens(std::string_view v, plain_response& r, bool& close, b
       } else if (!iequals(token, "host") && !iequals(token, "content-length") &&
                  !iequals(token, "transfer-encoding")) {
         if (r.connection_name_count == r.connection_names.size()) return false;
-        r.connection_names[r.connection_name_count++] = token;
+        r.connection_names[r.connection_name_count++] = {static_cast<std::uint16_t>(token.data() - head.data()),
+                                                         static_cast<std::uint16_t>(token.size())};
       }
     }
     if (comma == std::string_view::npos) return true;
@@ -74,7 +76,7 @@ bool parse_content_length(std::string_view v, std::uint64_t& n) noexcept {
   return n <= max_content_length;
 }
 
-bool is_hop_by_hop(std::string_view name, const plain_response& r) noexcept {
+bool is_hop_by_hop(std::string_view head, std::string_view name, const plain_response& r) noexcept {
   switch (name.size()) {
     case 2:
       if (iequals(name, "te")) return true;
@@ -92,7 +94,7 @@ bool is_hop_by_hop(std::string_view name, const plain_response& r) noexcept {
       break;
   }
   for (std::size_t i = 0; i < r.connection_name_count; ++i)
-    if (iequals(name, r.connection_names[i])) return true;
+    if (iequals(name, head.substr(r.connection_names[i].at, r.connection_names[i].size))) return true;
   return false;
 }
 
@@ -101,7 +103,7 @@ bool is_hop_by_hop(std::string_view name, const plain_response& r) noexcept {
 bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
   out = plain_response{};
   // The head ends in CRLF CRLF, so the table-driven loops below stop before its end.
-  if (head.size() < 17 || !head.ends_with("\r\n\r\n")) return false;
+  if (head.size() < 17 || head.size() > 65535 || !head.ends_with("\r\n\r\n")) return false;
   // Status line: "HTTP/1.x ddd reason", single spaces.
   if (head.substr(0, 7) != "HTTP/1." || (head[7] != '0' && head[7] != '1') || head[8] != ' ' || !is_digit(head[9]) ||
       !is_digit(head[10]) || !is_digit(head[11]) || head[12] != ' ')
@@ -128,7 +130,7 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
 
     switch (f.name.size()) {
       case 10:
-        if (iequals(f.name, "connection") && !add_connection_tokens(f.value, out, close, keep_alive)) return false;
+        if (iequals(f.name, "connection") && !add_connection_tokens(head, f.value, out, close, keep_alive)) return false;
         break;
       case 14:
         if (iequals(f.name, "content-length") && (++cl_count > 1 || !parse_content_length(f.value, out.content_length)))
@@ -172,7 +174,7 @@ void append_plain_response(std::string_view head, const plain_response& r, bool 
     auto colon = head.find(':', pos);
     auto eol = head.find('\r', colon);
     auto f = split(head.substr(pos, eol - pos), colon - pos);
-    bool drop = is_hop_by_hop(f.name, r) || (!hsts.empty() && iequals(f.name, "strict-transport-security"));
+    bool drop = is_hop_by_hop(head, f.name, r) || (!hsts.empty() && iequals(f.name, "strict-transport-security"));
     bool as_is = !drop && f.raw_value.size() == f.value.size() + 1 && f.raw_value.front() == ' ';
     if (!as_is) {
       out.append(head.substr(run, pos - run));

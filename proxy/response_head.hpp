@@ -27,12 +27,17 @@ struct plain_response {
   std::size_t field_count = 0;
   // Field names listed in Connection (other than close, keep-alive and the framing fields
   // Host, Content-Length, Transfer-Encoding): hop-by-hop, dropped by append_plain_response.
-  std::array<std::string_view, 16> connection_names{};
+  // Kept as offsets into the head, not views, so that this struct (a local of the proxy's
+  // response coroutine, whose frame Asio recycles only below ~1 KiB) stays small.
+  struct name_ref {
+    std::uint16_t at = 0, size = 0;
+  };
+  std::array<name_ref, 16> connection_names{};
   std::size_t connection_name_count = 0;
 };
 
 // `head`: a complete response head, status line through the empty line (as find_head_end
-// delimits it). True only when the fast path may relay it; `out` is then filled in (views into
+// delimits it), at most 65535 bytes. True only when the fast path may relay it; `out` is then filled in (views into
 // `head`). Never throws, never allocates.
 bool scan_plain_response(std::string_view head, plain_response& out) noexcept;
 

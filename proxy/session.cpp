@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -36,7 +37,14 @@ using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
-constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+// Deferred operations are awaited in place: no coroutine frame of their own per operation, as
+// use_awaitable would allocate.
+constexpr auto tok = asio::as_tuple(asio::deferred);
+// Beast's ssl_stream read members do not take deferred: the TLS client stream reads with this.
+template <class Stream>
+constexpr auto read_tok = tok;
+template <class Socket>
+constexpr auto read_tok<beast::ssl_stream<Socket>> = asio::as_tuple(asio::use_awaitable);
 // Bodies move in chunks of up to this size: a 64 KiB response is one read and one write.
 constexpr std::size_t relay_chunk = 64 * 1024;
 constexpr std::size_t client_buffer_slack = 16 * 1024;  // past max_header_bytes: some body
@@ -266,7 +274,7 @@ class session {
       // Idle until the next request starts: a draining server closes us here.
       std::list<tcp::socket*>::iterator idle_it;
       if (idle) idle_it = w_.idle.insert(w_.idle.end(), &client_);
-      auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(space), tok);
+      auto [ec, n] = co_await stream_.async_read_some(buf_.prepare(space), read_tok<Stream>);
       if (idle) w_.idle.erase(idle_it);
       if (!ec) {
         buf_.commit(n);
@@ -443,19 +451,17 @@ class session {
       ~capacity_guard() { control.release(a, i); }
     } cg{w_.owner->control(), app, inst};
 
-    if (auto expect = req.find(http::field::expect); expect != req.end()) {
-      // Answer 100-continue ourselves: the instance is chosen, the body may come.
-      if (beast::iequals(expect->value(), "100-continue") && !parser_->is_done()) {
-        static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-        arm(client_dl_, w_.opts->limits.io_timeout);
-        auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), tok);
-        if (ec) {
-          client_gone_ = true;
-          status_ = 499;
-          co_return false;
-        }
-      }
-    }  // Expect is not forwarded (append_forward_request)
+    if (!parser_->is_done())
+      if (auto expect = req.find(http::field::expect); expect != req.end())
+        // Answer 100-continue ourselves: the instance is chosen, the body may come.
+        if (beast::iequals(expect->value(), "100-continue") && !co_await send_continue()) co_return false;
+    // Expect is not forwarded (append_forward_request)
+
+    // Every way this ends in an error response of ours goes through the one co_await at the end:
+    // each co_await with its temporaries takes room in the coroutine frame, and this frame must
+    // stay under what Asio recycles (about 1 KiB) for a request not to cost an allocation.
+    unsigned fail_status = 502;
+    std::string fail_why;
 
     if (verdict_.framing == body_framing::chunked)  // to notice trailer fields added while reading the body
       forward_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
@@ -485,15 +491,18 @@ class session {
           bool instance_fault = timeout || ec == asio::error::connection_refused ||
                                 ec == asio::error::connection_reset || ec == asio::error::host_unreachable ||
                                 ec == asio::error::network_unreachable;
-          if (!instance_fault)
-            co_return co_await fail_upstream(502, "cannot connect to instance " + inst->id + ": " + why, client_keep_alive);
+          if (!instance_fault) {
+            fail_why = "cannot connect to instance " + inst->id + ": " + why;
+            break;
+          }
           w_.owner->control().post_instance_failed(app, inst, why);
           if (may_redispatch) {
             log::warn("instance unreachable, request held for another",
                       {{"app", app_name_}, {"instance", inst->id}, {"error", why}});
             co_return std::nullopt;
           }
-          co_return co_await fail_upstream(502, "instance " + inst->id + " unreachable: " + why, client_keep_alive);
+          fail_why = "instance " + inst->id + " unreachable: " + why;
+          break;
         }
         beast::error_code ignored;
         up->set_option(tcp::no_delay(true), ignored);
@@ -555,13 +564,29 @@ class session {
           w_.owner->control().post_instance_failed(app, inst, "connection lost mid-response");
         co_return false;  // the client got part of a response: only closing tells it
       }
-      if (result.failed == failure::upstream_timeout)
-        co_return co_await fail_upstream(504, "instance " + inst->id + " did not answer in time", client_keep_alive);
+      if (result.failed == failure::upstream_timeout) {
+        fail_status = 504;
+        fail_why = "instance " + inst->id + " did not answer in time";
+        break;
+      }
       // A reused connection closing is routine keep-alive churn, not a broken instance.
       if (result.failed == failure::upstream_io && !reused)
         w_.owner->control().post_instance_failed(app, inst, "connection lost before the response");
-      co_return co_await fail_upstream(502, "instance " + inst->id + " failed: " + result.detail, client_keep_alive);
+      fail_why = "instance " + inst->id + " failed: " + result.detail;
+      break;
     }
+    co_return co_await fail_upstream(fail_status, fail_why, client_keep_alive);
+  }
+
+  // Answers an Expect: 100-continue; false: the client went away.
+  asio::awaitable<bool> send_continue() {
+    static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+    arm(client_dl_, w_.opts->limits.io_timeout);
+    auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), tok);
+    if (!ec) co_return true;
+    client_gone_ = true;
+    status_ = 499;
+    co_return false;
   }
 
   // Waits in the app's queue until the control plane grants an instance, the queue timeout
@@ -603,7 +628,7 @@ class session {
         space = read_space();
       }
       w->held_socket = &client_;
-      auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), tok);
+      auto [ec, n] = co_await sock.async_read_some(buf_.prepare(space), read_tok<std::decay_t<decltype(sock)>>);
       w->held_socket = nullptr;
       if (ec == asio::error::operation_aborted) break;  // the timer completed
       if (ec) {  // the client went away: leave the queue and the counts at once
@@ -890,7 +915,18 @@ class session {
         co_return;
       }
     }
+    co_await relay_parsed(up, ubuf, res, client_keep_alive);
+  }
 
+  // Any other response (a HEAD's, interim 1xx, chunked or EOF-framed, or a head the scan
+  // refused) goes through Beast's parser, starting from the bytes already in `ubuf`. A coroutine
+  // of its own so that the common path's frame stays small enough for Asio's frame recycling
+  // (it keeps frames up to about 1 KiB): the parser alone takes half a kilobyte.
+  asio::awaitable<void> relay_parsed(tcp::socket& up, beast::flat_static_buffer_base& ubuf, exchange_result& res,
+                                     bool client_keep_alive) {
+    auto opts = w_.opts;
+    const auto& limits = opts->limits;
+    auto& req = parser_->get();
     std::optional<http::response_parser<http::buffer_body>> rpo;
     for (;;) {
       rpo.emplace();

@@ -287,6 +287,15 @@ std::string many_connection_names(int n) {
   return h + "\r\n\r\n";
 }
 
+// A head of exactly `size` bytes whose Connection field, after a long one, names a field that
+// comes last (so its offset in the head is large).
+std::string sized_head(std::size_t size) {
+  std::string h = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Big: ";
+  const std::string tail = "\r\nConnection: x-late\r\nX-Late: 1\r\n\r\n";
+  h.append(size - h.size() - tail.size(), 'a');
+  return h + tail;
+}
+
 // A random plain head from a seeded generator: field names, values, order, case and Connection
 // tokens all vary.
 std::string random_head(std::mt19937& rng) {
@@ -345,6 +354,7 @@ TEST_CASE("response head: plain heads are accepted", "[response_head]") {
   }
   CHECK(scan(many_fields(100)));
   CHECK(scan(many_connection_names(16)));
+  CHECK(scan(sized_head(65535)));
 }
 
 TEST_CASE("response head: anything else is left to Beast", "[response_head]") {
@@ -354,6 +364,7 @@ TEST_CASE("response head: anything else is left to Beast", "[response_head]") {
   }
   CHECK_FALSE(scan(many_fields(101)));
   CHECK_FALSE(scan(many_connection_names(17)));
+  CHECK_FALSE(scan(sized_head(65536)));  // names are kept as 16-bit offsets
 }
 
 TEST_CASE("response head: the client gets the fields without hop-by-hop ones", "[response_head]") {
@@ -378,6 +389,7 @@ TEST_CASE("response head: the fast path matches the Beast path on a corpus", "[r
   for (const auto& c : accepted) check_against_beast(c.head);
   check_against_beast(many_fields(100));
   check_against_beast(many_connection_names(16));
+  check_against_beast(sized_head(65535));  // X-Late, named at offset ~65500, is dropped
   const std::string_view extra[] = {
       "HTTP/1.1 200 OK\r\nServer: nginx/1.25.3\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Type: text/html\r\n"
       "Content-Length: 615\r\nLast-Modified: Tue, 24 Oct 2023 13:46:47 GMT\r\nConnection: keep-alive\r\n"
