@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/post.hpp>
 
 #include "common/metrics.hpp"
 #include "common/shard.hpp"
@@ -28,15 +28,16 @@
 
 namespace wakegate::scaler {
 
-// A request held in an app's queue. The proxy thread that holds it waits on `timer` (armed with
-// the queue timeout); the control plane grants it an instance (or fails it) by setting `state`
-// with a compare-exchange and then cancelling the timer on the holder's thread. Whoever moves
-// `state` away from `waiting` first decides the outcome, so a grant racing a timeout or a client
-// hang-up is resolved exactly once.
+// A request held in an app's queue. The proxy thread that holds it keeps a read pending on the
+// client's socket (which its queue deadline also cancels); the control plane grants it an
+// instance (or fails it) by setting `state` with a compare-exchange and then waking the holder
+// (wake(), below), which cancels that read on the holder's thread. Whoever moves `state` away
+// from `waiting` first decides the outcome, so a grant racing a timeout or a client hang-up is
+// resolved exactly once.
 struct waiter {
   enum : int { waiting, granted, cancelled, failed };
 
-  explicit waiter(const boost::asio::any_io_executor& ex) : timer(ex) {}
+  explicit waiter(boost::asio::io_context::executor_type holder_) : holder(holder_) {}
 
   enum class why { none, queue_full, start_failed, app_removed, shutting_down };
 
@@ -44,15 +45,23 @@ struct waiter {
   why failure = why::none;        // written before state becomes `failed`
   instance_ptr granted_instance;  // written before state becomes `granted`
   std::string error;              // written before state becomes `failed`
-  boost::asio::steady_timer timer;
   clock_time enqueued_at = steady::now();
+  boost::asio::io_context::executor_type holder;  // the holding proxy thread's
 
-  // Proxy thread only: the held client's socket while a read on it is pending (the timer's
-  // completion cancels that read), and whether the timer has completed.
+  // Holder's thread only: the held client's socket while a read (or wait) on it is pending.
   boost::asio::ip::tcp::socket* held_socket = nullptr;
-  bool timer_done = false;
 };
 using waiter_ptr = std::shared_ptr<waiter>;
+
+// Control plane, after it moved w->state away from `waiting`: interrupts the holder's pending
+// read on the holder's own thread. A read that completed meanwhile is not affected, and the
+// holder sees the new state before it reads again.
+inline void wake(const waiter_ptr& w) {
+  boost::asio::post(w->holder, [w] {
+    boost::system::error_code ignored;
+    if (w->held_socket != nullptr) w->held_socket->cancel(ignored);
+  });
+}
 
 // requests_total by status code, sharded like metrics::counter but one block of codes per shard.
 class code_counter {

@@ -429,7 +429,7 @@ void control_plane::post_enqueue(app_ptr a, waiter_ptr w) {
       int expected = waiter::waiting;
       a->queued.fetch_sub(1);
       if (w->state.compare_exchange_strong(expected, waiter::failed))
-        asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+        wake(w);
     };
     if (shutting_down_) return fail_now(waiter::why::shutting_down, "wakegate is shutting down");
     if (a->removed) return fail_now(waiter::why::app_removed, "app " + a->name() + " was removed");
@@ -489,7 +489,7 @@ void control_plane::dispatch(const app_ptr& a) {
       w->granted_instance.reset();
       release(a, best);
     } else {
-      asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+      wake(w);
     }
     a->queue.pop_front();
     a->queued.fetch_sub(1);
@@ -511,7 +511,7 @@ void control_plane::fail_waiters(const app_ptr& a, waiter::why why, const std::s
     w->error = reason;
     int expected = waiter::waiting;
     if (w->state.compare_exchange_strong(expected, waiter::failed))
-      asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+      wake(w);
   }
 }
 

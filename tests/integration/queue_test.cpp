@@ -1,6 +1,10 @@
-// The hold queue: full -> 503, timeout -> 503, clients that hang up while held.
+// The hold queue: full -> 503, timeout -> 503, clients that hang up while held, bodies sent while held.
 #include <catch2/catch.hpp>
 #include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include "tests/support/integration.hpp"
 
@@ -112,4 +116,59 @@ TEST_CASE("a client that hangs up while held leaves the queue and in-flight gaug
   CHECK(last.in_flight == 0);
   CHECK(wait_metric(wg.admin_port(), "wakegate_queued_requests", {{"app", "t"}}, 0, 3s));
   CHECK(wait_metric(wg.admin_port(), "wakegate_in_flight_requests", {{"app", "t"}}, 0, 3s, nullptr, 0.0));
+}
+
+TEST_CASE("a body sent while held, more than wakegate buffers, is forwarded whole after the cold start",
+          "[integration][queue]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).env_var("STARTUP_DELAY_MS", "1500"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  // 1 MiB: far past the client buffer (max_header_bytes + 16 KiB), so the held request stops
+  // reading and waits with its buffer full until the instance is ready.
+  std::string body(1 << 20, '\0');
+  for (std::size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + (i * 7 + i / 4096) % 26);
+  http_request req;
+  req.method = "POST";
+  req.host = "t.test";
+  req.target = "/echo";
+  req.body = body;
+  auto r = http_send(wg.http_port(), req);
+  INFO(describe(r));
+  REQUIRE(r.status == 200);
+  CHECK(r.body.size() == body.size());
+  CHECK(r.body == body);
+  // It was held: the request was the cold start.
+  CHECK(wait_metric(wg.admin_port(), "wakegate_cold_start_seconds_count", {{"app", "t"}}, 1, 3s));
+}
+
+TEST_CASE("a held client that resets its connection with the buffer full leaves the queue at once",
+          "[integration][queue]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(
+      app_yaml("t", {"t.test"}, marker).set("startup_timeout", "60s").env_var("STARTUP_DELAY_MS", "10000"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::socket s(ioc);
+  s.connect({boost::asio::ip::make_address("127.0.0.1"), wg.http_port()});
+  std::string head = "POST /echo HTTP/1.1\r\nHost: t.test\r\nContent-Length: 4194304\r\n\r\n";
+  boost::asio::write(s, boost::asio::buffer(head));
+  // Past wakegate's buffer, and little enough that the socket buffers take it without blocking.
+  std::string part(256 * 1024, 'x');
+  boost::asio::write(s, boost::asio::buffer(part));
+
+  app_status last;
+  REQUIRE(wait_app(
+      wg.admin_port(), "t", [](const app_status& a) { return a.queue_length == 1; }, 5s, &last));
+  s.set_option(boost::asio::socket_base::linger(true, 0));  // close with a reset
+  s.close();
+
+  bool drained = wait_app(
+      wg.admin_port(), "t", [](const app_status& a) { return a.queue_length == 0 && a.in_flight == 0; }, 3s, &last);
+  INFO("queue_length " << last.queue_length << ", in_flight " << last.in_flight);
+  CHECK(drained);
+  CHECK(last.count("ready") == 0);  // noticed long before the instance is up
 }
