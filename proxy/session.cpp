@@ -190,22 +190,25 @@ class session {
     if constexpr (is_tls) co_await tls_close(self.stream_, !self.client_gone_, w.deadlines, self.client_dl_);
     beast::error_code ignored;
     self.client_.shutdown(tcp::socket::shutdown_send, ignored);
-    if (self.linger_) {
-      // Refused with unread request bytes: read (and drop) what follows for a moment, so that
-      // closing does not reset the connection before the client reads the answer.
-      // (A borrowed buffer: an array here would be in every connection's coroutine frame.)
-      w.deadlines.arm_after(self.client_dl_, std::chrono::seconds(1));
-      relay_buffer sink;
-      for (std::size_t total = 0; total < 256 * 1024;) {
-        auto [ec, n] = co_await self.client_.async_read_some(asio::buffer(sink.data(), relay_chunk), tok);
-        if (ec) break;
-        total += n;
-      }
-    }
+    if (self.linger_) co_await self.linger();
     self.client_.close(ignored);
   }
 
  private:
+  // Refused with unread request bytes: read (and drop) what follows for a moment, so that
+  // closing does not reset the connection before the client reads the answer. A coroutine of
+  // its own (as is the borrowed buffer): what it holds would otherwise be in every connection's
+  // frame.
+  asio::awaitable<void> linger() {
+    w_.deadlines.arm_after(client_dl_, std::chrono::seconds(1));
+    relay_buffer sink;
+    for (std::size_t total = 0; total < 256 * 1024;) {
+      auto [ec, n] = co_await client_.async_read_some(asio::buffer(sink.data(), relay_chunk), tok);
+      if (ec) break;
+      total += n;
+    }
+  }
+
   session(worker& w, tcp::socket socket, const tls::cert_set* certs)
       : w_(w), stream_(make_stream(std::move(socket), certs)), client_(beast::get_lowest_layer(stream_)) {
     beast::error_code ec;
@@ -615,10 +618,7 @@ class session {
       beast::error_code ec;
       w->held_socket = &client_;
       if (buf_.size() >= buf_.max_size()) {
-        // Buffer full: nothing more is read. A wait for an error stands in for the read; it
-        // completes when the connection is reset or hung up both ways, so that is the client gone.
-        auto [e] = co_await client_.async_wait(tcp::socket::wait_error, tok);
-        ec = e ? e : asio::error::connection_reset;
+        ec = co_await wait_for_error();
       } else {
         // Nothing buffered (a request without a body, the usual held request): the buffer is
         // given back and the read takes at most 16 bytes, enough to see the client hang up; a
@@ -673,6 +673,15 @@ class session {
     if (w->failure == scaler::waiter::why::queue_full) app->stats.rejected_full.add();
     co_await respond_text(503, w->error, {}, false, true);
     co_return nullptr;
+  }
+
+  // A held request whose buffer is full reads no more: a wait for an error stands in for its
+  // read. That completes when the connection is reset or hung up both ways, so the client is
+  // gone (connection_reset), or it is cancelled like the read. Not inline in hold: hold's frame
+  // is part of every held request.
+  asio::awaitable<beast::error_code> wait_for_error() {
+    auto [ec] = co_await client_.async_wait(tcp::socket::wait_error, tok);
+    co_return ec ? ec : asio::error::connection_reset;
   }
 
   // ------------------------------------------------------------------------------------------
