@@ -11,7 +11,8 @@
 #   2. open loop: bench's wakegate_load at a fixed rate, latency from each request's scheduled time;
 #   3. memory: idle RSS, RSS per idle keep-alive connection (for all three proxies), per held request;
 #   4. cold-start overhead: first response from zero minus the instance's own time to ready;
-#   5. scaling: wakegate with 2 workers against 1 worker (wrk -t2).
+#   5. scaling: wakegate with 2 workers against 1 worker (wrk -t2): req/s, CPU per request, and
+#      how evenly the two worker threads share the work.
 # Results: a markdown report on stdout and bench/out/compare-<time>/ (raw wrk output, CSV).
 # Needs a built tree (scripts/test.sh); installs nginx-light, haproxy and wrk if missing.
 # Run on an otherwise idle machine: the load generator, the proxy and the backend share the cores.
@@ -265,13 +266,38 @@ cp "$tmp/cold.log" "$out/cold.log"
 
 # --- 5. two workers ----------------------------------------------------------------------------
 echo "scaling: wakegate 1 vs 2 workers, wrk -t2 -c$conns" >&2
-echo "round,workers,rps" >"$out/scaling.csv"
+# Where the cores are shared, req/s cannot show scaling; what can: the CPU a request costs with
+# 2 workers against 1 (contention between workers would raise it) and how evenly the worker
+# threads (named wg-worker-N) share the work.
+worker_ticks() {  # pid -> utime+stime of each worker thread, one per line
+  local t c
+  for t in /proc/"$1"/task/*; do
+    c=$(cat "$t/comm" 2>/dev/null) || continue
+    [[ $c == wg-worker-* ]] && awk '{print $14 + $15}' "$t/stat"
+  done
+}
+echo "round,workers,rps,requests,cpu_us_per_req,busiest_worker_share" >"$out/scaling.csv"
 for round in $(seq 1 "$rounds"); do
   for w in 1 2; do
     start_wakegate "w$w" "$w" 1 "$backend_cmd"
     wait_line "$tmp/w$w.log" '"instance ready"' >/dev/null
-    rps=$(wrk -t2 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "http://$wg_http/0" | awk '/Requests\/sec/ {print $2}')
-    echo "$round,$w,$rps" >>"$out/scaling.csv"
+    read -r u0 s0 < <(cpu_ticks "$wg_pid")
+    mapfile -t before < <(worker_ticks "$wg_pid")
+    f="$out/scaling-$round-$w.txt"
+    wrk -t2 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "http://$wg_http/0" >"$f"
+    read -r u1 s1 < <(cpu_ticks "$wg_pid")
+    mapfile -t after < <(worker_ticks "$wg_pid")
+    rps=$(awk '/Requests\/sec/ {print $2}' "$f")
+    n=$(awk '/requests in/ {print $1}' "$f")
+    busiest=0 all=0
+    for i in "${!after[@]}"; do
+      d=$((after[i] - ${before[i]:-0}))
+      all=$((all + d))
+      ((d > busiest)) && busiest=$d
+    done
+    stats=$(awk -v u="$((u1 - u0 + s1 - s0))" -v n="$n" -v t="$tick" -v b="$busiest" -v a="$all" \
+      'BEGIN { printf "%.2f,%.2f", u * 1e6 / t / n, (a > 0 ? b / a : 0) }')
+    echo "$round,$w,$rps,$n,$stats" >>"$out/scaling.csv"
     stop_pid "$wg_pid"
   done
 done
@@ -335,5 +361,10 @@ w2 = med(float(r["rps"]) for r in srows if r["workers"] == "2")
 print(f"\n## Workers (wrk -t2 -c{conns}, empty bodies)\n")
 print(f"- 1 worker {w1:,.0f} req/s, 2 workers {w2:,.0f} req/s: {w2 / w1:.2f}x on {cores} cores "
       "shared with wrk and the backend")
+c1 = med(float(r["cpu_us_per_req"]) for r in srows if r["workers"] == "1")
+c2 = med(float(r["cpu_us_per_req"]) for r in srows if r["workers"] == "2")
+share = med(float(r["busiest_worker_share"]) for r in srows if r["workers"] == "2")
+print(f"- CPU per request (user + kernel, whole process): 1 worker {c1:.2f} us, 2 workers {c2:.2f} us; "
+      f"with 2 workers the busier thread did {share:.0%} of the workers' CPU")
 print(f"\nraw data: {out}/")
 PY

@@ -1,6 +1,9 @@
 #include "proxy/server.hpp"
 
+#include <pthread.h>
 #include <sys/resource.h>
+
+#include <string>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -94,6 +97,9 @@ tcp::endpoint server::start() {
     if (w->tls_acceptor) asio::co_spawn(w->ioc, accept_loop(*w, true), asio::detached);
     w->thread = std::thread([wp = w.get()] {
       this_shard = wp->index;
+      // "wg-worker-N" in top -H, ps -L and /proc/PID/task/*/comm (bench/compare.sh reads it).
+      std::string name = "wg-worker-" + std::to_string(wp->index);
+      pthread_setname_np(pthread_self(), name.c_str());
       wp->ioc.run();
     });
   }
