@@ -245,6 +245,9 @@ int run(const std::string& path) {
 
   control_ctx.run();
   srv.stop();
+  // Requests still open at the shutdown deadline are destroyed with srv, after `control`
+  // (declared later): their capacity must not be given back to it then.
+  srv.detach();
   return 0;
 }
 

@@ -106,6 +106,9 @@ class server {
   std::vector<boost::asio::any_io_executor> executors();
   // The control plane is built from executors(), so it is attached after construction.
   void attach(scaler::control_plane& control) noexcept { control_ = &control; }
+  // After stop(), before the control plane is destroyed: the requests still open on the stopped
+  // threads are destroyed with the server, after the control plane, and must not report to it.
+  void detach() noexcept { control_ = nullptr; }
 
   // Binds the listeners (throws on failure, e.g. address in use) and starts the threads.
   // Returns the bound address (port filled in when the config said 0).
@@ -134,6 +137,7 @@ class server {
   void write_metrics(metrics::text_writer& w) const;
 
   scaler::control_plane& control() noexcept { return *control_; }
+  scaler::control_plane* attached_control() noexcept { return control_; }  // nullptr after detach()
   proxy_metrics& stats() noexcept { return stats_; }
 
  private:

@@ -448,11 +448,15 @@ class session {
     auto& req = parser_->get();
     instance_id_ = inst->id;
     struct capacity_guard {
-      scaler::control_plane& control;
+      server& srv;
       const scaler::app_ptr& a;
       const scaler::instance_ptr& i;
-      ~capacity_guard() { control.release(a, i); }
-    } cg{w_.owner->control(), app, inst};
+      // Also run when a stopped thread's connections are destroyed at exit, by then without
+      // a control plane (server::detach).
+      ~capacity_guard() {
+        if (auto* control = srv.attached_control()) control->release(a, i);
+      }
+    } cg{*w_.owner, app, inst};
 
     if (!parser_->is_done())
       if (auto expect = req.find(http::field::expect); expect != req.end())

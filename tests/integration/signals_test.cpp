@@ -139,6 +139,34 @@ TEST_CASE("SIGTERM: in-flight requests complete while new connections are refuse
   CHECK_FALSE(wg.records_with_msg("instance stopped", "s").empty());
 }
 
+TEST_CASE("SIGTERM: a request still running at shutdown_timeout is cut off, and wakegate exits 0 with its instances stopped",
+          "[integration][signals]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.shutdown_timeout = "300ms";
+  c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(
+      wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  auto port = wg.http_port();
+
+  http_response slow;
+  std::thread client([&] { slow = http_get(port, "s.test", "/sleep?ms=20000"); });
+  REQUIRE(wait_app(
+      wg.admin_port(), "s", [](const app_status& a) { return a.in_flight >= 1; }, 3s));
+
+  wg.signal(SIGTERM);
+  // The request's coroutine is destroyed with the stopped thread, after the control plane it
+  // took capacity from (server::detach): the exit must still be clean.
+  auto status = wg.wait_exit(10s);
+  client.join();
+  INFO("slow request: " << describe(slow));
+  CHECK(slow.status != 200);  // cut off, long before the 20 s
+  REQUIRE(status);
+  CHECK(*status == 0);
+  CHECK(count_processes(marker) == 0);
+}
+
 TEST_CASE("SIGKILL of wakegate leaves no instance and no child of an instance", "[integration][signals]") {
   auto marker = unique_marker();
   config_yaml c;
