@@ -32,6 +32,25 @@ std::vector<std::string> app_names(std::uint16_t admin_port) {
   return names;
 }
 
+// One app "s" (s.test) with one instance kept up, and this shutdown_timeout.
+std::string one_app_config(const std::string& marker, const char* shutdown_timeout) {
+  config_yaml c;
+  c.shutdown_timeout = shutdown_timeout;
+  c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
+  return c.str();
+}
+
+void wait_ready(const wakegate_process& wg) {
+  REQUIRE(wait_app(
+      wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+}
+
+// Waits until a request is in flight on app "s".
+void wait_in_flight(const wakegate_process& wg) {
+  REQUIRE(wait_app(
+      wg.admin_port(), "s", [](const app_status& a) { return a.in_flight >= 1; }, 3s));
+}
+
 }  // namespace
 
 TEST_CASE("SIGHUP: an invalid config is reported and the old one keeps serving then a valid one adds and removes apps",
@@ -104,12 +123,8 @@ TEST_CASE("SIGHUP: an invalid config is reported and the old one keeps serving t
 TEST_CASE("SIGTERM: in-flight requests complete while new connections are refused then instances stop and exit is 0",
           "[integration][signals]") {
   auto marker = unique_marker();
-  config_yaml c;
-  c.shutdown_timeout = "5s";
-  c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
-  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(
-      wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  wakegate_process wg(one_app_config(marker, "5s"), wakegate_options::cleaning({marker}));
+  wait_ready(wg);
   auto port = wg.http_port();
 
   http_response slow;
@@ -118,8 +133,7 @@ TEST_CASE("SIGTERM: in-flight requests complete while new connections are refuse
     slow = http_get(port, "s.test", "/sleep?ms=1500");
     done = true;
   });
-  REQUIRE(wait_app(
-      wg.admin_port(), "s", [](const app_status& a) { return a.in_flight >= 1; }, 3s));
+  wait_in_flight(wg);
 
   wg.signal(SIGTERM);
   bool refused = wait_until([&] { return !can_connect(port, 200ms); }, 1000ms);
@@ -142,18 +156,13 @@ TEST_CASE("SIGTERM: in-flight requests complete while new connections are refuse
 TEST_CASE("SIGTERM: a request still running at shutdown_timeout is cut off, and wakegate exits 0 with its instances stopped",
           "[integration][signals]") {
   auto marker = unique_marker();
-  config_yaml c;
-  c.shutdown_timeout = "300ms";
-  c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
-  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(
-      wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  wakegate_process wg(one_app_config(marker, "300ms"), wakegate_options::cleaning({marker}));
+  wait_ready(wg);
   auto port = wg.http_port();
 
   http_response slow;
   std::thread client([&] { slow = http_get(port, "s.test", "/sleep?ms=20000"); });
-  REQUIRE(wait_app(
-      wg.admin_port(), "s", [](const app_status& a) { return a.in_flight >= 1; }, 3s));
+  wait_in_flight(wg);
 
   wg.signal(SIGTERM);
   // The request's coroutine is destroyed with the stopped thread, after the control plane it
