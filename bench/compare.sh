@@ -8,6 +8,7 @@
 # to that same backend, and wakegate (workers: 1, access log off) routes to it. Then:
 #   1. closed loop: wrk -t1 -c64 for each body size and target (direct, nginx, haproxy, wakegate),
 #      rounds interleaved; medians, ratios to direct and to nginx/HAProxy;
+#      then system calls per request for each proxy (perf stat, kernel tracepoints);
 #   2. open loop: bench's wakegate_load at a fixed rate, latency from each request's scheduled time;
 #   3. memory: idle RSS, RSS per idle keep-alive connection (for all three proxies), per held request;
 #   4. cold-start overhead: first response from zero minus the instance's own time to ready;
@@ -32,7 +33,7 @@ while (($#)); do
   esac
 done
 
-for p in nginx-light haproxy wrk; do
+for p in nginx-light haproxy wrk linux-perf; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
@@ -209,6 +210,32 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
+# --- 1b. system calls per request ---------------------------------------------------------------
+# Counted by perf on each proxy process (kernel tracepoints) over one wrk run with empty bodies:
+# what the kernel part of the CPU per request is made of. Skipped when tracepoints are not
+# available (no linux-perf, or no permission).
+syscalls=(recvfrom sendto sendmsg read readv write writev epoll_wait)
+echo "target,requests,${syscalls[*]}" | tr ' ' ',' >"$out/syscalls.csv"
+if perf stat -e syscalls:sys_enter_recvfrom -x, -o /dev/null -- true 2>/dev/null; then
+  events=$(printf 'syscalls:sys_enter_%s,' "${syscalls[@]}")
+  echo "system calls: 3 proxies x ${secs}s (perf stat)" >&2
+  for t in nginx haproxy wakegate; do
+    pid=$(pid_of "$t")
+    perf stat -e "${events%,}" -x, -o "$out/syscalls-$t.txt" -p "$pid" -- sleep "$((secs + 1))" &
+    sp=$!
+    sleep 0.3  # perf attaches before the load starts
+    n=$(wrk -t1 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "$(url_of "$t" /0)" | awk '/requests in/ {print $1}')
+    wait "$sp"
+    row="$t,$n"
+    for c in "${syscalls[@]}"; do
+      row+=",$(awk -F, -v e="syscalls:sys_enter_$c" '$3 == e {print $1 + 0}' "$out/syscalls-$t.txt")"
+    done
+    echo "$row" >>"$out/syscalls.csv"
+  done
+else
+  echo "compare.sh: perf tracepoints unavailable; system calls not counted" >&2
+fi
+
 # --- 2. open loop ------------------------------------------------------------------------------
 echo "round,target,achieved_rps,errors,p50_us,p99_us,p999_us" >"$out/open.csv"
 echo "open loop: $rounds rounds x ${#targets[@]} targets x ${secs}s at $rate req/s" >&2
@@ -355,6 +382,17 @@ q = lambda xs, p: xs[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
 print("\n## Cold start from zero\n")
 print(f"- {len(over)} cold starts; instance's own time to ready p50 {q(sorted(ready), .5):.1f} ms")
 print(f"- overhead (first response minus time to ready): p50 {q(over, .5):.2f} ms, p99 {q(over, .99):.2f} ms")
+scrows = list(csv.DictReader(open(f"{out}/syscalls.csv")))
+if scrows:
+    names = [k for k in scrows[0] if k not in ("target", "requests")]
+    used = [k for k in names if any(int(r[k] or 0) > 0 for r in scrows)]
+    print(f"\n## System calls per request (wrk -t1 -c{conns}, empty bodies, perf stat)\n")
+    print("| target | " + " | ".join(used) + " | total |")
+    print("|---|" + "---:|" * (len(used) + 1))
+    for r in scrows:
+        n = int(r["requests"])
+        per = [int(r[k] or 0) / n for k in used]
+        print(f"| {r['target']} | " + " | ".join(f"{v:.2f}" for v in per) + f" | {sum(per):.2f} |")
 srows = list(csv.DictReader(open(f"{out}/scaling.csv")))
 w1 = med(float(r["rps"]) for r in srows if r["workers"] == "1")
 w2 = med(float(r["rps"]) for r in srows if r["workers"] == "2")
