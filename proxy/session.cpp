@@ -932,17 +932,16 @@ class session {
         co_return;
       }
     }
-    co_await relay_parsed(up, ubuf, res, client_keep_alive);
+    co_await relay_parsed(up, ubuf, limits, res, client_keep_alive);
   }
 
   // Any other response (a HEAD's, interim 1xx, chunked or EOF-framed, or a head the scan
   // refused) goes through Beast's parser, starting from the bytes already in `ubuf`. A coroutine
   // of its own so that the common path's frame stays small enough for Asio's frame recycling
   // (it keeps frames up to about 1 KiB): the parser alone takes half a kilobyte.
-  asio::awaitable<void> relay_parsed(tcp::socket& up, beast::flat_static_buffer_base& ubuf, exchange_result& res,
-                                     bool client_keep_alive) {
-    auto opts = w_.opts;
-    const auto& limits = opts->limits;
+  // `limits`: relay_response's, which keeps them alive across a reload.
+  asio::awaitable<void> relay_parsed(tcp::socket& up, beast::flat_static_buffer_base& ubuf,
+                                     const config::limits_config& limits, exchange_result& res, bool client_keep_alive) {
     auto& req = parser_->get();
     std::optional<http::response_parser<http::buffer_body>> rpo;
     for (;;) {
