@@ -70,7 +70,7 @@ TEST_CASE("framing: HTTP/1.0 clients never get chunked responses and 1.1 clients
   REQUIRE(wait_app(wg.admin_port(), "f", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
   const std::string body = pattern(5000);
 
-  for (std::string target : {"/eof?n=5000", "/chunks?n=5000"}) {
+  for (std::string target : {"/eof?n=5000", "/eof?n=5000&together=1", "/chunks?n=5000"}) {
     INFO("HTTP/1.0 GET " << target);
     bool closed = false;
     auto raw = exchange_raw(wg.http_port(), "GET " + target + " HTTP/1.0\r\nHost: f.test\r\n\r\n", closed);
@@ -83,7 +83,7 @@ TEST_CASE("framing: HTTP/1.0 clients never get chunked responses and 1.1 clients
     CHECK(closed);
   }
 
-  for (std::string target : {"/eof?n=5000", "/chunks?n=5000"}) {
+  for (std::string target : {"/eof?n=5000", "/eof?n=5000&together=1", "/chunks?n=5000"}) {
     INFO("HTTP/1.1 GET " << target << ", then a second request on the same connection");
     http_connection conn(wg.http_port());
     auto first = conn.send(http_request{"GET", target, "f.test", {}, {}, {}, {}});

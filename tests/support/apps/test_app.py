@@ -21,9 +21,11 @@ Endpoints:
   GET  /headers       200 JSON object: lower-case header name -> value (repeats joined by ", ")
   GET  /exit          os._exit(1) without answering (a crash in the middle of a request)
   GET  /eof?n=N       N pattern bytes with neither Content-Length nor chunked: the body ends at close
+                      (&together=1: the head, the body and the FIN in one TCP segment)
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
   GET  /partial       200 with Content-Length 100000, 1000 bytes of it, then os._exit(1) (a crash
-                      in the middle of a response)
+                      in the middle of a response; ?together=1: those bytes and the FIN in one
+                      TCP segment, so the proxy's read returns the bytes and consumes the FIN)
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
                       (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
@@ -34,6 +36,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import socketserver
 import sys
 import time
@@ -141,6 +144,18 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _cork(self, query):
+        """With ?together=1: hold what is written next (TCP_CORK) until _fin() sends it with the
+        FIN, in one segment. Returns whether it did."""
+        if query.get("together", ["0"])[0] != "1":
+            return False
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        return True
+
+    def _fin(self):
+        """Ends the corked write with the FIN: the kernel sets FIN on the pending segment."""
+        self.connection.shutdown(socket.SHUT_WR)
+
     def _route(self):
         url = urlsplit(self.path)
         query = parse_qs(url.query)
@@ -171,17 +186,23 @@ class Handler(BaseHTTPRequestHandler):
             self._websocket()
         elif path == "/eof":
             n = int(query.get("n", ["0"])[0])
+            together = self._cork(query)
             self.send_response(200)
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(bytes(k % 251 for k in range(n)))
+            if together:
+                self._fin()
             self.close_connection = True
         elif path == "/partial":
+            together = self._cork(query)
             self.send_response(200)
             self.send_header("Content-Length", "100000")
             self.end_headers()
             self.wfile.write(bytes(k % 251 for k in range(1000)))
             self.wfile.flush()
+            if together:
+                self._fin()
             os._exit(1)
         elif path == "/chunks":
             n = int(query.get("n", ["0"])[0])
