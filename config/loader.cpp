@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -23,6 +24,7 @@
 #include <filesystem>
 #include <map>
 #include <span>
+#include <sstream>
 #include <system_error>
 #include <utility>
 
@@ -291,17 +293,13 @@ class loader {
       }
     }
     try {
-      std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-      if (documents.empty() || documents.front().IsNull()) {
+      const std::string text(yaml);
+      if (!check_documents(text)) return finish();
+      YAML::Node root = YAML::Load(text);  // the first document only
+      if (root.IsNull()) {
         error({1, 1}, "configuration is empty");
       } else {
-        for (std::size_t i = 1; i < documents.size(); ++i) {
-          if (!documents[i].IsNull()) {
-            error(position_of(documents[i].Mark()), "only one YAML document is allowed");
-            break;
-          }
-        }
-        parse_root(documents.front());
+        parse_root(root);
       }
     } catch (const YAML::Exception& e) {
       std::string message = "invalid YAML: " + e.msg;
@@ -316,6 +314,57 @@ class loader {
   }
 
  private:
+  // Walks the documents with yaml-cpp's event parser: a document after the first may only be
+  // empty. yaml-cpp 0.7's own LoadAll never returns when a top-level value is followed by a ','
+  // (`!tag,`, `"x" ,`, `[a] ,`, found by fuzzing): its parser reports an empty document there
+  // without consuming the ',', again and again. This walk stops at the first document that
+  // starts where the one before it did. False after reporting.
+  bool check_documents(const std::string& text) {
+    struct walker : YAML::EventHandler {
+      YAML::Mark start, first;
+      bool content = false;
+      void OnDocumentStart(const YAML::Mark& m) override {
+        start = m;
+        content = false;
+      }
+      void OnDocumentEnd() override {}
+      void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+      void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { seen(m); }
+      void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t, const std::string&) override { seen(m); }
+      void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+        seen(m);
+      }
+      void OnSequenceEnd() override {}
+      void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+        seen(m);
+      }
+      void OnMapEnd() override {}
+      void seen(const YAML::Mark& m) {
+        if (!content) first = m;
+        content = true;
+      }
+    } w;
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    int previous_pos = -1;
+    for (int index = 0; parser.HandleNextDocument(w); ++index) {
+      if (index > 0 && w.start.pos == previous_pos) {
+        const auto at = static_cast<std::size_t>(w.start.pos);
+        const char c = at < text.size() ? text[at] : ' ';
+        error(position_of(w.start), c == ','
+                                        ? std::string("unexpected ',' after the top-level value")
+                                        : std::string("invalid YAML: cannot parse past here"));
+        return false;
+      }
+      previous_pos = w.start.pos;
+      if (index > 0 && w.content) {
+        error(position_of(w.first), "only one YAML document is allowed");
+        return false;
+      }
+    }
+    return true;
+  }
+
   void error(position pos, std::string message) {
     errors_.push_back({file_, pos.line, pos.column, std::move(message)});
   }

@@ -93,6 +93,15 @@ TEST_CASE("SIGHUP: an invalid config is reported and the old one keeps serving t
   CHECK(app_names(wg.admin_port()) == std::vector<std::string>{"a", "b"});
   CHECK(count_processes(mb) == 1);
 
+  // 1b. A file on which yaml-cpp 0.7's LoadAll never returns: refused at once with its position,
+  // and the control plane goes on (the valid reload below still applies).
+  wg.write_config("!'a,b'\n");
+  wg.signal(SIGHUP);
+  const std::string hang_expected = wg.config_path() + ":1:4: unexpected ','";
+  INFO("expected in the log: " << hang_expected);
+  CHECK(wg.wait_for_line([&](const std::string& line) { return mentions(line, hang_expected); }, 5s));
+  CHECK(http_get(wg.http_port(), "a.test", "/").status == 200);
+
   // 2. Valid: a kept, b removed, c added.
   config_yaml v2;
   v2.apps = {a, cc};

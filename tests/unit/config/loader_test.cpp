@@ -817,6 +817,13 @@ apps: []
 workers: 2
 )",
        {"t.yaml:3:1: only one YAML document is allowed"}},
+      {"a second document that is empty", "apps: []\n---\n", {}},
+      // yaml-cpp 0.7's LoadAll never returns on these (a ',' after the top-level value).
+      {"a tag with a comma as the whole document", "!'a,b'", {"t.yaml:1:4: unexpected ',' after the top-level value"}},
+      {"a quoted value and a comma", "\"x\" ,", {"t.yaml:1:5: unexpected ',' after the top-level value"}},
+      {"a flow list and a comma", "[a] ,", {"t.yaml:1:5: unexpected ',' after the top-level value"}},
+      {"an anchor and a comma", "&x ,b", {"t.yaml:1:4: unexpected ',' after the top-level value"}},
+      {"a tag and a comma in a second document", "apps: []\n---\n!a,", {"t.yaml:3:1: only one YAML document is allowed"}},
   });
 }
 
