@@ -311,6 +311,7 @@ class session {
     app_name_ = {};
     instance_id_ = {};
     request_id_ = {};
+    hsts_ = {};
     bytes_in_ = bytes_out_ = 0;
     held_ = false;
     held_ns_ = 0;
@@ -345,6 +346,7 @@ class session {
     instance_id_ = {};
     app_name_ = {};
     request_id_ = {};
+    hsts_ = {};  // set once routed: a previous request's app must not lend its HSTS to this one
 
     // A body some servers would ignore (GET with Content-Length, ...) ends both connections.
     bool client_keep_alive = req.keep_alive() && !verdict_.close_after && !last_pipelined_;
@@ -381,6 +383,9 @@ class session {
     scaler::app_ptr app = r->app;
     std::shared_ptr<const config::app_config> cfg = r->cfg;
     app_name_ = app->name();
+    // The app's HSTS on every response for it on https, wakegate's own answers (413, 502, 503,
+    // 504) included.
+    if constexpr (is_tls) hsts_ = format_hsts(cfg->hsts, hsts_buf_);
 
     if (cfg->settings.max_body != 0 && verdict_.framing == body_framing::length &&
         verdict_.content_length > cfg->settings.max_body) {
@@ -407,7 +412,6 @@ class session {
     {
       in_flight_guard ifg{*app};
       int max_c = cfg->settings.max_concurrency;
-      if constexpr (is_tls) hsts_ = format_hsts(cfg->hsts, hsts_buf_);
       // Upgrade (WebSocket): a GET without a body asking to switch protocols keeps its Upgrade.
       upgrade_ = req.version() == 11 && req.method() == http::verb::get && parser_->is_done() && wants_upgrade(req);
       request_id_ = request_id_of(req, request_id_buf_);
@@ -1137,6 +1141,7 @@ class session {
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     if (retry_after) res.set(http::field::retry_after, "1");
     if (!location.empty()) res.set(http::field::location, location);
+    if (!hsts_.empty()) res.set(http::field::strict_transport_security, hsts_);
     res.keep_alive(keep_alive && !w_.draining);
     if (res.keep_alive() && client_version_ == 10) res.set(http::field::connection, "keep-alive");
     res.body() = std::move(body);

@@ -135,6 +135,13 @@ TEST_CASE("https: curl --cacert through a cold start, X-Forwarded-Proto https, H
   INFO(prom.output);
   CHECK(prom.ran);
   CHECK(prom.exit_code == 0);
+
+  // wakegate's own answer for the app carries its HSTS too: the instance dies without answering.
+  auto failed = curl_https(wg.https_port(), "a.test", "/exit", s.ca.cert);
+  INFO(failed.out << failed.err);
+  CHECK(starts_with(failed.out, "HTTP/1.1 502"));
+  CHECK(contains(to_lower(failed.out), "strict-transport-security: max-age=31536000"));
+  CHECK(contains(failed.out, "Server: wakegate"));
 }
 
 TEST_CASE("https: redirect_http answers plain http for covered hosts with 308", "[integration][https]") {
