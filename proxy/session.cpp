@@ -237,7 +237,7 @@ class session {
 
     // Waiting for a request's first byte: idle_timeout (header_timeout on a new connection), then
     // a quiet close. From its first byte: header_timeout for the whole header, then 408.
-    const auto now = now_ns();
+    auto now = now_ns();
     const std::int64_t idle_deadline = now + ns(first ? limits.header_timeout : limits.idle_timeout);
     std::int64_t header_deadline = deadline_slot::never;
     std::size_t scanned = 0;
@@ -249,7 +249,6 @@ class session {
         scanned = 0;
       }
       if (!data.empty()) {
-        if (header_deadline == deadline_slot::never) header_deadline = now_ns() + ns(limits.header_timeout);
         std::size_t end = find_head_end(data, scanned);
         if (end == std::string_view::npos) co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
         if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes))
@@ -268,6 +267,11 @@ class session {
           co_return head_result::ready;
         }
         scanned = data.size();
+        // An incomplete head: header_timeout runs from its first bytes, which came with this read.
+        if (header_deadline == deadline_slot::never) {
+          now = now_ns();
+          header_deadline = now + ns(limits.header_timeout);
+        }
       }
       std::size_t space = read_space();
       if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size);
@@ -308,6 +312,7 @@ class session {
     if (limit != limit_hit::count_) w_.owner->stats().hit(limit);
     w_.owner->stats().bad_requests.add();
     start_ns_ = now_ns();
+    done_ns_ = 0;
     app_name_ = {};
     instance_id_ = {};
     request_id_ = {};
@@ -325,8 +330,8 @@ class session {
 
   // The next operation on a connection (client_dl_ or up_dl_) must end within `d`, and never
   // past the request's deadline.
-  void arm(deadline_slot& slot, config::duration d) {
-    auto now = now_ns();
+  void arm(deadline_slot& slot, config::duration d) { arm(slot, d, now_ns()); }
+  void arm(deadline_slot& slot, config::duration d, std::int64_t now) {
     w_.deadlines.arm(slot, std::min(now + ns(d), deadline_), now);
   }
   bool past_deadline() const noexcept { return now_ns() >= deadline_; }
@@ -337,6 +342,7 @@ class session {
   asio::awaitable<bool> handle_request() {
     auto& req = parser_->get();
     start_ns_ = now_ns();
+    done_ns_ = 0;
     client_version_ = req.version();  // the request is rewritten to HTTP/1.1 for the instance
     status_ = 0;
     bytes_in_ = 0;
@@ -405,12 +411,16 @@ class session {
     app->meter.add(+1, start_ns_);
     struct in_flight_guard {
       scaler::app& a;
-      ~in_flight_guard() { a.meter.add(-1, now_ns()); }
+      std::int64_t& done;  // when the response ended (forward sets it), else now
+      ~in_flight_guard() {
+        if (done == 0) done = now_ns();
+        a.meter.add(-1, done);
+      }
     };
     bool keep = false;
     scaler::instance_ptr inst;  // outlives the access log line, which reads instance_id_ (a view into it)
     {
-      in_flight_guard ifg{*app};
+      in_flight_guard ifg{*app, done_ns_};
       int max_c = cfg->settings.max_concurrency;
       // Upgrade (WebSocket): a GET without a body asking to switch protocols keeps its Upgrade.
       upgrade_ = req.version() == 11 && req.method() == http::verb::get && parser_->is_done() && wants_upgrade(req);
@@ -438,7 +448,7 @@ class session {
       }
     }  // out of flight before counted: a counted request never still shows in flight
     app->stats.requests.add(static_cast<int>(status_));
-    app->stats.request_duration.observe(static_cast<double>(now_ns() - start_ns_) / 1e9);
+    app->stats.request_duration.observe(static_cast<double>(done_ns_ - start_ns_) / 1e9);
     log_access(req);
     co_return keep && !w_.draining;
   }
@@ -478,8 +488,9 @@ class session {
       forward_fields_ = static_cast<std::size_t>(std::distance(req.begin(), req.end()));
     bool retryable = idempotent(req.method()) && parser_->is_done();
     for (int attempt = 0;; ++attempt) {
+      std::int64_t now = now_ns();
       // The retry goes out on a new connection: the pool may hold more that the instance closed.
-      auto up = attempt == 0 ? take_connection(*inst, !retryable) : std::nullopt;
+      auto up = attempt == 0 ? take_connection(*inst, !retryable, now) : std::nullopt;
       bool reused = up.has_value();
       struct up_slot_guard {  // the slot watches this connection while it is in use here
         deadline_slot& s;
@@ -491,7 +502,7 @@ class session {
       if (!up) up.emplace(client_.get_executor());
       up_dl_.socket = &*up;
       if (!reused) {
-        arm(up_dl_, w_.opts->limits.upstream_connect_timeout);
+        arm(up_dl_, w_.opts->limits.upstream_connect_timeout, now);
         auto [ec] = co_await up->async_connect(inst->endpoint, tok);
         const bool timeout = up_dl_.timed_out(ec);
         if (ec) {
@@ -517,6 +528,7 @@ class session {
         }
         beast::error_code ignored;
         up->set_option(tcp::no_delay(true), ignored);
+        now = now_ns();
       }
 
       exchange_result result;
@@ -527,7 +539,7 @@ class session {
           head_buffer head_text;
           append_forward_request(req, {client_ip_, is_tls ? "https" : "http"}, request_id_, verdict_.close_after,
                                  upgrade_, head_text.text());
-          arm(up_dl_, w_.opts->limits.io_timeout);
+          arm(up_dl_, w_.opts->limits.io_timeout, now);
           auto [ec, n] = co_await asio::async_write(*up, asio::buffer(head_text.text()), tok);
           if (ec) {
             result.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
@@ -539,10 +551,11 @@ class session {
         result = co_await exchange(*up, client_keep_alive);
       }
       if (result.failed == failure::none) {
+        done_ns_ = now_ns();
         if (result.upstream_reusable && !verdict_.close_after && inst->accepting.load(std::memory_order_relaxed)) {
           auto& pool = inst->pools[this_shard];
           if (pool.size() < w_.opts->limits.upstream_idle_per_instance)
-            pool.push_back(scaler::idle_connection{std::move(*up), now_ns()});
+            pool.push_back(scaler::idle_connection{std::move(*up), done_ns_});
         }
         co_return result.client_keep_alive;
       }
@@ -695,9 +708,8 @@ class session {
   // ------------------------------------------------------------------------------------------
   // Upstream exchange
 
-  std::optional<tcp::socket> take_connection(scaler::instance& inst, bool must_be_alive) {
+  std::optional<tcp::socket> take_connection(scaler::instance& inst, bool must_be_alive, std::int64_t now) {
     auto& pool = inst.pools[this_shard];
-    auto now = now_ns();
     auto max_idle = std::chrono::duration_cast<std::chrono::nanoseconds>(w_.opts->limits.upstream_idle_timeout).count();
     while (!pool.empty()) {
       auto c = std::move(pool.back());
@@ -1168,7 +1180,7 @@ class session {
     line += ",\"status\":";
     line += std::to_string(status_);
     line += ",\"duration_ms\":";
-    log::append_number(line, static_cast<double>(now_ns() - start_ns_) / 1e6, 3);
+    log::append_number(line, static_cast<double>((done_ns_ != 0 ? done_ns_ : now_ns()) - start_ns_) / 1e6, 3);
     line += ",\"instance\":";
     log::append_json_string(line, instance_id_);
     line += ",\"bytes_in\":";
@@ -1211,6 +1223,7 @@ class session {
 
   // Per request (reset in handle_request).
   std::int64_t start_ns_ = 0;
+  std::int64_t done_ns_ = 0;  // when the response ended; 0 until then (the clock is read once for it)
   unsigned status_ = 0;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
   bool held_ = false;
