@@ -66,7 +66,12 @@ class server;
 
 // One proxy thread.
 struct worker {
-  explicit worker(std::size_t index_) : index(index_), ioc(1) { deadlines.attach(ioc); }
+  // The io_context runs on this worker's thread only, and only that thread uses its sockets and
+  // timers (the control plane posts to it): Asio need not lock each socket's reactor state
+  // (BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO; posts from other threads stay safe).
+  explicit worker(std::size_t index_) : index(index_), ioc(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO) {
+    deadlines.attach(ioc);
+  }
   ~worker() { deadlines.detach(); }  // its timer goes before the io_context, its slot list after
   worker(const worker&) = delete;
   worker& operator=(const worker&) = delete;
