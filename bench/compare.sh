@@ -353,6 +353,29 @@ for size in ["0", "1k", "64k"]:
     for t, (rps, p50, p99, cpu) in m.items():
         print(f"| {size} | {t} | {rps:,.0f} | {rps / m['direct'][0]:.2f} | {rps / m['nginx'][0]:.2f} | "
               f"{rps / m['haproxy'][0]:.2f} | {p50:.2f} | {p99:.2f} | {cpu} |")
+# The machine's speed drifts between rounds (shared cores): each round's targets ran minutes apart
+# at most, so a round's own ratio is steadier than the ratio of medians above.
+print("\nPer-round ratios (wakegate's req/s over the other target's in the same round): median (min-max)\n")
+print("| body | x nginx | x haproxy | rounds wakegate ahead of both, p99 at or below both |")
+print("|---|---|---|---:|")
+for size in ["0", "1k", "64k"]:
+    by_round = {}
+    for r in rows:
+        if r["size"] == size:
+            by_round.setdefault(r["round"], {})[r["target"]] = r
+    ratios = {"nginx": [], "haproxy": []}
+    ahead = 0
+    for rd in by_round.values():
+        if not all(t in rd for t in ("wakegate", "nginx", "haproxy")):
+            continue
+        w = rd["wakegate"]
+        for t in ratios:
+            ratios[t].append(float(w["rps"]) / float(rd[t]["rps"]))
+        if all(float(w["rps"]) >= float(rd[t]["rps"]) and float(w["p99_ms"]) <= float(rd[t]["p99_ms"])
+               for t in ("nginx", "haproxy")):
+            ahead += 1
+    cell = lambda xs: f"{med(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})" if xs else "-"
+    print(f"| {size} | {cell(ratios['nginx'])} | {cell(ratios['haproxy'])} | {ahead} of {len(ratios['nginx'])} |")
 orows = list(csv.DictReader(open(f"{out}/open.csv")))
 print(f"\n## Open loop: {rate} req/s, 1 KiB bodies, {conns} connections, latency from scheduled send\n")
 print("| target | achieved req/s | errors | p50 us | p99 us | p99.9 us |")
