@@ -307,19 +307,26 @@ class session {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
   }
 
+  // Clears what a request's answer and access log line are built from, as it starts (handled or
+  // refused): nothing of the connection's previous request may show through.
+  void start_request() noexcept {
+    start_ns_ = now_ns();
+    done_ns_ = 0;
+    status_ = 0;
+    bytes_in_ = bytes_out_ = 0;
+    held_ = false;
+    held_ns_ = 0;
+    app_name_ = {};
+    instance_id_ = {};
+    request_id_ = {};
+    hsts_ = {};  // set once routed, from the app's config
+  }
+
   // Answers a request refused before routing (then the connection closes).
   asio::awaitable<head_result> refuse(unsigned status, std::string_view reason, limit_hit limit) {
     if (limit != limit_hit::count_) w_.owner->stats().hit(limit);
     w_.owner->stats().bad_requests.add();
-    start_ns_ = now_ns();
-    done_ns_ = 0;
-    app_name_ = {};
-    instance_id_ = {};
-    request_id_ = {};
-    hsts_ = {};
-    bytes_in_ = bytes_out_ = 0;
-    held_ = false;
-    held_ns_ = 0;
+    start_request();
     linger_ = true;
     std::string body(reason);
     body.push_back('\n');
@@ -341,18 +348,8 @@ class session {
 
   asio::awaitable<bool> handle_request() {
     auto& req = parser_->get();
-    start_ns_ = now_ns();
-    done_ns_ = 0;
+    start_request();
     client_version_ = req.version();  // the request is rewritten to HTTP/1.1 for the instance
-    status_ = 0;
-    bytes_in_ = 0;
-    bytes_out_ = 0;
-    held_ = false;
-    held_ns_ = 0;
-    instance_id_ = {};
-    app_name_ = {};
-    request_id_ = {};
-    hsts_ = {};  // set once routed: a previous request's app must not lend its HSTS to this one
 
     // A body some servers would ignore (GET with Content-Length, ...) ends both connections.
     bool client_keep_alive = req.keep_alive() && !verdict_.close_after && !last_pipelined_;
