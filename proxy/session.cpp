@@ -47,6 +47,8 @@ template <class Socket>
 constexpr auto read_tok<beast::ssl_stream<Socket>> = asio::as_tuple(asio::use_awaitable);
 // Bodies move in chunks of up to this size: a 64 KiB response is one read and one write.
 constexpr std::size_t relay_chunk = 64 * 1024;
+// A response whose head and body fit in this many bytes reaches the client in one write.
+constexpr std::size_t hold_bytes = 16 * 1024;
 constexpr std::size_t client_buffer_slack = 16 * 1024;  // past max_header_bytes: some body
 
 // Relay buffers are borrowed per transfer from a per-thread free list, so an idle connection
@@ -574,7 +576,7 @@ class session {
       }
       // A reused connection that the instance had closed: nothing was answered, so an
       // idempotent request without a body is safe to send once more on a fresh connection.
-      if (reused && retryable && !result.response_started && attempt == 0 &&
+      if (reused && retryable && !result.answer_started && !result.response_started && attempt == 0 &&
           result.failed == failure::upstream_io)
         continue;
       if (result.failed == failure::upstream_timeout)
@@ -591,7 +593,9 @@ class session {
         break;
       }
       // A reused connection closing is routine keep-alive churn, not a broken instance.
-      if (result.failed == failure::upstream_io && !reused)
+      if (result.failed == failure::upstream_io && result.answer_started)
+        w_.owner->control().post_instance_failed(app, inst, "connection lost mid-response");
+      else if (result.failed == failure::upstream_io && !reused)
         w_.owner->control().post_instance_failed(app, inst, "connection lost before the response");
       fail_why = "instance " + inst->id + " failed: " + result.detail;
       break;
@@ -722,6 +726,7 @@ class session {
   struct exchange_result {
     failure failed = failure::none;
     bool response_started = false;   // bytes of the response reached the client
+    bool answer_started = false;     // the instance began its response (a retry would repeat it)
     bool upstream_reusable = false;
     bool client_keep_alive = false;
     std::string detail;
@@ -876,22 +881,42 @@ class session {
       std::size_t scanned = 0;
       plain_response pr;
       std::size_t plain_end = 0;
+      // A small plain response (head and body within hold_bytes) is read whole before the client
+      // gets any of it: one write, one segment, however the instance split it (a head, then the
+      // body, is common); should the instance fail before its end, the client gets a clean 502.
+      // (One read site for the head and the held body: another would enlarge this frame past
+      // Asio's recycling size.)
+      std::size_t whole = 0;  // a held response's size; 0: not held
       for (;;) {
         std::string_view data(static_cast<const char*>(ubuf.data().data()), ubuf.size());
-        std::size_t end = data.empty() ? 0 : find_head_end(data, scanned);
-        if (end == std::string_view::npos) break;  // a bare LF: Beast decides
-        if (end != 0) {
-          if (end <= limits.max_header_bytes && scan_plain_response(data.substr(0, end), pr)) plain_end = end;
-          break;
+        if (whole == 0) {
+          std::size_t end = data.empty() ? 0 : find_head_end(data, scanned);
+          if (end == std::string_view::npos) break;  // a bare LF: Beast decides
+          if (end != 0) {
+            if (end > limits.max_header_bytes || !scan_plain_response(data.substr(0, end), pr)) break;
+            plain_end = end;
+            if (end > hold_bytes || pr.content_length > hold_bytes - end) break;
+            whole = end + static_cast<std::size_t>(pr.content_length);
+          } else if (data.size() >= limits.max_header_bytes || ubuf.size() == ubuf.max_size()) {
+            break;  // Beast: too large
+          }
+          scanned = data.size();
         }
-        if (data.size() >= limits.max_header_bytes || ubuf.size() == ubuf.max_size()) break;  // Beast: too large
-        scanned = data.size();
+        if (whole != 0) {
+          if (ubuf.size() >= whole) break;
+          arm(up_dl_, limits.io_timeout);  // between body reads, as below
+        }
         auto [ec, n] = co_await up.async_read_some(ubuf.prepare(ubuf.max_size() - ubuf.size()), tok);
         if (ec) {
-          res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
-                       : ((ec == asio::error::eof && ubuf.size() == 0) || ec == asio::error::connection_reset)
-                           ? failure::upstream_io
-                           : failure::upstream_protocol;
+          if (whole != 0) {  // the head came, not all of the body
+            res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
+            res.answer_started = true;
+          } else {
+            res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
+                         : ((ec == asio::error::eof && ubuf.size() == 0) || ec == asio::error::connection_reset)
+                             ? failure::upstream_io
+                             : failure::upstream_protocol;
+          }
           res.detail = ec != asio::error::eof ? ec.message() : ubuf.size() == 0 ? "end of stream" : "partial message";
           co_return;
         }
@@ -899,7 +924,7 @@ class session {
       }
       if (plain_end != 0) {
         // The rewritten head with the body bytes already read in one write, then the rest of the
-        // Content-Length read into ubuf's memory (empty by then) and written.
+        // Content-Length (if not held) read into ubuf's memory (empty by then) and written.
         std::string_view head_in(static_cast<const char*>(ubuf.data().data()), plain_end);
         char* scratch = ubuf_mem.data();
         status_ = pr.status;

@@ -125,3 +125,40 @@ TEST_CASE("an instance that dies mid-response: that client's connection closes s
     CHECK(r.status == 200);
   }
 }
+
+TEST_CASE("an instance that fails before a small response is complete: the client gets a whole 502",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  // 200 with Content-Length 2000, 1000 bytes of it, then the instance closes the connection (and
+  // stays up: the failure wakegate reports is its own finding, not the process's exit). A response
+  // this small is read whole before any of it is sent, so nothing had reached the client: it gets
+  // a complete 502 on a connection that stays open, and the request is not sent again.
+  const std::string target =
+      GENERATE(as<std::string>{}, "/partial?length=2000&close=1", "/partial?length=2000&close=1&together=1");
+  INFO("GET " << target);
+  http_connection conn(wg.http_port());
+  // A first request leaves an idle connection to the instance, which the second one reuses: a
+  // reused connection that fails before any answer is retried once, this one must not be.
+  auto warm = conn.send(http_request{"GET", "/", "m.test", {}, {}, {}, {}});
+  REQUIRE(warm.status == 200);
+  auto r = conn.send(http_request{"GET", target, "m.test", {}, {}, {}, {}});
+  INFO(describe(r));
+  CHECK(r.status == 502);
+  CHECK(r.ok());
+  CHECK(r.body.find("partial message") != std::string::npos);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "msg") == "instance failed" && json_string(x, "error") == "connection lost mid-response";
+      },
+      5s));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_requests_total", {{"app", "m"}, {"code", "502"}}).value_or(0) == 1);
+  // The same connection is served by the replacement.
+  auto next = conn.send(http_request{"GET", "/", "m.test", {}, {}, {}, {}});
+  INFO("after the crash: " << describe(next));
+  CHECK(next.status == 200);
+}

@@ -113,3 +113,55 @@ TEST_CASE("framing: an HTTP/1.0 client asking for keep-alive is told so and kept
   CHECK(lower(raw).find("connection: keep-alive") != std::string::npos);
   CHECK_FALSE(closed);
 }
+
+namespace {
+
+// Sends `request` on a new connection and returns what the first read gets (waiting up to 10 s
+// for anything at all).
+std::string first_read(std::uint16_t port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string out;
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, 10000) == 1) {
+    char buf[65536];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) out.assign(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("framing: a small response sent in two pieces reaches the client whole, a large one streams",
+          "[integration][framing]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  // The instance sends the head, then the body 300 ms later. Head and body fit in 16 KiB: the
+  // client's first read gets both (wakegate wrote them in one piece).
+  auto small = first_read(wg.http_port(), "GET /split?n=1000&ms=300 HTTP/1.1\r\nHost: s.test\r\n\r\n");
+  INFO("small: " << small.substr(0, 200));
+  auto end = small.find("\r\n\r\n");
+  REQUIRE(end != std::string::npos);
+  CHECK(small.starts_with("HTTP/1.1 200"));
+  CHECK(small.substr(end + 4) == pattern(1000));
+
+  // 40,000 bytes: more than 16 KiB, so the head goes out as soon as it comes; the body follows
+  // when the instance sends it, a second later.
+  auto large = first_read(wg.http_port(), "GET /split?n=40000&ms=1000 HTTP/1.1\r\nHost: s.test\r\n\r\n");
+  INFO("large: " << large.substr(0, 200));
+  CHECK(large.starts_with("HTTP/1.1 200"));
+  CHECK(large.ends_with("\r\n\r\n"));
+  CHECK(lower(large).find("content-length: 40000") != std::string::npos);
+}

@@ -25,7 +25,11 @@ Endpoints:
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
   GET  /partial       200 with Content-Length 100000, 1000 bytes of it, then os._exit(1) (a crash
                       in the middle of a response; ?together=1: those bytes and the FIN in one
-                      TCP segment, so the proxy's read returns the bytes and consumes the FIN)
+                      TCP segment, so the proxy's read returns the bytes and consumes the FIN;
+                      ?length=N: Content-Length N instead; ?close=1: close the connection
+                      and keep running instead of exiting)
+  GET  /split?n=N&ms=M  the head, then M ms later N pattern bytes with Content-Length (a response
+                      that reaches the proxy in two pieces)
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
                       (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
@@ -197,13 +201,26 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/partial":
             together = self._cork(query)
             self.send_response(200)
-            self.send_header("Content-Length", "100000")
+            self.send_header("Content-Length", query.get("length", ["100000"])[0])
             self.end_headers()
             self.wfile.write(bytes(k % 251 for k in range(1000)))
             self.wfile.flush()
             if together:
                 self._fin()
+            if query.get("close", ["0"])[0] == "1":
+                if not together:
+                    self._fin()
+                self.close_connection = True
+                return
             os._exit(1)
+        elif path == "/split":
+            n = int(query.get("n", ["0"])[0])
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(int(query.get("ms", ["0"])[0]) / 1000)
+            self.wfile.write(bytes(k % 251 for k in range(n)))
         elif path == "/chunks":
             n = int(query.get("n", ["0"])[0])
             body = bytes(k % 251 for k in range(n))
