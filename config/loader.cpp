@@ -252,13 +252,23 @@ struct list_item {
   position pos;
 };
 
-// Where min/max_instances were set in one settings layer, for the min <= max check.
-struct minmax_info {
+// Where the keys checked against each other were set in one settings layer (`defaults:` or an
+// app): min_instances <= max_instances, panic_window <= stable_window.
+struct layer_keys {
   std::optional<position> min_pos;
   std::optional<position> max_pos;
-  bool invalid = false;  // one of them is set but was rejected: no cross check
-  bool set() const { return min_pos || max_pos; }
+  bool minmax_invalid = false;  // one of them is set but was rejected: no cross check
+  bool minmax_set() const { return min_pos || max_pos; }
+  std::optional<position> stable_pos;
+  std::optional<position> panic_pos;
+  bool windows_invalid = false;
 };
+
+// "6s", "500ms": a duration as the config spells it.
+std::string duration_text(duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+}
 
 class loader {
  public:
@@ -670,17 +680,34 @@ class loader {
   void parse_defaults(const entry& defaults_entry, app_settings& defaults) {
     const auto entries = entries_of(defaults_entry.value, defaults_entry.value_pos);
     if (!entries) return;
-    minmax_info minmax;
+    layer_keys keys;
     for (const entry& e : *entries) {
-      if (!apply_setting(e, defaults, minmax, "defaults"))
+      if (!apply_setting(e, defaults, keys, "defaults"))
         unknown_key(e, settings_keys, "defaults");
     }
-    if (!minmax.invalid && defaults.min_instances > defaults.max_instances) {
-      error(minmax.min_pos   ? *minmax.min_pos
-            : minmax.max_pos ? *minmax.max_pos
-                             : defaults_entry.key_pos,
+    if (!keys.minmax_invalid && defaults.min_instances > defaults.max_instances) {
+      error(keys.min_pos   ? *keys.min_pos
+            : keys.max_pos ? *keys.max_pos
+                           : defaults_entry.key_pos,
             minmax_message(defaults));
     }
+    defaults_panic_set_ = keys.panic_pos.has_value();
+    check_windows(defaults, keys, false);
+  }
+
+  // panic_window <= stable_window. One that nobody set is 6s, or stable_window if that is
+  // shorter; a conflict is reported where this layer set either key (an inherited one was
+  // reported at `defaults:`).
+  void check_windows(app_settings& s, const layer_keys& keys, bool panic_inherited) {
+    if (keys.windows_invalid) return;
+    if (!keys.panic_pos && !panic_inherited) {
+      s.panic_window = std::min(app_settings{}.panic_window, s.stable_window);
+      return;
+    }
+    if (s.panic_window <= s.stable_window || (!keys.panic_pos && !keys.stable_pos)) return;
+    error(keys.panic_pos ? *keys.panic_pos : *keys.stable_pos,
+          "panic_window (" + duration_text(s.panic_window) + ") is longer than stable_window (" +
+              duration_text(s.stable_window) + ")");
   }
 
   static std::string minmax_message(const app_settings& s) {
@@ -689,15 +716,15 @@ class loader {
   }
 
   // One `app_settings` key onto `s`; false when `e` is not such a key.
-  bool apply_setting(const entry& e, app_settings& s, minmax_info& minmax,
+  bool apply_setting(const entry& e, app_settings& s, layer_keys& keys,
                      const std::string& context) {
     const std::string& k = e.key;
     if (k == "min_instances" || k == "max_instances") {
       const bool is_min = k == "min_instances";
-      (is_min ? minmax.min_pos : minmax.max_pos) = e.key_pos;
+      (is_min ? keys.min_pos : keys.max_pos) = e.key_pos;
       const auto value = read_int(e, is_min ? 0 : 1);
       if (!value)
-        minmax.invalid = true;
+        keys.minmax_invalid = true;
       else
         (is_min ? s.min_instances : s.max_instances) = *value;
     } else if (k == "target_concurrency") {
@@ -710,8 +737,13 @@ class loader {
       if (auto value = read_duration(e, false)) s.scale_to_zero_after = *value;
     } else if (k == "scale_down_delay") {
       if (auto value = read_duration(e, false)) s.scale_down_delay = *value;
-    } else if (k == "stable_window") {
-      if (auto value = read_duration(e, true)) s.stable_window = *value;
+    } else if (k == "stable_window" || k == "panic_window") {
+      const bool stable = k == "stable_window";
+      (stable ? keys.stable_pos : keys.panic_pos) = e.key_pos;
+      if (auto value = read_duration(e, true))
+        (stable ? s.stable_window : s.panic_window) = *value;
+      else
+        keys.windows_invalid = true;
     } else if (k == "queue_timeout") {
       if (auto value = read_duration(e, true)) s.queue_timeout = *value;
     } else if (k == "startup_timeout") {
@@ -740,8 +772,6 @@ class loader {
       if (auto value = read_int(e, 1)) s.target_rps = *value;
     } else if (k == "initial_instances") {
       if (auto value = read_int(e, 0)) s.initial_instances = *value;
-    } else if (k == "panic_window") {
-      if (auto value = read_duration(e, true)) s.panic_window = *value;
     } else if (k == "panic_threshold") {
       if (auto value = read_percent(e, 110, 1000)) s.panic_threshold = *value / 100.0;
     } else if (k == "target_utilization") {
@@ -978,7 +1008,7 @@ class loader {
       error(app.pos, "missing required key 'name' in " + context);
     }
 
-    minmax_info minmax;
+    layer_keys keys;
     bool has_hosts = false;
     bool has_backend = false;
     for (const entry& e : *entries) {
@@ -991,17 +1021,18 @@ class loader {
         parse_backend(e, app, context);
       } else if (e.key == "hsts") {
         if (auto value = read_duration(e, false)) app.hsts = *value;
-      } else if (!apply_setting(e, app.settings, minmax, context)) {
+      } else if (!apply_setting(e, app.settings, keys, context)) {
         unknown_key(e, app_keys, context);
       }
     }
     if (!has_hosts) error(app.pos, "missing required key 'hosts' in " + context);
     if (!has_backend) error(app.pos, "missing required key 'backend' in " + context);
     // An inherited conflict was reported at `defaults:` already.
-    if (minmax.set() && !minmax.invalid &&
+    if (keys.minmax_set() && !keys.minmax_invalid &&
         app.settings.min_instances > app.settings.max_instances) {
-      error(minmax.min_pos ? *minmax.min_pos : app.pos, minmax_message(app.settings));
+      error(keys.min_pos ? *keys.min_pos : app.pos, minmax_message(app.settings));
     }
+    check_windows(app.settings, keys, defaults_panic_set_);
     cfg_.apps.push_back(std::move(app));
   }
 
@@ -1522,6 +1553,7 @@ class loader {
   fs::path base_dir_;
   config cfg_;
   std::optional<position> admin_address_pos_;  // listen.admin, for the open-admin warning
+  bool defaults_panic_set_ = false;            // `defaults:` sets panic_window
   std::vector<diagnostic> errors_;
   std::vector<diagnostic> warnings_;
   std::map<std::string, int> app_names_;                      // name -> line

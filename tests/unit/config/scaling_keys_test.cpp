@@ -153,3 +153,78 @@ apps: []
             "t.yaml:14:5: unknown key 'timezone' in schedule of defaults (did you mean 'time_zone'?)",
         });
 }
+
+TEST_CASE("scaling keys: panic_window is at most stable_window", "[config][loader][scaling]") {
+  SECTION("unset, it is 6 s, or stable_window where that is shorter, layer by layer") {
+    auto r = load(R"(
+defaults:
+  stable_window: 2s
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [/bin/true]}}
+  - name: b
+    hosts: [b.localhost]
+    stable_window: 30s
+    backend: {process: {command: [/bin/true]}}
+  - name: c
+    hosts: [c.localhost]
+    stable_window: 1500ms
+    backend: {process: {command: [/bin/true]}}
+)");
+    INFO((r.errors.empty() ? "" : r.errors.front().str()));
+    REQUIRE(r.ok());
+    CHECK(r.cfg->apps[0].settings.panic_window == 2s);
+    CHECK(r.cfg->apps[1].settings.panic_window == 6s);
+    CHECK(r.cfg->apps[2].settings.panic_window == 1500ms);
+  }
+  SECTION("set in the same layer: reported at panic_window") {
+    CHECK(errors_of(R"(
+defaults:
+  stable_window: 5s
+  panic_window: 10s
+apps:
+  - name: a
+    hosts: [a.localhost]
+    stable_window: 4s
+    panic_window: 4500ms
+    backend: {process: {command: [/bin/true]}}
+)") == std::vector<std::string>{
+              "t.yaml:3:3: panic_window (10s) is longer than stable_window (5s)",
+              "t.yaml:8:5: panic_window (4500ms) is longer than stable_window (4s)",
+          });
+  }
+  SECTION("a conflict with an inherited key: reported where the app set its own") {
+    CHECK(errors_of(R"(
+defaults:
+  panic_window: 10s
+apps:
+  - name: a
+    hosts: [a.localhost]
+    stable_window: 5s
+    backend: {process: {command: [/bin/true]}}
+  - name: b
+    hosts: [b.localhost]
+    stable_window: 10s
+    backend: {process: {command: [/bin/true]}}
+)") == std::vector<std::string>{"t.yaml:6:5: panic_window (10s) is longer than stable_window (5s)"});
+  }
+  SECTION("an inherited conflict is reported once, at defaults; an invalid window is not compared") {
+    CHECK(errors_of(R"(
+defaults:
+  stable_window: 3s
+  panic_window: 4s
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [/bin/true]}}
+  - name: b
+    hosts: [b.localhost]
+    panic_window: soon
+    backend: {process: {command: [/bin/true]}}
+)") == std::vector<std::string>{
+              "t.yaml:3:3: panic_window (4s) is longer than stable_window (3s)",
+              "t.yaml:10:19: expected a duration like 250ms, 30s or 5m",
+          });
+  }
+}
