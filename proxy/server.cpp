@@ -194,6 +194,9 @@ void server::write_metrics(metrics::text_writer& w) const {
   w.sample("wakegate_connections_accepted_total", {}, static_cast<double>(stats_.connections_accepted.value()));
   w.family("wakegate_open_connections", "gauge", "Client connections open now.");
   w.sample("wakegate_open_connections", {}, static_cast<double>(stats_.connections_open.value()));
+  w.family("wakegate_open_tunnels", "gauge",
+           "Upgraded connections (WebSocket) being relayed now; each also counts in wakegate_in_flight_requests.");
+  w.sample("wakegate_open_tunnels", {}, static_cast<double>(stats_.tunnels_open.value()));
   w.family("wakegate_unrouted_requests_total", "counter", "Requests for a host no app serves (404).");
   w.sample("wakegate_unrouted_requests_total", {}, static_cast<double>(stats_.unrouted.value()));
   w.family("wakegate_bad_requests_total", "counter", "Requests refused before routing (400, 408, 431, 505).");

@@ -47,6 +47,7 @@ const char* limit_name(limit_hit l) noexcept;
 struct proxy_metrics {
   metrics::counter connections_accepted;
   metrics::sharded_gauge connections_open;
+  metrics::sharded_gauge tunnels_open;  // upgraded connections (WebSocket) being relayed
   metrics::counter unrouted;         // unknown host: 404
   metrics::counter bad_requests;     // refused before routing: 400/408/431/505
   // https listener: handshakes by result

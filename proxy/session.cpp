@@ -1134,7 +1134,9 @@ class session {
     if (w_.draining) co_return;  // no new tunnel while shutting down
     deadline_sweeper::disarm(client_dl_);  // the tunnel's own watchdog times it out
     deadline_sweeper::disarm(up_dl_);
+    w_.owner->stats().tunnels_open.add(1);
     auto t = co_await run_tunnel(stream_, client_, buf_, up, ubuf, w_.opts->limits.io_timeout, w_.tunnels);
+    w_.owner->stats().tunnels_open.add(-1);
     bytes_in_ += t.bytes_in;
     bytes_out_ += t.bytes_out;
   }

@@ -66,6 +66,7 @@ TEST_CASE("websocket: handshake through a cold start, messages echo, in flight w
         wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 1; }, 3s, &last));
     INFO("in flight: " << last.in_flight);
     CHECK(scrape_value(wg.admin_port(), "wakegate_in_flight_requests", {{"app", "w"}}).value_or(-1) == 1);
+    CHECK(scrape_value(wg.admin_port(), "wakegate_open_tunnels", {}).value_or(-1) == 1);
 
     client.ws.close(websocket::close_code::normal);
     // After the close handshake the server ends the connection: the client reads EOF.
@@ -78,6 +79,7 @@ TEST_CASE("websocket: handshake through a cold start, messages echo, in flight w
   CHECK(wait_app(
       wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s, &last));
   INFO("in flight after close: " << last.in_flight);
+  CHECK(wait_metric(wg.admin_port(), "wakegate_open_tunnels", {}, 0, 3s, nullptr, 0.0));
   CHECK(wg.wait_for_record(
       [](const auto& x) {
         return json_string(x, "type") == "access" && json_string(x, "path") == "/ws" &&
