@@ -136,27 +136,36 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 
-# --- 1b. system calls per request ---------------------------------------------------------------
-# Counted by perf on each proxy process (kernel tracepoints) over one wrk run with empty bodies:
-# what the kernel part of the CPU per request is made of. Skipped when tracepoints are not
-# available (no linux-perf, or no permission).
+# --- 1b. system calls, context switches and TCP segments per request --------------------------
+# Over one wrk run per proxy and body size (0 B and 1 KiB): the system calls the proxy process made
+# (perf on kernel tracepoints), its threads' context switches (/proc/PID/task/*/status) and the
+# TCP segments the whole host sent (nstat; loopback carries only this benchmark): what the kernel
+# part of the CPU per request is made of. Skipped when tracepoints are not available (no
+# linux-perf, or no permission).
 syscalls=(recvfrom sendto sendmsg read readv write writev epoll_wait)
-echo "target,requests,${syscalls[*]}" | tr ' ' ',' >"$out/syscalls.csv"
+echo "size,target,requests,${syscalls[*]},ctx_switches,tcp_segments" | tr ' ' ',' >"$out/syscalls.csv"
+ctx_switches() { cat /proc/"$1"/task/*/status | awk '/_ctxt_switches:/ {n += $2} END {print n + 0}'; }
+out_segs() { nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" {print $2}'; }
 if perf stat -e syscalls:sys_enter_recvfrom -x, -o /dev/null -- true 2>/dev/null; then
   events=$(printf 'syscalls:sys_enter_%s,' "${syscalls[@]}")
-  echo "system calls: 3 proxies x ${secs}s (perf stat)" >&2
-  for t in nginx haproxy wakegate; do
-    pid=$(pid_of "$t")
-    perf stat -e "${events%,}" -x, -o "$out/syscalls-$t.txt" -p "$pid" -- sleep "$((secs + 1))" &
-    sp=$!
-    sleep 0.3  # perf attaches before the load starts
-    n=$(wrk -t1 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "$(url_of "$t" /0)" | awk '/requests in/ {print $1}')
-    wait "$sp"
-    row="$t,$n"
-    for c in "${syscalls[@]}"; do
-      row+=",$(awk -F, -v e="syscalls:sys_enter_$c" '$3 == e {print $1 + 0}' "$out/syscalls-$t.txt")"
+  echo "system calls: 2 sizes x 3 proxies x ${secs}s (perf stat)" >&2
+  for size in 0 1k; do
+    for t in nginx haproxy wakegate; do
+      pid=$(pid_of "$t")
+      f="$out/syscalls-$size-$t.txt"
+      perf stat -e "${events%,}" -x, -o "$f" -p "$pid" -- sleep "$((secs + 1))" &
+      sp=$!
+      sleep 0.3  # perf attaches before the load starts
+      c0=$(ctx_switches "$pid") g0=$(out_segs)
+      n=$(wrk -t1 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "$(url_of "$t" "/$size")" | awk '/requests in/ {print $1}')
+      c1=$(ctx_switches "$pid") g1=$(out_segs)
+      wait "$sp"
+      row="$size,$t,$n"
+      for c in "${syscalls[@]}"; do
+        row+=",$(awk -F, -v e="syscalls:sys_enter_$c" '$3 == e {print $1 + 0}' "$f")"
+      done
+      echo "$row,$((c1 - c0)),$((g1 - g0))" >>"$out/syscalls.csv"
     done
-    echo "$row" >>"$out/syscalls.csv"
   done
 else
   echo "compare.sh: perf tracepoints unavailable; system calls not counted" >&2
@@ -333,15 +342,19 @@ print(f"- {len(over)} cold starts; instance's own time to ready p50 {q(sorted(re
 print(f"- overhead (first response minus time to ready): p50 {q(over, .5):.2f} ms, p99 {q(over, .99):.2f} ms")
 scrows = list(csv.DictReader(open(f"{out}/syscalls.csv")))
 if scrows:
-    names = [k for k in scrows[0] if k not in ("target", "requests")]
+    extra = ("ctx_switches", "tcp_segments")
+    names = [k for k in scrows[0] if k not in ("size", "target", "requests") + extra]
     used = [k for k in names if any(int(r[k] or 0) > 0 for r in scrows)]
-    print(f"\n## System calls per request (wrk -t1 -c{conns}, empty bodies, perf stat)\n")
-    print("| target | " + " | ".join(used) + " | total |")
-    print("|---|" + "---:|" * (len(used) + 1))
+    print(f"\n## System calls, context switches and TCP segments per request (wrk -t1 -c{conns})\n")
+    print("System calls of the proxy process (perf stat); its threads' context switches; TCP segments "
+          "sent by the whole host (the client's, the proxy's and the backend's).\n")
+    print("| body | target | " + " | ".join(used) + " | total calls | context switches | TCP segments |")
+    print("|---|---|" + "---:|" * (len(used) + 3))
     for r in scrows:
         n = int(r["requests"])
         per = [int(r[k] or 0) / n for k in used]
-        print(f"| {r['target']} | " + " | ".join(f"{v:.2f}" for v in per) + f" | {sum(per):.2f} |")
+        print(f"| {r['size']} | {r['target']} | " + " | ".join(f"{v:.2f}" for v in per) +
+              f" | {sum(per):.2f} | {int(r['ctx_switches']) / n:.3f} | {int(r['tcp_segments']) / n:.2f} |")
 srows = list(csv.DictReader(open(f"{out}/scaling.csv")))
 w1 = med(float(r["rps"]) for r in srows if r["workers"] == "1")
 w2 = med(float(r["rps"]) for r in srows if r["workers"] == "2")
