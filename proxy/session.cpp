@@ -579,8 +579,10 @@ class session {
       if (reused && retryable && !result.answer_started && !result.response_started && attempt == 0 &&
           result.failed == failure::upstream_io)
         continue;
-      if (result.failed == failure::upstream_timeout)
-        w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::response_header_timeout);
+      if (result.failed == failure::upstream_timeout && past_deadline())
+        w_.owner->stats().hit(limit_hit::request_timeout);
+      else if (result.failed == failure::upstream_timeout && !result.answer_started)
+        w_.owner->stats().hit(limit_hit::response_header_timeout);
       if (result.response_started) {
         status_ = 502;
         if (result.failed != failure::upstream_timeout)
@@ -589,7 +591,8 @@ class session {
       }
       if (result.failed == failure::upstream_timeout) {
         fail_status = 504;
-        fail_why = "instance " + inst->id + " did not answer in time";
+        fail_why = "instance " + inst->id +
+                   (result.answer_started ? " stopped sending its response" : " did not answer in time");
         break;
       }
       // A reused connection closing is routine keep-alive churn, not a broken instance.
@@ -775,8 +778,11 @@ class session {
     if (got.failed != failure::none) {
       // The download ended because the upload failed (and closed the connection): the upload says why.
       if ((got.failed == failure::upstream_io || got.failed == failure::upstream_protocol) &&
-          sent.failed != failure::none && !got.response_started)
+          sent.failed != failure::none && !got.response_started) {
+        const bool answered = got.answer_started;
         got = sent;
+        got.answer_started = answered;
+      }
       co_return got;
     }
     if (sent.failed != failure::none || !parser_->is_done()) {
@@ -895,7 +901,8 @@ class session {
           if (end != 0) {
             if (end > limits.max_header_bytes || !scan_plain_response(data.substr(0, end), pr)) break;
             plain_end = end;
-            if (end > hold_bytes || pr.content_length > hold_bytes - end) break;
+            // Not held while the client is still sending its body: it may wait for the answer.
+            if (end > hold_bytes || pr.content_length > hold_bytes - end || !parser_->is_done()) break;
             whole = end + static_cast<std::size_t>(pr.content_length);
           } else if (data.size() >= limits.max_header_bytes || ubuf.size() == ubuf.max_size()) {
             break;  // Beast: too large
@@ -908,9 +915,9 @@ class session {
         }
         auto [ec, n] = co_await up.async_read_some(ubuf.prepare(ubuf.max_size() - ubuf.size()), tok);
         if (ec) {
+          res.answer_started = ubuf.size() > 0;  // the instance began to answer: not to be sent again
           if (whole != 0) {  // the head came, not all of the body
             res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
-            res.answer_started = true;
           } else {
             res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
                          : ((ec == asio::error::eof && ubuf.size() == 0) || ec == asio::error::connection_reset)

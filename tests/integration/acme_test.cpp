@@ -17,13 +17,6 @@ using namespace wakegate::test;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 unsigned mode_of(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return 0;
@@ -91,7 +84,7 @@ TEST_CASE("acme: obtains a certificate from Pebble, serves it, keeps it across r
     CHECK(mode_of(storage + "/account.key") == 0600);
     CHECK(mode_of(storage + "/certificates/app.test.key") == 0600);
     CHECK(mode_of(storage + "/certificates/app.test.crt") == 0600);
-    first_cert = slurp(storage + "/certificates/app.test.crt");
+    first_cert = read_file(storage + "/certificates/app.test.crt");
     CHECK(contains(first_cert, "BEGIN CERTIFICATE"));
   }
 
@@ -106,7 +99,7 @@ TEST_CASE("acme: obtains a certificate from Pebble, serves it, keeps it across r
     CHECK(wait_until([&] { return presented_names(wg.https_port(), "app.test") == "app.test"; }, 10s, 50ms));
     CHECK(holds_for([&] { return !has_record(wg, "acme: ordering certificate", "app.test"); }, 1500ms));
     CHECK(scrape_value(wg.admin_port(), "wakegate_acme_orders_total", {{"result", "success"}}).value_or(-1) == 0);
-    CHECK(slurp(storage + "/certificates/app.test.crt") == first_cert);
+    CHECK(read_file(storage + "/certificates/app.test.crt") == first_cert);
   }
 
   {
@@ -114,7 +107,7 @@ TEST_CASE("acme: obtains a certificate from Pebble, serves it, keeps it across r
     wakegate_process wg(config("20000d"), wakegate_options::cleaning({marker}));
     INFO(pebble.log());
     REQUIRE(wg.wait_for_record(obtained, 90s));
-    CHECK(slurp(storage + "/certificates/app.test.crt") != first_cert);
+    CHECK(read_file(storage + "/certificates/app.test.crt") != first_cert);
     CHECK(wait_metric(wg.admin_port(), "wakegate_acme_orders_total", {{"result", "success"}}, 1, 5s));
     auto root = pebble.root_file();
     auto r = curl_https(wg.https_port(), "app.test", "/", root);

@@ -129,8 +129,10 @@ TEST_CASE("an instance that dies mid-response: that client's connection closes s
 TEST_CASE("an instance that fails before a small response is complete: the client gets a whole 502",
           "[integration][failure]") {
   auto marker = unique_marker();
+  temp_dir tmp;
+  const std::string record = tmp.path() + "/record";  // every byte the instances read
   config_yaml c;
-  c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1"));
+  c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1").env_var("RECORD_FILE", record));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
 
@@ -157,8 +159,34 @@ TEST_CASE("an instance that fails before a small response is complete: the clien
       },
       5s));
   CHECK(scrape_value(wg.admin_port(), "wakegate_requests_total", {{"app", "m"}, {"code", "502"}}).value_or(0) == 1);
+  // Sent to the instance once: a retry would show a second request line.
+  const std::string seen = read_file(record);
+  const std::string line = "GET " + target + " HTTP/1.1";
+  const auto first = seen.find(line);
+  CHECK(first != std::string::npos);
+  CHECK(seen.find(line, first + 1) == std::string::npos);
   // The same connection is served by the replacement.
   auto next = conn.send(http_request{"GET", "/", "m.test", {}, {}, {}, {}});
   INFO("after the crash: " << describe(next));
   CHECK(next.status == 200);
+}
+
+TEST_CASE("an instance that stops sending a small response's body: 504 after io_timeout", "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 1s }");
+  c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+
+  // The head comes at once, the 100-byte body 5 s later: the held response is given up after
+  // io_timeout (1 s) without a byte the client could not use, and answered with a whole 504.
+  http_connection conn(wg.http_port());
+  auto r = conn.send(http_request{"GET", "/split?n=100&ms=5000", "m.test", {}, {}, {}, {}});
+  INFO(describe(r));
+  CHECK(r.status == 504);
+  CHECK(r.ok());
+  CHECK(r.body.find("stopped sending its response") != std::string::npos);
+  // Not a response-header timeout: the instance did answer.
+  CHECK(scrape_value(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "response_header_timeout"}}).value_or(-1) == 0);
 }

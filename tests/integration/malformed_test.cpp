@@ -13,13 +13,6 @@ using namespace wakegate::test;
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 struct malformed_row {
   std::string what;
   std::string head;  // request line + fields, before the Host line; PATH is replaced by a unique path

@@ -46,13 +46,6 @@ void stop(pid_t pid) {
   ::waitpid(pid, nullptr, 0);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 std::uint16_t free_port() {

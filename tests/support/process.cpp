@@ -116,14 +116,6 @@ void close_fds_from(int first) {
   ::_exit(127);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {};
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<pid_t> all_pids() {
   std::vector<pid_t> pids;
   DIR* d = ::opendir("/proc");
@@ -152,6 +144,14 @@ std::optional<std::pair<char, pid_t>> stat_state_and_group(pid_t pid) {
 }
 
 }  // namespace
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return {};
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 // ---- one-shot commands -------------------------------------------------------------------------
 

@@ -38,6 +38,9 @@ command_result run_command(const std::vector<std::string>& argv, const std::stri
 // Runs WAKEGATE_BINARY with `args` (e.g. {"check", "--config", path}).
 command_result run_wakegate(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s);
 
+// The whole file ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
 // Splits text into lines (without the '\n'; a last line without '\n' is kept, no empty last line).
 std::vector<std::string> split_lines(const std::string& text);
 
