@@ -146,7 +146,8 @@ TEST_CASE("framing: a small response sent in two pieces reaches the client whole
   config_yaml c;
   c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  app_status st;
+  REQUIRE(wait_app(wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &st));
 
   // The instance sends the head, then the body 300 ms later. Head and body fit in 16 KiB: the
   // client's first read gets both (wakegate wrote them in one piece).
@@ -164,4 +165,24 @@ TEST_CASE("framing: a small response sent in two pieces reaches the client whole
   CHECK(large.starts_with("HTTP/1.1 200"));
   CHECK(large.ends_with("\r\n\r\n"));
   CHECK(lower(large).find("content-length: 40000") != std::string::npos);
+
+  // The limit is the instance's head plus its body: 16 KiB exactly is held, one byte more is not.
+  // The instance's head length comes from asking it directly (for a 5-digit Content-Length; its
+  // Date field has a fixed width).
+  auto direct = first_read(static_cast<std::uint16_t>(st.instances.front().port),
+                           "GET /split?n=10000 HTTP/1.1\r\nHost: s.test\r\n\r\n");
+  const auto head_len = direct.find("\r\n\r\n");
+  REQUIRE(head_len != std::string::npos);
+  const std::size_t n = 16384 - (head_len + 4);
+  REQUIRE(n >= 10000);
+  for (std::size_t body : {n, n + 1}) {
+    INFO("head " << head_len + 4 << " + body " << body);
+    auto got = first_read(wg.http_port(), "GET /split?n=" + std::to_string(body) + "&ms=300 HTTP/1.1\r\nHost: s.test\r\n\r\n");
+    const auto at = got.find("\r\n\r\n");
+    REQUIRE(at != std::string::npos);
+    if (body == n)
+      CHECK(got.substr(at + 4) == pattern(n));  // held: all of it in the first read
+    else
+      CHECK(got.size() == at + 4);  // streamed: the head alone first
+  }
 }
