@@ -45,8 +45,10 @@ template <class Stream>
 constexpr auto read_tok = tok;
 template <class Socket>
 constexpr auto read_tok<beast::ssl_stream<Socket>> = asio::as_tuple(asio::use_awaitable);
-// Bodies move in chunks of up to this size: a 64 KiB response is one read and one write.
+// Bodies move in chunks of up to this size. A relay buffer also has room for a response head, so
+// that a 64 KiB body with its head is one read and one write.
 constexpr std::size_t relay_chunk = 64 * 1024;
+constexpr std::size_t relay_buffer_size = relay_chunk + 4 * 1024;
 // A response whose head and body fit in this many bytes reaches the client in one write.
 constexpr std::size_t hold_bytes = 16 * 1024;
 constexpr std::size_t client_buffer_slack = 16 * 1024;  // past max_header_bytes: some body
@@ -58,7 +60,7 @@ class relay_buffer {
   relay_buffer() {
     auto& pool = free_list();
     if (pool.empty()) {
-      data_.reset(new char[relay_chunk]);  // not zero-filled: every byte is written before use
+      data_.reset(new char[relay_buffer_size]);  // not zero-filled: every byte is written before use
     } else {
       data_ = std::move(pool.back());
       pool.pop_back();
@@ -66,7 +68,7 @@ class relay_buffer {
   }
   ~relay_buffer() {
     auto& pool = free_list();
-    if (pool.size() < 32) pool.push_back(std::move(data_));  // at most 2 MiB kept per thread
+    if (pool.size() < 32) pool.push_back(std::move(data_));  // at most 2.1 MiB kept per thread
   }
   relay_buffer(const relay_buffer&) = delete;
   relay_buffer& operator=(const relay_buffer&) = delete;
@@ -877,7 +879,7 @@ class session {
     // The instance's bytes land here first; borrowed for this response only, so idle
     // connections hold no read buffer and every read can take a whole chunk.
     relay_buffer ubuf_mem;
-    beast::flat_static_buffer_base ubuf(ubuf_mem.data(), relay_chunk);
+    beast::flat_static_buffer_base ubuf(ubuf_mem.data(), relay_buffer_size);
 
     // Fast path (proxy/response_head.hpp): the head is read and scanned here, and a plain one (a
     // final status with a Content-Length) is relayed with no parser, its body counted through.
