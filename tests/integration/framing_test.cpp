@@ -21,8 +21,8 @@ namespace {
 
 // Sends `request` on a new connection and reads until the peer closes or `idle` passes with
 // nothing new. Returns everything read; `closed` says whether the peer closed.
-std::string exchange_raw(std::uint16_t port, const std::string& request, bool& closed,
-                         std::chrono::milliseconds idle = 1500ms) {
+// A new connection to 127.0.0.1:port with `request` sent on it.
+int send_on_new_connection(std::uint16_t port, const std::string& request) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   sockaddr_in addr{};
@@ -31,6 +31,12 @@ std::string exchange_raw(std::uint16_t port, const std::string& request, bool& c
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  return fd;
+}
+
+std::string exchange_raw(std::uint16_t port, const std::string& request, bool& closed,
+                         std::chrono::milliseconds idle = 1500ms) {
+  int fd = send_on_new_connection(port, request);
   std::string out;
   closed = false;
   char buf[65536];
@@ -119,14 +125,7 @@ namespace {
 // Sends `request` on a new connection and returns what the first read gets (waiting up to 10 s
 // for anything at all).
 std::string first_read(std::uint16_t port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  int fd = send_on_new_connection(port, request);
   std::string out;
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, 10000) == 1) {
