@@ -47,7 +47,6 @@ for v in A B; do
   pid[$v]=$wg_pid http[$v]=$wg_http
 done
 tick=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 for v in A B; do wrk -t1 -c"$conns" -d1s -H 'Host: bench.test' "http://${http[$v]}$path" >/dev/null; done  # warm-up
 
 echo "round,build,rps,p99_ms,user_us,sys_us" >"$out/ab.csv"
@@ -59,11 +58,11 @@ for round in $(seq 1 "$rounds"); do
     wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'Host: bench.test' "http://${http[$v]}$path" >"$f"
     read -r u1 s1 < <(cpu_ticks "${pid[$v]}")
     if grep -q "Non-2xx\|Socket errors" "$f"; then echo "ab.sh: errors in $f:" $(grep "Non-2xx\|Socket errors" "$f") >&2; fi
-    awk -v r="$round" -v v="$v" -v u0="$u0" -v u1="$u1" -v s0="$s0" -v s1="$s1" -v t="$tick" '
+    p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$f")")
+    awk -v r="$round" -v v="$v" -v p="$p99" -v u0="$u0" -v u1="$u1" -v s0="$s0" -v s1="$s1" -v t="$tick" '
       /requests in/ { n = $1 }
       /Requests\/sec/ { rps = $2 }
-      $1 == "99%" { p = $2; if (p ~ /us$/) { sub(/us$/, "", p); p /= 1000 } else if (p ~ /ms$/) sub(/ms$/, "", p); else if (p ~ /s$/) { sub(/s$/, "", p); p *= 1000 } }
-      END { printf "%s,%s,%s,%.3f,%.2f,%.2f\n", r, v, rps, p, (u1-u0)*1e6/t/n, (s1-s0)*1e6/t/n }' "$f" >>"$out/ab.csv"
+      END { printf "%s,%s,%s,%s,%.2f,%.2f\n", r, v, rps, p, (u1-u0)*1e6/t/n, (s1-s0)*1e6/t/n }' "$f" >>"$out/ab.csv"
   done
 done
 

@@ -113,8 +113,6 @@ echo "round,size,target,rps,p50_ms,p99_ms,user_us,sys_us" >"$out/closed.csv"
 # time goes, which req/s on shared cores cannot tell. Not for direct (the backend is not a proxy).
 tick=$(getconf CLK_TCK)
 pid_of() { case $1 in nginx) echo "$ngx_worker" ;; haproxy) echo "$hap_pid" ;; wakegate) echo "$wg_pid" ;; *) echo "" ;; esac; }
-cpu_ticks() { [[ -n $1 ]] && awk '{print $14, $15}' "/proc/$1/stat" || echo "0 0"; }
-to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}' <<<"$1"; }
 echo "closed loop: $rounds rounds x 3 sizes x ${#targets[@]} targets x ${secs}s (wrk -t1 -c$conns)" >&2
 for round in $(seq 1 "$rounds"); do
   for size in 0 1k 64k; do

@@ -1,4 +1,4 @@
-# Shared by bench/compare.sh and bench/ab.sh (sourced, from the repository's root): a temporary
+# Shared by bench/compare.sh, bench/ab.sh and bench/tls.sh (sourced, from the repository's root): a temporary
 # directory and the processes to stop on exit, the fixed backend (nginx, 1 worker, /0, /1k and /64k,
 # sendfile on) run by wakegate as its app's instance, and wakegate started with a config of its own.
 # Needs $bin (the wakegate binary).
@@ -29,6 +29,10 @@ wait_port() {  # port: until it accepts, within 10 s
   echo "${0##*/}: nothing listens on $1" >&2
   return 1
 }
+# A process's user and kernel CPU so far, in clock ticks ("0 0" without a pid).
+cpu_ticks() { [[ -n $1 ]] && awk '{print $14, $15}' "/proc/$1/stat" || echo "0 0"; }
+# wrk's "850.00us", "1.20ms", "2.00s" -> milliseconds.
+to_ms() { awk '{v=$1; if (v ~ /us$/) {sub(/us$/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms$/,"",v)} else if (v ~ /s$/) {sub(/s$/,"",v); v*=1000}; printf "%.3f", v}' <<<"$1"; }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 addr_of() { sed 's/.*"address":"\([^"]*\)".*/\1/'; }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # TLS benchmark, wakegate against nginx on the same ECDSA P-256 certificate and the same backend
-# (an nginx instance that wakegate runs, answering "hello\n"), one worker each, in one run:
+# (bench/lib.sh's nginx instance that wakegate runs; requests for /0, an empty 200), one worker
+# each, in one run:
 #   1. full handshakes/s      openssl s_time -new   (TLS 1.3 and TLS 1.2)
 #   2. resumed handshakes/s   openssl s_time -reuse (TLS 1.2 session resumption)
 #   3. keep-alive requests/s over TLS: wrk -t1 -c64 (and over plain http, for reference)
@@ -14,21 +15,11 @@ for p in nginx-light wrk; do
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 done
 bin=${WAKEGATE_BIN:-build/app/wakegate}
-tmp=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
+source bench/lib.sh  # tmp, pids and their cleanup; the backend (answers /0); wait_line, free_port
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
   -subj "/CN=bench.test" -addext "subjectAltName=DNS:bench.test" -days 2 2>/dev/null
 
-cat >"$tmp/backend.tmpl" <<NGX
-worker_processes 1;
-daemon off;
-pid $tmp/backend-PORT.pid;
-error_log stderr;
-events { worker_connections 4096; }
-http { access_log off; server { listen 127.0.0.1:PORT; keepalive_requests 1000000;
-       location / { return 200 "hello\n"; } } }
-NGX
 cat >"$tmp/wg.yaml" <<YAML
 listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0, https: 127.0.0.1:0 }
 workers: 1
@@ -42,24 +33,15 @@ apps:
     max_instances: 1
     backend:
       process:
-        command: [/bin/sh, -c, "sed s/PORT/\$PORT/g $tmp/backend.tmpl > $tmp/b-\$PORT.conf && exec /usr/sbin/nginx -c $tmp/b-\$PORT.conf"]
+        command: [/bin/sh, -c, "$backend_cmd"]
 YAML
-
-wait_line() {  # file pattern -> the line, within 10 s
-  for _ in $(seq 1 200); do
-    grep -m1 "$2" "$1" 2>/dev/null && return 0
-    sleep 0.05  # poll
-  done
-  echo "timed out waiting for $2 in $1" >&2
-  return 1
-}
 "$bin" run --config "$tmp/wg.yaml" 2>"$tmp/wg.log" &
-wg=$(wait_line "$tmp/wg.log" '"listener":"https"' | sed 's/.*"address":"\([^"]*\)".*/\1/')
-wg_plain=$(wait_line "$tmp/wg.log" '"listener":"http"' | sed 's/.*"address":"\([^"]*\)".*/\1/')
-inst=$(wait_line "$tmp/wg.log" '"instance ready"' | sed 's/.*"address":"\([^"]*\)".*/\1/')
+pids+=($!)
+wg=$(wait_line "$tmp/wg.log" '"listener":"https"' | addr_of)
+wg_plain=$(wait_line "$tmp/wg.log" '"listener":"http"' | addr_of)
+inst=$(wait_line "$tmp/wg.log" '"instance ready"' | addr_of)
 
 # nginx as the TLS front for the same backend, settings matching wakegate's.
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ngx_port=$(free_port)
 ngx_plain_port=$(free_port)
 cat >"$tmp/front.conf" <<NGX
@@ -93,13 +75,14 @@ http {
 }
 NGX
 /usr/sbin/nginx -c "$tmp/front.conf" 2>"$tmp/front.log" &
+pids+=($!)
 for _ in $(seq 1 200); do  # poll until nginx answers
-  curl -sk -o /dev/null "https://127.0.0.1:$ngx_port/" && break
+  curl -sk -o /dev/null "https://127.0.0.1:$ngx_port/0" && break
   sleep 0.05
 done
 # Both answer through the same backend.
-curl -sfk -H 'Host: bench.test' "https://$wg/" >/dev/null
-curl -sfk "https://127.0.0.1:$ngx_port/" >/dev/null
+curl -sfk -H 'Host: bench.test' "https://$wg/0" >/dev/null
+curl -sfk "https://127.0.0.1:$ngx_port/0" >/dev/null
 
 s_time() {  # address flags... -> connections per second
   # "N connections in T real seconds" (T whole seconds: the last line, with -new or -reuse)
@@ -112,5 +95,5 @@ printf '%-34s %12s %12s\n' "full handshakes/s (TLS 1.3)" "$(s_time "$wg" -new -t
 printf '%-34s %12s %12s\n' "full handshakes/s (TLS 1.2)" "$(s_time "$wg" -new -tls1_2)" "$(s_time "127.0.0.1:$ngx_port" -new -tls1_2)"
 printf '%-34s %12s %12s\n' "resumed handshakes/s (TLS 1.2)" "$(s_time "$wg" -reuse -tls1_2)" "$(s_time "127.0.0.1:$ngx_port" -reuse -tls1_2)"
 rps() { wrk -t1 -c64 -d"${secs}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
-printf '%-34s %12s %12s\n' "keep-alive requests/s (wrk -c64)" "$(rps -H 'Host: bench.test' "https://$wg/")" "$(rps "https://127.0.0.1:$ngx_port/")"
-printf '%-34s %12s %12s\n' "  same over plain http, reference" "$(rps -H 'Host: bench.test' "http://$wg_plain/")" "$(rps "http://127.0.0.1:$ngx_plain_port/")"
+printf '%-34s %12s %12s\n' "keep-alive requests/s (wrk -c64)" "$(rps -H 'Host: bench.test' "https://$wg/0")" "$(rps "https://127.0.0.1:$ngx_port/0")"
+printf '%-34s %12s %12s\n' "  same over plain http, reference" "$(rps -H 'Host: bench.test' "http://$wg_plain/0")" "$(rps "http://127.0.0.1:$ngx_plain_port/0")"
