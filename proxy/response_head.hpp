@@ -24,6 +24,9 @@ struct plain_response {
   // The instance's own: HTTP/1.1 unless a Connection token "close"; HTTP/1.0 only with a
   // "keep-alive" token (and no "close").
   bool keep_alive = false;
+  // "X-Accel-Buffering: no" (nginx's switch; the value case-insensitive): the instance wants the
+  // response passed on as it comes, so the proxy does not hold a small one back to send it whole.
+  bool no_buffering = false;
   std::size_t field_count = 0;
   // Field names listed in Connection (other than close, keep-alive and the framing fields
   // Host, Content-Length, Transfer-Encoding): hop-by-hop, dropped by append_plain_response.

@@ -903,8 +903,10 @@ class session {
           if (end != 0) {
             if (end > limits.max_header_bytes || !scan_plain_response(data.substr(0, end), pr)) break;
             plain_end = end;
-            // Not held while the client is still sending its body: it may wait for the answer.
-            if (end > hold_bytes || pr.content_length > hold_bytes - end || !parser_->is_done()) break;
+            // Not held while the client is still sending its body (it may wait for the answer),
+            // nor when the instance asks for it to stream (X-Accel-Buffering: no).
+            if (end > hold_bytes || pr.content_length > hold_bytes - end || !parser_->is_done() || pr.no_buffering)
+              break;
             whole = end + static_cast<std::size_t>(pr.content_length);
           } else if (data.size() >= limits.max_header_bytes || ubuf.size() == ubuf.max_size()) {
             break;  // Beast: too large

@@ -157,6 +157,14 @@ TEST_CASE("framing: a small response sent in two pieces reaches the client whole
   CHECK(small.starts_with("HTTP/1.1 200"));
   CHECK(small.substr(end + 4) == pattern(1000));
 
+  // The same small response with X-Accel-Buffering: no streams: the head alone comes first, with
+  // the field passed on.
+  auto unheld = first_read(wg.http_port(), "GET /split?n=1000&ms=300&nobuffer=1 HTTP/1.1\r\nHost: s.test\r\n\r\n");
+  INFO("unheld: " << unheld);
+  CHECK(unheld.starts_with("HTTP/1.1 200"));
+  CHECK(unheld.ends_with("\r\n\r\n"));
+  CHECK(lower(unheld).find("x-accel-buffering: no\r\n") != std::string::npos);
+
   // 40,000 bytes: more than 16 KiB, so the head goes out as soon as it comes; the body follows
   // when the instance sends it, a second later.
   auto large = first_read(wg.http_port(), "GET /split?n=40000&ms=1000 HTTP/1.1\r\nHost: s.test\r\n\r\n");

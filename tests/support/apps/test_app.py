@@ -29,7 +29,7 @@ Endpoints:
                       ?length=N: Content-Length N instead; ?close=1: close the connection
                       and keep running instead of exiting)
   GET  /split?n=N&ms=M  the head, then M ms later N pattern bytes with Content-Length (a response
-                      that reaches the proxy in two pieces)
+                      that reaches the proxy in two pieces; &nobuffer=1: with X-Accel-Buffering: no)
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
                       (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
@@ -217,6 +217,8 @@ class Handler(BaseHTTPRequestHandler):
             n = int(query.get("n", ["0"])[0])
             self.send_response(200)
             self.send_header("Content-Length", str(n))
+            if query.get("nobuffer", ["0"])[0] == "1":
+                self.send_header("X-Accel-Buffering", "no")
             self.end_headers()
             self.wfile.flush()
             time.sleep(int(query.get("ms", ["0"])[0]) / 1000)

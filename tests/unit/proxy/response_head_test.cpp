@@ -367,6 +367,29 @@ TEST_CASE("response head: anything else is left to Beast", "[response_head]") {
   CHECK_FALSE(scan(sized_head(65536)));  // names are kept as 16-bit offsets
 }
 
+TEST_CASE("response head: X-Accel-Buffering: no asks for the response to stream", "[response_head]") {
+  auto with = [](std::string_view field) {
+    return "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + std::string(field) + "\r\n\r\n";
+  };
+  for (std::string_view field : {"X-Accel-Buffering: no", "x-accel-buffering:NO", "X-ACCEL-BUFFERING:  No \t"}) {
+    INFO(field);
+    auto r = scan(with(field));
+    REQUIRE(r);
+    CHECK(r->no_buffering);
+    // Passed on as the instance sent it (whitespace normalised): a proxy in front streams too.
+    CHECK(lowered(fast_path(with(field), *r, true, 11, {})).find("x-accel-buffering: no\r\n") != std::string::npos);
+  }
+  for (std::string_view field : {"X-Accel-Buffering: yes", "X-Accel-Buffering: nope", "X-Accel-Buffering:", "X-Accel: no"}) {
+    INFO(field);
+    auto r = scan(with(field));
+    REQUIRE(r);
+    CHECK_FALSE(r->no_buffering);
+  }
+  auto plain = scan("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n");
+  REQUIRE(plain);
+  CHECK_FALSE(plain->no_buffering);
+}
+
 TEST_CASE("response head: the client gets the fields without hop-by-hop ones", "[response_head]") {
   std::string_view head =
       "HTTP/1.0 404 \r\nServer: s\r\nConnection: keep-alive, X-Hop\r\nX-Hop: h\r\nKeep-Alive: timeout=5\r\n"
