@@ -108,11 +108,17 @@ url_of() {  # target path -> url
 targets=(direct nginx haproxy wakegate)
 
 # --- 1. closed loop --------------------------------------------------------------------------
-echo "round,size,target,rps,p50_ms,p99_ms,user_us,sys_us" >"$out/closed.csv"
+echo "round,size,target,rps,p50_ms,p99_ms,user_us,sys_us,backend_us,client_us" >"$out/closed.csv"
 # CPU the proxy process spent per request, user and kernel (from /proc/PID/stat): where a proxy's
 # time goes, which req/s on shared cores cannot tell. Not for direct (the backend is not a proxy).
+# Also the backend's and the load generator's CPU per request (user + kernel): the three share the
+# cores, so a proxy that makes the others work harder per request (more wake-ups, smaller
+# batches) costs throughput as surely as its own CPU does.
 tick=$(getconf CLK_TCK)
 pid_of() { case $1 in nginx) echo "$ngx_worker" ;; haproxy) echo "$hap_pid" ;; wakegate) echo "$wg_pid" ;; *) echo "" ;; esac; }
+backend_worker=$(pgrep -P "$(pgrep -f "b-${backend##*:}.conf" | head -1)" | head -1)
+# "times" after wrk in a subshell: its second line is the children's (wrk's) user and kernel time.
+client_cpu() { awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); n += a[1] * 60 + a[2] }; print n }'; }
 echo "closed loop: $rounds rounds x 3 sizes x ${#targets[@]} targets x ${secs}s (wrk -t1 -c$conns)" >&2
 for round in $(seq 1 "$rounds"); do
   for size in 0 1k 64k; do
@@ -120,11 +126,16 @@ for round in $(seq 1 "$rounds"); do
       f="$out/wrk-$round-$size-$t.txt"
       pid=$(pid_of "$t")
       read -r u0 s0 < <(cpu_ticks "$pid")
-      wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'Host: bench.test' "$(url_of "$t" "/$size")" >"$f"
+      read -r bu0 bs0 < <(cpu_ticks "$backend_worker")
+      client_s=$( (wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'Host: bench.test' "$(url_of "$t" "/$size")" >"$f"; times) | client_cpu)
       read -r u1 s1 < <(cpu_ticks "$pid")
+      read -r bu1 bs1 < <(cpu_ticks "$backend_worker")
       n=$(awk '/requests in/ {print $1}' "$f")
       cpu=$(awk -v a="$u0" -v b="$u1" -v c="$s0" -v d="$s1" -v n="$n" -v t="$tick" -v p="$pid" \
-        'BEGIN { if (p == "" || n == 0) print ","; else printf "%.2f,%.2f", (b-a)*1e6/t/n, (d-c)*1e6/t/n }')
+        -v bk="$((bu1 - bu0 + bs1 - bs0))" -v cl="$client_s" \
+        'BEGIN { if (n == 0) { print ",,,"; exit }
+                 if (p == "") printf ",,"; else printf "%.2f,%.2f,", (b-a)*1e6/t/n, (d-c)*1e6/t/n
+                 printf "%.2f,%.2f", bk*1e6/t/n, cl*1e6/n }')
       rps=$(awk '/Requests\/sec/ {print $2}' "$f")
       p50=$(to_ms "$(awk '$1=="50%" {print $2}' "$f")")
       p99=$(to_ms "$(awk '$1=="99%" {print $2}' "$f")")
@@ -273,22 +284,38 @@ rows = list(csv.DictReader(open(f"{out}/closed.csv")))
 print(f"# wakegate vs nginx vs HAProxy ({cores} cores, loopback, one worker each; medians of {rounds} "
       f"interleaved rounds of {secs}s)\n")
 print(f"## Closed loop: wrk -t1 -c{conns}, keep-alive\n")
-print("| body | target | req/s | x direct | x nginx | x haproxy | p50 ms | p99 ms | CPU us/req user | sys |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("CPU per request (us): the proxy's user and kernel time, then the backend's and the load generator's "
+      "(user + kernel).\n")
+print("| body | target | req/s | x direct | x nginx | x haproxy | p50 ms | p99 ms | CPU us/req user | sys | backend | wrk |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for size in ["0", "1k", "64k"]:
     m = {}
     for t in ["direct", "nginx", "haproxy", "wakegate"]:
         rs = [r for r in rows if r["size"] == size and r["target"] == t]
         cpu = [r for r in rs if r["user_us"]]
+        others = [r for r in rs if r["backend_us"]]
         m[t] = (med(float(r["rps"]) for r in rs), med(float(r["p50_ms"]) for r in rs),
                 med(float(r["p99_ms"]) for r in rs),
-                f"{med(float(r['user_us']) for r in cpu):.2f} | {med(float(r['sys_us']) for r in cpu):.2f}" if cpu else "- | -")
+                (f"{med(float(r['user_us']) for r in cpu):.2f} | {med(float(r['sys_us']) for r in cpu):.2f}" if cpu else "- | -") +
+                (f" | {med(float(r['backend_us']) for r in others):.2f} | {med(float(r['client_us']) for r in others):.2f}"
+                 if others else " | - | -"))
     for t, (rps, p50, p99, cpu) in m.items():
         print(f"| {size} | {t} | {rps:,.0f} | {rps / m['direct'][0]:.2f} | {rps / m['nginx'][0]:.2f} | "
               f"{rps / m['haproxy'][0]:.2f} | {p50:.2f} | {p99:.2f} | {cpu} |")
 # The machine's speed drifts between rounds (shared cores): each round's targets ran minutes apart
 # at most, so a round's own ratio is steadier than the ratio of medians above.
-print("\nPer-round ratios (wakegate's req/s over the other target's in the same round): median (min-max)\n")
+# A distribution-free confidence interval for the median of the per-round ratios: the order
+# statistics x(k) and x(n+1-k) with the largest k for which each tail's binomial(n, 1/2) probability
+# is at most 2.5 % (k = 1, the extremes, below 6 rounds); its coverage is printed with it.
+def median_ci(xs):
+    from math import comb
+    xs, n = sorted(xs), len(xs)
+    below = lambda k: sum(comb(n, i) for i in range(k)) / 2 ** n  # P(fewer than k rounds below the median)
+    k = max([k for k in range(1, n // 2 + 1) if below(k) <= 0.025], default=1)
+    return xs[k - 1], xs[n - k], 1 - 2 * below(k)
+print("\nPer-round ratios (wakegate's req/s over the other target's in the same round): median "
+      "[confidence interval of the median, its coverage] (min-max). An interval that holds 1.00 is a tie "
+      "at this number of rounds.\n")
 print("| body | x nginx | x haproxy | rounds wakegate ahead of both, p99 at or below both |")
 print("|---|---|---|---:|")
 for size in ["0", "1k", "64k"]:
@@ -307,7 +334,11 @@ for size in ["0", "1k", "64k"]:
         if all(float(w["rps"]) >= float(rd[t]["rps"]) and float(w["p99_ms"]) <= float(rd[t]["p99_ms"])
                for t in ("nginx", "haproxy")):
             ahead += 1
-    cell = lambda xs: f"{med(xs):.2f} ({min(xs):.2f}-{max(xs):.2f})" if xs else "-"
+    def cell(xs):
+        if not xs:
+            return "-"
+        lo, hi, cover = median_ci(xs)
+        return f"{med(xs):.2f} [{lo:.2f}-{hi:.2f}, {cover:.0%}] ({min(xs):.2f}-{max(xs):.2f})"
     print(f"| {size} | {cell(ratios['nginx'])} | {cell(ratios['haproxy'])} | {ahead} of {len(ratios['nginx'])} |")
 orows = list(csv.DictReader(open(f"{out}/open.csv")))
 print(f"\n## Open loop: {rate} req/s, 1 KiB bodies, {conns} connections, latency from scheduled send\n")
