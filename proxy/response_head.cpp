@@ -142,7 +142,7 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
         break;
       case 17:
         if (iequals(f.name, "transfer-encoding")) return false;
-        if (iequals(f.name, "x-accel-buffering") && iequals(f.value, "no")) out.no_buffering = true;
+        if (iequals(f.name, "x-accel-buffering")) out.no_buffering = iequals(f.value, "no");  // the last one decides
         break;
       default:
         break;

@@ -24,8 +24,9 @@ struct plain_response {
   // The instance's own: HTTP/1.1 unless a Connection token "close"; HTTP/1.0 only with a
   // "keep-alive" token (and no "close").
   bool keep_alive = false;
-  // "X-Accel-Buffering: no" (nginx's switch; the value case-insensitive): the instance wants the
-  // response passed on as it comes, so the proxy does not hold a small one back to send it whole.
+  // "X-Accel-Buffering: no" (nginx's switch; the value case-insensitive; if repeated, the last
+  // one decides, as in nginx): the instance wants the response passed on as it comes, so the
+  // proxy does not hold a small one back to send it whole.
   bool no_buffering = false;
   std::size_t field_count = 0;
   // Field names listed in Connection (other than close, keep-alive and the framing fields
@@ -38,6 +39,10 @@ struct plain_response {
   std::array<name_ref, 16> connection_names{};
   std::size_t connection_name_count = 0;
 };
+
+// It is a local of the proxy's response coroutine, whose frame Asio recycles only below ~1 KiB:
+// keep it small (a new flag fits in the padding after keep_alive).
+static_assert(sizeof(plain_response) <= 120, "plain_response grew: check relay_response's frame size");
 
 // `head`: a complete response head, status line through the empty line (as find_head_end
 // delimits it), at most 65535 bytes. True only when the fast path may relay it; `out` is then filled in (views into

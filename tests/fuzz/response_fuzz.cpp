@@ -1,6 +1,6 @@
 // libFuzzer target: an instance's response head -> the plain-response fast path
 // (proxy/response_head.hpp). Whatever scan_plain_response accepts, Beast must read the same way
-// (status, Content-Length; never keep-alive where Beast would close), and the head that
+// (status, Content-Length, X-Accel-Buffering; never keep-alive where Beast would close), and the head that
 // append_plain_response writes must read back, by Beast and by the scanner, as one head with the
 // same status and Content-Length, the keep-alive asked for, and no hop-by-hop field left.
 #include <boost/beast/http.hpp>
@@ -58,6 +58,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (p.get().result_int() != r.status) fail("status differs from Beast's", head);
   if (!p.content_length() || *p.content_length() != r.content_length) fail("Content-Length differs from Beast's", head);
   if (r.keep_alive && !p.keep_alive()) fail("keep-alive where Beast reads close", head);
+  // X-Accel-Buffering: the last one Beast reads decides (its value trimmed, case-insensitive).
+  bool no_buffering = false;
+  for (const auto& f : p.get())
+    if (iequals(std::string_view(f.name_string().data(), f.name_string().size()), "x-accel-buffering"))
+      no_buffering = iequals(std::string_view(f.value().data(), f.value().size()), "no");
+  if (no_buffering != r.no_buffering) fail("X-Accel-Buffering read otherwise than Beast's field value", head);
   // The fields the instance's Connection fields name, as Beast reads them (not the scanner's
   // own list): none may reach the client.
   std::vector<std::string> named;
