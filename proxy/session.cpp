@@ -49,7 +49,8 @@ constexpr auto read_tok<beast::ssl_stream<Socket>> = asio::as_tuple(asio::use_aw
 // that a 64 KiB body with its head is one read and one write.
 constexpr std::size_t relay_chunk = 64 * 1024;
 constexpr std::size_t relay_buffer_size = relay_chunk + 4 * 1024;
-// A response whose head and body fit in this many bytes reaches the client in one write.
+// A plain response whose head and body fit in this many bytes is read whole, then written to the
+// client at once (relay_response says when it is not).
 constexpr std::size_t hold_bytes = 16 * 1024;
 constexpr std::size_t client_buffer_slack = 16 * 1024;  // past max_header_bytes: some body
 

@@ -37,8 +37,7 @@ TEST_CASE("/metrics passes promtool and counts exactly what the test did", "[int
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(
-      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   int ok = 0;
   http_connection conn(wg.http_port());

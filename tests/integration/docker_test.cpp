@@ -180,7 +180,7 @@ TEST_CASE("docker: a killed container is noticed from the event stream and repla
   wakegate_process wg(c.str());
 
   app_status last;
-  REQUIRE(wait_app(wg.admin_port(), app, [](const app_status& a) { return a.count("ready") == 1; }, 30s, &last));
+  REQUIRE(wait_one_ready(wg.admin_port(), app, 30s, &last));
   const auto old_id = last.instances.front().id;
   const auto old_container = container_of_instance(old_id);
   REQUIRE_FALSE(old_container.empty());
@@ -360,7 +360,7 @@ TEST_CASE("docker: a reload that changes the container replaces it, one that cha
   };
   wakegate_process wg(config_with("first", "2s"));
   app_status last;
-  REQUIRE(wait_app(wg.admin_port(), app, [](const app_status& a) { return a.count("ready") == 1; }, 30s, &last));
+  REQUIRE(wait_one_ready(wg.admin_port(), app, 30s, &last));
   const auto first_id = last.instances.front().id;
 
   wg.write_config(config_with("second", "2s"));

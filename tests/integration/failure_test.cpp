@@ -14,8 +14,7 @@ TEST_CASE("a killed instance is replaced and counted as a failure", "[integratio
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   app_status last;
-  REQUIRE(wait_app(
-      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &last));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t", 15s, &last));
   auto old = last.instances.front();
   REQUIRE(old.pid > 0);
   REQUIRE(process_cmdline(old.pid).find(marker) != std::string::npos);
@@ -60,8 +59,7 @@ TEST_CASE("a request in flight when its instance dies gets 502 and the next one 
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   app_status last;
-  REQUIRE(wait_app(
-      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &last));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t", 15s, &last));
   auto old = last.instances.front();
 
   auto crash = http_get(wg.http_port(), "t.test", "/exit");
@@ -93,7 +91,7 @@ TEST_CASE("an instance that dies mid-response: that client's connection closes s
   config_yaml c;
   c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "m"));
 
   // The response has started (200 and 1000 bytes of the body went out): only closing early can
   // tell the client, so it gets a body shorter than its Content-Length and a closed connection.
@@ -134,7 +132,7 @@ TEST_CASE("an instance that fails before a small response is complete: the clien
   config_yaml c;
   c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1").env_var("RECORD_FILE", record));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "m"));
 
   // 200 with Content-Length 2000, 1000 bytes of it, then the instance closes the connection (and
   // stays up: the failure wakegate reports is its own finding, not the process's exit). A response
@@ -177,7 +175,7 @@ TEST_CASE("an instance that stops sending a small response's body: 504 after io_
   c.extra.push_back("limits: { io_timeout: 1s }");
   c.apps.push_back(app_yaml("m", {"m.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "m"));
 
   // The head comes at once, the 100-byte body 5 s later: the held response is given up after
   // io_timeout (1 s) without a byte the client could not use, and answered with a whole 504.

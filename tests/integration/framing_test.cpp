@@ -73,7 +73,7 @@ TEST_CASE("framing: HTTP/1.0 clients never get chunked responses and 1.1 clients
   config_yaml c;
   c.apps.push_back(app_yaml("f", {"f.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "f", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "f"));
   const std::string body = pattern(5000);
 
   for (std::string target : {"/eof?n=5000", "/eof?n=5000&together=1", "/chunks?n=5000"}) {
@@ -107,7 +107,7 @@ TEST_CASE("framing: an HTTP/1.0 client asking for keep-alive is told so and kept
   config_yaml c;
   c.apps.push_back(app_yaml("k", {"k.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "k", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "k"));
   const std::string req = "GET /bytes?n=10 HTTP/1.0\r\nHost: k.test\r\nConnection: keep-alive\r\n\r\n";
   bool closed = false;
   // Two requests on one connection: both answered, and the connection is not closed after them.
@@ -153,7 +153,7 @@ TEST_CASE("framing: a small response sent in two pieces reaches the client whole
   c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   app_status st;
-  REQUIRE(wait_app(wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &st));
+  REQUIRE(wait_one_ready(wg.admin_port(), "s", 15s, &st));
 
   // The instance sends the head, then the body 300 ms later. Head and body fit in 16 KiB: the
   // client's first read gets both (wakegate wrote them in one piece).

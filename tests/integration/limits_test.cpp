@@ -80,7 +80,7 @@ TEST_CASE("slowloris: a header trickling in past header_timeout gets 408 and is 
   c.extra.push_back("limits: { header_timeout: 500ms }");
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   raw_socket s(wg.http_port());
   REQUIRE(s.ok());
@@ -107,7 +107,7 @@ TEST_CASE("header bomb: an endless header gets 431 at max_header_bytes and the e
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   raw_socket s(wg.http_port());
   REQUIRE(s.ok());
@@ -139,7 +139,7 @@ TEST_CASE("10,000 idle connections are held open while normal requests succeed",
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   std::vector<std::unique_ptr<raw_socket>> conns;
   conns.reserve(idle);
@@ -169,7 +169,7 @@ TEST_CASE("max_connections: accepting pauses at the limit and resumes when a con
   c.extra.push_back("limits: { max_connections: 2 }");
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   http_connection a(wg.http_port()), b(wg.http_port());
   REQUIRE(a.send({.host = "t.test"}).status == 200);
@@ -195,7 +195,7 @@ TEST_CASE("pipelining: the request reaching max_pipelined is answered with Conne
   c.extra.push_back("limits: { max_pipelined: 2 }");
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   http_connection conn(wg.http_port());
   std::string four;
@@ -221,7 +221,7 @@ TEST_CASE("idle_timeout closes a keep-alive connection without a next request", 
   c.extra.push_back("limits: { idle_timeout: 300ms }");
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
   http_connection conn(wg.http_port());
   auto r = conn.send({.host = "t.test"});
   REQUIRE(r.status == 200);
@@ -236,7 +236,7 @@ TEST_CASE("max_body: 413 for a larger Content-Length or a chunked body growing p
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1").set("max_body", "1KiB"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   http_request small{.method = "POST", .target = "/echo", .host = "t.test", .body = std::string(1024, 's')};
   auto ok = http_send(wg.http_port(), small);
@@ -288,8 +288,8 @@ TEST_CASE("request_timeout and response_header_timeout answer 504", "[integratio
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   c.apps.push_back(app_yaml("r", {"r.test"}, marker).set("min_instances", "1").set("request_timeout", "300ms"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
-  REQUIRE(wait_app(wg.admin_port(), "r", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  REQUIRE(wait_one_ready(wg.admin_port(), "r"));
 
   auto slow = http_get(wg.http_port(), "t.test", "/sleep?ms=3000");
   INFO(describe(slow));
@@ -316,7 +316,7 @@ TEST_CASE("Expect: 100-continue is answered by wakegate, then the body is forwar
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   raw_socket s(wg.http_port());
   REQUIRE(s.ok());

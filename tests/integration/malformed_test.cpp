@@ -35,7 +35,7 @@ TEST_CASE("malformed requests are answered, closed and never reach the instance"
   c.extra.push_back("limits: { max_header_bytes: 4KiB, max_headers: 20 }");
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1").env_var("RECORD_FILE", record));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   const std::string host = "Host: t.test\r\n";
   const malformed_row rows[] = {

@@ -19,8 +19,7 @@ TEST_CASE("queue full: 503 with Retry-After and the rejection counted as full", 
                        .set("max_concurrency", "1")
                        .set("queue_size", "2"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(
-      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
 
   // 1 in flight on the only instance + 2 held; the other 7 find the queue full. All are sent well
   // within the 1.5 s that the first one takes.
@@ -79,8 +78,7 @@ TEST_CASE("queue timeout: 503 with Retry-After and the rejection counted as time
             .value_or(0) == 0);
 
   // The start goes on: once the instance is ready, requests succeed.
-  CHECK(wait_app(
-      wg.admin_port(), "t", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  CHECK(wait_one_ready(wg.admin_port(), "t"));
   auto ok = http_get(wg.http_port(), "t.test", "/");
   INFO(describe(ok));
   CHECK(ok.status == 200);

@@ -41,8 +41,7 @@ std::string one_app_config(const std::string& marker, const char* shutdown_timeo
 }
 
 void wait_ready(const wakegate_process& wg) {
-  REQUIRE(wait_app(
-      wg.admin_port(), "s", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "s"));
 }
 
 // Waits until a request is in flight on app "s".
@@ -192,8 +191,7 @@ TEST_CASE("SIGKILL of wakegate leaves no instance and no child of an instance", 
   c.apps.push_back(app_yaml("k", {"k.test"}, marker).with_command({"/bin/sh", "-c", script}).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   app_status last;
-  REQUIRE(wait_app(
-      wg.admin_port(), "k", [](const app_status& a) { return a.count("ready") == 1; }, 15s, &last));
+  REQUIRE(wait_one_ready(wg.admin_port(), "k", 15s, &last));
   pid_t instance_pid = last.instances.front().pid;
   REQUIRE(instance_pid > 0);
 

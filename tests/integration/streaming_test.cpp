@@ -44,8 +44,7 @@ TEST_CASE("100 MiB streams both ways through wakegate with bounded memory", "[in
   config_yaml c;
   c.apps.push_back(app_yaml("e", {"e.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(
-      wg.admin_port(), "e", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "e"));
 
   std::atomic<std::uint64_t> max_rss{0};
   background_sampler rss(

@@ -99,8 +99,7 @@ TEST_CASE("websocket: SIGTERM ends an open tunnel and wakegate exits 0 before sh
   c.shutdown_timeout = "20s";
   c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(
-      wg.admin_port(), "w", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "w"));
 
   ws_client client(wg.http_port(), "w.test");
   REQUIRE(client.echo("before drain") == "before drain");
@@ -170,8 +169,7 @@ TEST_CASE("websocket: a tunnel idle for limits.io_timeout is closed and leaves f
   c.extra.push_back("  io_timeout: 700ms");
   c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  REQUIRE(wait_app(
-      wg.admin_port(), "w", [](const app_status& a) { return a.count("ready") == 1; }, 15s));
+  REQUIRE(wait_one_ready(wg.admin_port(), "w"));
 
   ws_client client(wg.http_port(), "w.test");
   REQUIRE(client.echo("ping") == "ping");

@@ -137,6 +137,11 @@ bool wait_app(std::uint16_t admin_port, const std::string& app, const std::funct
       timeout, std::chrono::milliseconds(20));
 }
 
+bool wait_one_ready(std::uint16_t admin_port, const std::string& app, std::chrono::milliseconds timeout,
+                    app_status* last) {
+  return wait_app(admin_port, app, [](const app_status& a) { return a.count("ready") == 1; }, timeout, last);
+}
+
 // ---- /metrics ----------------------------------------------------------------------------------
 
 std::optional<std::string> fetch_metrics(std::uint16_t admin_port) {

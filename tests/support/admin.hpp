@@ -60,6 +60,10 @@ std::optional<app_status> fetch_app_status(std::uint16_t admin_port, const std::
 bool wait_app(std::uint16_t admin_port, const std::string& app, const std::function<bool(const app_status&)>& pred,
               std::chrono::milliseconds timeout, app_status* last = nullptr);
 
+// wait_app until `app` has exactly one ready instance: how most tests wait for their app.
+bool wait_one_ready(std::uint16_t admin_port, const std::string& app,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(15), app_status* last = nullptr);
+
 // ---- /metrics ----------------------------------------------------------------------------------
 
 using label_set = std::map<std::string, std::string>;
