@@ -150,10 +150,15 @@ done
 # Over one wrk run per proxy and body size (0 B and 1 KiB): the system calls the proxy process made
 # (perf on kernel tracepoints), its threads' context switches (/proc/PID/task/*/status) and the
 # TCP segments the whole host sent (nstat; loopback carries only this benchmark): what the kernel
-# part of the CPU per request is made of. Skipped when tracepoints are not available (no
-# linux-perf, or no permission).
+# part of the CPU per request is made of. Also how often the proxy makes the others wake: wrk's and
+# the backend's epoll_wait calls and context switches (perf stat). A proxy that sends its writes in
+# bursts lets them find several ready sockets per wake-up; one that spreads them wakes them more.
+# Skipped when tracepoints are not available (no linux-perf, or no permission).
 syscalls=(recvfrom sendto sendmsg read readv write writev epoll_wait)
-echo "size,target,requests,${syscalls[*]},ctx_switches,tcp_segments" | tr ' ' ',' >"$out/syscalls.csv"
+wake_events=syscalls:sys_enter_epoll_wait,context-switches
+echo "size,target,requests,${syscalls[*]},ctx_switches,tcp_segments,client_epoll_wait,client_ctx_switches,backend_epoll_wait,backend_ctx_switches" |
+  tr ' ' ',' >"$out/syscalls.csv"
+perf_count() { awk -F, -v e="$2" '$3 == e {print $1 + 0}' "$1"; }  # perf stat -x, file, event -> count
 ctx_switches() { cat /proc/"$1"/task/*/status | awk '/_ctxt_switches:/ {n += $2} END {print n + 0}'; }
 out_segs() { nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" {print $2}'; }
 if perf stat -e syscalls:sys_enter_recvfrom -x, -o /dev/null -- true 2>/dev/null; then
@@ -165,16 +170,21 @@ if perf stat -e syscalls:sys_enter_recvfrom -x, -o /dev/null -- true 2>/dev/null
       f="$out/syscalls-$size-$t.txt"
       perf stat -e "${events%,}" -x, -o "$f" -p "$pid" -- sleep "$((secs + 1))" &
       sp=$!
+      perf stat -e "$wake_events" -x, -o "$f.backend" -p "$backend_worker" -- sleep "$((secs + 1))" &
+      bp=$!
       sleep 0.3  # perf attaches before the load starts
       c0=$(ctx_switches "$pid") g0=$(out_segs)
-      n=$(wrk -t1 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "$(url_of "$t" "/$size")" | awk '/requests in/ {print $1}')
+      n=$(perf stat -e "$wake_events" -x, -o "$f.client" -- \
+        wrk -t1 -c"$conns" -d"${secs}s" -H 'Host: bench.test' "$(url_of "$t" "/$size")" | awk '/requests in/ {print $1}')
       c1=$(ctx_switches "$pid") g1=$(out_segs)
-      wait "$sp"
+      wait "$sp" "$bp"
       row="$size,$t,$n"
-      for c in "${syscalls[@]}"; do
-        row+=",$(awk -F, -v e="syscalls:sys_enter_$c" '$3 == e {print $1 + 0}' "$f")"
+      for c in "${syscalls[@]}"; do row+=",$(perf_count "$f" "syscalls:sys_enter_$c")"; done
+      row+=",$((c1 - c0)),$((g1 - g0))"
+      for w in client backend; do
+        row+=",$(perf_count "$f.$w" syscalls:sys_enter_epoll_wait),$(perf_count "$f.$w" context-switches)"
       done
-      echo "$row,$((c1 - c0)),$((g1 - g0))" >>"$out/syscalls.csv"
+      echo "$row" >>"$out/syscalls.csv"
     done
   done
 else
@@ -373,7 +383,8 @@ print(f"- {len(over)} cold starts; instance's own time to ready p50 {q(sorted(re
 print(f"- overhead (first response minus time to ready): p50 {q(over, .5):.2f} ms, p99 {q(over, .99):.2f} ms")
 scrows = list(csv.DictReader(open(f"{out}/syscalls.csv")))
 if scrows:
-    extra = ("ctx_switches", "tcp_segments")
+    extra = ("ctx_switches", "tcp_segments", "client_epoll_wait", "client_ctx_switches",
+             "backend_epoll_wait", "backend_ctx_switches")
     names = [k for k in scrows[0] if k not in ("size", "target", "requests") + extra]
     used = [k for k in names if any(int(r[k] or 0) > 0 for r in scrows)]
     print(f"\n## System calls, context switches and TCP segments per request (wrk -t1 -c{conns})\n")
@@ -386,6 +397,14 @@ if scrows:
         per = [int(r[k] or 0) / n for k in used]
         print(f"| {r['size']} | {r['target']} | " + " | ".join(f"{v:.2f}" for v in per) +
               f" | {sum(per):.2f} | {int(r['ctx_switches']) / n:.3f} | {int(r['tcp_segments']) / n:.2f} |")
+    print(f"\nHow often each proxy made the others wake, per request: `wrk`'s and the backend's "
+          "`epoll_wait` calls and context switches (perf stat). Writes that go out in bursts let a "
+          "wake-up find several ready sockets; writes spread out cost more wake-ups.\n")
+    print("| body | target | wrk epoll_wait | wrk context switches | backend epoll_wait | backend context switches |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in scrows:
+        n = int(r["requests"])
+        print(f"| {r['size']} | {r['target']} | " + " | ".join(f"{int(r[k] or 0) / n:.3f}" for k in extra[2:]) + " |")
 srows = list(csv.DictReader(open(f"{out}/scaling.csv")))
 w1 = med(float(r["rps"]) for r in srows if r["workers"] == "1")
 w2 = med(float(r["rps"]) for r in srows if r["workers"] == "2")
