@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The performance harness: wakegate side by side with nginx and HAProxy, in one run.
 #
-#   bench/compare.sh [--secs S] [--rounds R] [--rate N] [--colds N] [--conns N] [--quick]
+#   bench/compare.sh [--secs S] [--rounds R] [--rate N] [--colds N] [--conns N] [--sizes "0 1k 64k"] [--quick]
 #
-# One fixed fast backend (nginx, 1 worker: /0, /1k and /64k bodies) is started as wakegate's
+# One fixed fast backend (nginx, 1 worker: /0, /1k and /64k bodies from files, sent with sendfile, so the head and the body leave in two writes; /1kw: 1 KiB in one write) is started as wakegate's
 # instance; nginx (1 worker, keepalive upstream) and HAProxy (nbthread 1, http-reuse always) proxy
 # to that same backend, and wakegate (workers: 1, access log off) routes to it. Then:
 #   1. closed loop: wrk -t1 -c64 for each body size and target (direct, nginx, haproxy, wakegate),
@@ -20,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-secs=5 rounds=3 rate=20000 colds=50 conns=64 idle_conns=2000
+secs=5 rounds=3 rate=20000 colds=50 conns=64 idle_conns=2000 sizes="0 1k 64k"
 while (($#)); do
   case $1 in
     --secs) secs=$2; shift 2 ;;
@@ -28,9 +28,13 @@ while (($#)); do
     --rate) rate=$2; shift 2 ;;
     --colds) colds=$2; shift 2 ;;
     --conns) conns=$2; shift 2 ;;
+    --sizes) sizes=$2; shift 2 ;;
     --quick) secs=2 rounds=1 rate=5000 colds=5 idle_conns=500; shift ;;
-    *) echo "usage: bench/compare.sh [--secs S] [--rounds R] [--rate N] [--colds N] [--conns N] [--quick]" >&2; exit 2 ;;
+    *) echo "usage: bench/compare.sh [--secs S] [--rounds R] [--rate N] [--colds N] [--conns N] [--sizes \"0 1k 64k\"] [--quick]" >&2; exit 2 ;;
   esac
+done
+for size in $sizes; do
+  case $size in 0 | 1k | 1kw | 64k) ;; *) echo "compare.sh: --sizes takes 0, 1k, 1kw and 64k, not $size" >&2; exit 2 ;; esac
 done
 
 for p in nginx-light haproxy wrk linux-perf; do
@@ -120,9 +124,9 @@ backend_worker=$(pgrep -P "$(pgrep -f "b-${backend##*:}.conf" | head -1)" | head
 [[ -n $backend_worker ]] || { echo "compare.sh: the backend's worker process not found" >&2; exit 1; }
 # "times" after wrk in a subshell: its second line is the children's (wrk's) user and kernel time.
 client_cpu() { awk 'NR == 2 { n = 0; for (i = 1; i <= 2; i++) { split($i, a, "m"); sub("s", "", a[2]); n += a[1] * 60 + a[2] }; print n }'; }
-echo "closed loop: $rounds rounds x 3 sizes x ${#targets[@]} targets x ${secs}s (wrk -t1 -c$conns)" >&2
+echo "closed loop: $rounds rounds x sizes $sizes x ${#targets[@]} targets x ${secs}s (wrk -t1 -c$conns)" >&2
 for round in $(seq 1 "$rounds"); do
-  for size in 0 1k 64k; do
+  for size in $sizes; do
     for t in "${targets[@]}"; do
       f="$out/wrk-$round-$size-$t.txt"
       pid=$(pid_of "$t")
@@ -163,8 +167,8 @@ ctx_switches() { cat /proc/"$1"/task/*/status | awk '/_ctxt_switches:/ {n += $2}
 out_segs() { nstat -az TcpOutSegs | awk '$1 == "TcpOutSegs" {print $2}'; }
 if perf stat -e syscalls:sys_enter_recvfrom -x, -o /dev/null -- true 2>/dev/null; then
   events=$(printf 'syscalls:sys_enter_%s,' "${syscalls[@]}")
-  echo "system calls: 2 sizes x 3 proxies x ${secs}s (perf stat)" >&2
-  for size in 0 1k; do
+  echo "system calls: sizes ${sizes/64k/} x 3 proxies x ${secs}s (perf stat)" >&2
+  for size in ${sizes/64k/}; do
     for t in nginx haproxy wakegate; do
       pid=$(pid_of "$t")
       f="$out/syscalls-$size-$t.txt"
@@ -292,6 +296,7 @@ import csv, json, statistics, sys
  rate, conns) = sys.argv[1:]
 med = statistics.median
 rows = list(csv.DictReader(open(f"{out}/closed.csv")))
+sizes = list(dict.fromkeys(r["size"] for r in rows))  # as run, in order
 print(f"# wakegate vs nginx vs HAProxy ({cores} cores, loopback, one worker each; medians of {rounds} "
       f"interleaved rounds of {secs}s)\n")
 print(f"## Closed loop: wrk -t1 -c{conns}, keep-alive\n")
@@ -299,7 +304,7 @@ print("CPU per request (us): the proxy's user and kernel time, then the backend'
       "(user + kernel).\n")
 print("| body | target | req/s | x direct | x nginx | x haproxy | p50 ms | p99 ms | CPU us/req user | sys | backend | wrk |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-for size in ["0", "1k", "64k"]:
+for size in sizes:
     m = {}
     for t in ["direct", "nginx", "haproxy", "wakegate"]:
         rs = [r for r in rows if r["size"] == size and r["target"] == t]
@@ -330,7 +335,7 @@ print("\nPer-round ratios (wakegate's req/s over the other target's in the same 
       "at this number of rounds.\n")
 print("| body | x nginx | x haproxy | rounds wakegate ahead of both, p99 at or below both |")
 print("|---|---|---|---:|")
-for size in ["0", "1k", "64k"]:
+for size in sizes:
     by_round = {}
     for r in rows:
         if r["size"] == size:

@@ -1,6 +1,6 @@
 # Shared by bench/compare.sh, bench/ab.sh and bench/tls.sh (sourced, from the repository's root): a temporary
-# directory and the processes to stop on exit, the fixed backend (nginx, 1 worker, /0, /1k and /64k,
-# sendfile on) run by wakegate as its app's instance, and wakegate started with a config of its own.
+# directory and the processes to stop on exit, the fixed backend (nginx, 1 worker, /0, /1k and /64k
+# from files with sendfile on, so the head and the body leave in two writes; /1kw: 1 KiB in one write) run by wakegate as its app's instance, and wakegate started with a config of its own.
 # Needs $bin (the wakegate binary).
 
 tmp=$(mktemp -d)
@@ -49,7 +49,8 @@ error_log $tmp/backend-PORT.log;
 events { worker_connections 16384; }
 http { access_log off; sendfile on; tcp_nodelay on;
   server { listen 127.0.0.1:PORT reuseport; keepalive_requests 10000000; keepalive_timeout 300s; root $tmp/www;
-    location = /0 { return 200 ""; } } }
+    location = /0 { return 200 ""; }
+    location = /1kw { return 200 "$(head -c 1024 /dev/zero | tr '\0' 'a')"; } } }
 NGX
 backend_cmd="sed s/PORT/\$PORT/g $tmp/backend.tmpl > $tmp/b-\$PORT.conf && exec /usr/sbin/nginx -c $tmp/b-\$PORT.conf"
 
