@@ -3,7 +3,8 @@
 #
 #   bench/compare.sh [--secs S] [--rounds R] [--rate N] [--colds N] [--conns N] [--sizes "0 1k 64k"] [--quick]
 #
-# One fixed fast backend (nginx, 1 worker: /0, /1k and /64k bodies from files, sent with sendfile, so the head and the body leave in two writes; /1kw: 1 KiB in one write) is started as wakegate's
+# One fixed fast backend (nginx, 1 worker: /0, and /1k and /64k from files with sendfile, so their
+# head and body leave in two writes; /1kw: 1 KiB in one write) is started as wakegate's
 # instance; nginx (1 worker, keepalive upstream) and HAProxy (nbthread 1, http-reuse always) proxy
 # to that same backend, and wakegate (workers: 1, access log off) routes to it. Then:
 #   1. closed loop: wrk -t1 -c64 for each body size and target (direct, nginx, haproxy, wakegate),
@@ -151,12 +152,12 @@ for round in $(seq 1 "$rounds"); do
 done
 
 # --- 1b. system calls, context switches and TCP segments per request --------------------------
-# Over one wrk run per proxy and body size (0 B and 1 KiB): the system calls the proxy process made
+# Over one wrk run per proxy and body size (each of --sizes but 64k): the system calls the proxy process made
 # (perf on kernel tracepoints), its threads' context switches (/proc/PID/task/*/status) and the
 # TCP segments the whole host sent (nstat; loopback carries only this benchmark): what the kernel
 # part of the CPU per request is made of. Also how often the proxy makes the others wake: wrk's and
-# the backend's epoll_wait calls and context switches (perf stat). A proxy that sends its writes in
-# bursts lets them find several ready sockets per wake-up; one that spreads them wakes them more.
+# the backend's epoll_wait calls and context switches (perf stat). Writes that go out in bursts can
+# let one wake-up of theirs find several ready sockets.
 # Skipped when tracepoints are not available (no linux-perf, or no permission).
 syscalls=(recvfrom sendto sendmsg read readv write writev epoll_wait)
 wake_events=syscalls:sys_enter_epoll_wait,context-switches
@@ -403,8 +404,7 @@ if scrows:
         print(f"| {r['size']} | {r['target']} | " + " | ".join(f"{v:.2f}" for v in per) +
               f" | {sum(per):.2f} | {int(r['ctx_switches']) / n:.3f} | {int(r['tcp_segments']) / n:.2f} |")
     print(f"\nHow often each proxy made the others wake, per request: `wrk`'s and the backend's "
-          "`epoll_wait` calls and context switches (perf stat). Writes that go out in bursts let a "
-          "wake-up find several ready sockets; writes spread out cost more wake-ups.\n")
+          "`epoll_wait` calls and context switches (perf stat).\n")
     print("| body | target | wrk epoll_wait | wrk context switches | backend epoll_wait | backend context switches |")
     print("|---|---|---:|---:|---:|---:|")
     for r in scrows:

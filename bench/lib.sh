@@ -1,6 +1,7 @@
 # Shared by bench/compare.sh, bench/ab.sh and bench/tls.sh (sourced, from the repository's root): a temporary
-# directory and the processes to stop on exit, the fixed backend (nginx, 1 worker, /0, /1k and /64k
-# from files with sendfile on, so the head and the body leave in two writes; /1kw: 1 KiB in one write) run by wakegate as its app's instance, and wakegate started with a config of its own.
+# directory and the processes to stop on exit, the fixed backend (nginx, 1 worker: /0, and /1k and
+# /64k from files with sendfile on, so their head and body leave in two writes; /1kw: 1 KiB in one
+# write) run by wakegate as its app's instance, and wakegate started with a config of its own.
 # Needs $bin (the wakegate binary).
 
 tmp=$(mktemp -d)
