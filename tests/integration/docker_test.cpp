@@ -11,6 +11,7 @@
 
 #include "tests/support/docker.hpp"
 #include "tests/support/integration.hpp"
+#include "tests/support/unix_relay.hpp"
 
 using namespace wakegate::test;
 
@@ -207,6 +208,65 @@ TEST_CASE("docker: a killed container is noticed from the event stream and repla
   CHECK(wait_until([&] { return containers_of_app(app).size() == 1; }, 10s, 100ms));  // the dead one removed
   CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", app}}).value_or(0) == 1);
 
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  stop_and_check_no_leftovers(wg, app);
+}
+
+// The event stream is wakegate's only news of a death. A daemon that goes away and comes back
+// (restarted, upgraded) is taken away here with a relay on its socket: the die event is sent while
+// nothing listens, so only the inspection after the reconnect can find the dead container.
+TEST_CASE("docker: a container that dies while the event stream is down is found after the reconnect",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkreconn");
+  container_sweeper sweep(app);
+  temp_dir dir;
+  unix_relay relay(dir.path() + "/docker.sock", docker_socket_path());
+  config_yaml c;
+  c.apps.push_back(docker_app(app).set("min_instances", "1"));
+  wakegate_options options;
+  options.env.emplace_back("DOCKER_HOST", "unix://" + relay.path());
+  wakegate_process wg(c.str(), options);
+
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), app, 30s, &last));
+  const auto old_id = last.instances.front().id;
+  const auto old_container = container_of_instance(old_id);
+  REQUIRE_FALSE(old_container.empty());
+
+  relay.cut();
+  REQUIRE(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "docker event stream lost: reconnecting with backoff"; },
+      10s));
+  const auto relayed_before = relay.relayed();
+  REQUIRE(docker_cli({"kill", old_container}).exit_code == 0);  // its die event reaches no one
+  REQUIRE(wait_until(
+      [&] {
+        auto st = docker_cli({"inspect", "-f", "{{.State.Running}}", old_container});
+        return st.exit_code == 0 && contains(st.out, "false");
+      },
+      10s, 100ms));
+  relay.restore();
+
+  // Found by the inspection after the reconnect, with the exit code Docker recorded.
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old_id &&
+               contains(json_string(x, "error"), "exited with code 137");
+      },
+      20s));
+  CHECK(relay.relayed() > relayed_before);  // the event stream and the inspection came back through it
+  bool replaced = wait_app(
+      wg.admin_port(), app,
+      [&](const app_status& a) {
+        return a.instances.size() == 1 && a.instances[0].id != old_id && a.instances[0].state == "ready";
+      },
+      30s, &last);
+  INFO("instances: " << instance_list(last) << " last_error: " << last.last_error);
+  CHECK(replaced);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_docker_api_errors_total", {{"operation", "events"}}).value_or(0) >= 1);
   auto r = http_get(wg.http_port(), app + ".test", "/");
   INFO(describe(r));
   CHECK(r.status == 200);

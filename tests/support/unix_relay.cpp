@@ -1,0 +1,121 @@
+#include "tests/support/unix_relay.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <cstdlib>
+#include <functional>
+#include <future>
+#include <string_view>
+
+namespace wakegate::test {
+
+namespace asio = boost::asio;
+using unix_socket = asio::local::stream_protocol::socket;
+
+// One relayed connection: the client's side and the target's, each direction pumped until either
+// side ends; then both are closed.
+struct unix_relay::pair : std::enable_shared_from_this<pair> {
+  explicit pair(asio::io_context& ioc) : client(ioc), target(ioc) {}
+  unix_socket client, target;
+  std::array<char, 16384> to_target{}, to_client{};
+
+  void start() {
+    pump(client, target, to_target);
+    pump(target, client, to_client);
+  }
+  void close() {
+    boost::system::error_code ignored;
+    client.close(ignored);
+    target.close(ignored);
+  }
+  void pump(unix_socket& from, unix_socket& to, std::array<char, 16384>& buf) {
+    from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](auto ec, std::size_t n) {
+      if (ec) return self->close();
+      asio::async_write(to, asio::buffer(buf.data(), n), [self, &from, &to, &buf](auto wec, std::size_t) {
+        if (wec) return self->close();
+        self->pump(from, to, buf);
+      });
+    });
+  }
+};
+
+unix_relay::unix_relay(std::string listen_path, std::string target_path)
+    : listen_path_(std::move(listen_path)), target_path_(std::move(target_path)), acceptor_(ioc_) {
+  ::unlink(listen_path_.c_str());
+  acceptor_.open();
+  acceptor_.bind(asio::local::stream_protocol::endpoint(listen_path_));
+  acceptor_.listen();
+  accept_next();
+  thread_ = std::thread([this] { ioc_.run(); });
+}
+
+unix_relay::~unix_relay() {
+  run_on_thread([this] {
+    boost::system::error_code ignored;
+    acceptor_.close(ignored);
+    for (auto& w : open_)
+      if (auto p = w.lock()) p->close();
+  });
+  ioc_.stop();
+  thread_.join();
+  ::unlink(listen_path_.c_str());
+}
+
+void unix_relay::accept_next() {
+  auto p = std::make_shared<pair>(ioc_);
+  acceptor_.async_accept(p->client, [this, p](boost::system::error_code ec) {
+    if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+    if (!ec) {
+      if (cut_) {
+        p->close();
+      } else {
+        boost::system::error_code cec;
+        p->target.connect(asio::local::stream_protocol::endpoint(target_path_), cec);
+        if (cec) {
+          p->close();
+        } else {
+          ++relayed_;
+          std::erase_if(open_, [](const std::weak_ptr<pair>& w) { return w.expired(); });
+          open_.push_back(p);
+          p->start();
+        }
+      }
+    }
+    accept_next();
+  });
+}
+
+void unix_relay::run_on_thread(const std::function<void()>& f) {
+  std::promise<void> done;
+  asio::post(ioc_, [&] {
+    f();
+    done.set_value();
+  });
+  done.get_future().wait();
+}
+
+void unix_relay::cut() {
+  run_on_thread([this] {
+    cut_ = true;
+    for (auto& w : open_)
+      if (auto p = w.lock()) p->close();
+    open_.clear();
+  });
+}
+
+void unix_relay::restore() {
+  run_on_thread([this] { cut_ = false; });
+}
+
+std::string docker_socket_path() {
+  const char* host = std::getenv("DOCKER_HOST");
+  constexpr std::string_view scheme = "unix://";
+  if (host != nullptr && std::string_view(host).starts_with(scheme)) return std::string(host + scheme.size());
+  return "/var/run/docker.sock";
+}
+
+}  // namespace wakegate::test
