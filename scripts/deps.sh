@@ -16,6 +16,7 @@ packages=(
   gnuplot-nox tzdata    # the scaling simulator's plots; schedule time zones
   pebble testssl.sh  # HTTPS tests: ACME test CA (+ pebble-challtestsrv, its DNS), the TLS scan
   docker.io busybox-static  # the Docker backend's tests: a daemon and a registry-free test image
+  docker-registry           # ... and a registry of their own on loopback, to test pulls
   clang-14 libclang-rt-14-dev  # libFuzzer targets (scripts/fuzz.sh)
 )
 

@@ -17,19 +17,30 @@ using namespace wakegate::test;
 
 namespace {
 
-std::string docker_backend_yaml(const std::string& image, const std::vector<std::string>& extra = {}) {
-  std::string y = "      docker:\n        image: " + yaml_quote(image) + "\n        port: 8080\n        pull: never\n"
-                  "        stop_timeout: 2s\n";
+std::string docker_backend_yaml(const std::string& image, const std::vector<std::string>& extra = {},
+                                const std::string& pull = "never") {
+  std::string y = "      docker:\n        image: " + yaml_quote(image) + "\n        port: 8080\n        pull: " + pull +
+                  "\n        stop_timeout: 2s\n";
   for (const auto& line : extra) y += "        " + line + "\n";
   return y;
 }
 
 app_yaml docker_app(const std::string& name, const std::vector<std::string>& extra = {},
-                    const std::string& image = docker_test_image) {
+                    const std::string& image = docker_test_image, const std::string& pull = "never") {
   app_yaml a(name, {name + ".test"}, "");
-  a.raw_backend = docker_backend_yaml(image, extra);
+  a.raw_backend = docker_backend_yaml(image, extra, pull);
   return a;
 }
+
+// Removes the images a test made or pulled (by reference), whatever happened.
+struct image_remover {
+  std::vector<std::string> refs;
+  ~image_remover() {
+    for (const auto& ref : refs) docker_cli({"rmi", "-f", ref});
+  }
+};
+
+bool daemon_has_image(const std::string& ref) { return docker_cli({"image", "inspect", ref}).exit_code == 0; }
 
 // SIGTERM, a clean exit, and no container of the app left.
 void stop_and_check_no_leftovers(wakegate_process& wg, const std::string& app) {
@@ -328,6 +339,91 @@ TEST_CASE("docker: an unreachable daemon answers held requests 503 with the reas
   CHECK(scrape_value(wg.admin_port(), "wakegate_docker_api_errors_total", {{"operation", "version"}}).value_or(0) >= 1);
   wg.signal(SIGTERM);
   CHECK(wg.wait_exit(30s) == std::optional<int>(0));
+}
+
+// Pulls, from a registry of the test's own (tests/support/docker.hpp: Debian's docker-registry on
+// loopback; no other registry is reachable here).
+TEST_CASE("docker: with pull: missing, a cold start pulls an image the daemon lacks", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkpull");
+  local_registry registry;
+  const auto image = registry.push(docker_test_image, "wakegate-test/" + app + ":1");
+  image_remover images{{image}};
+  REQUIRE_FALSE(daemon_has_image(image));
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.apps.push_back(docker_app(app, {}, image, "missing"));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) { return json_string(x, "msg") == "pulling image" && json_string(x, "image") == image; }, 5s));
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) { return json_string(x, "msg") == "image pulled" && json_string(x, "image") == image; }, 5s));
+  CHECK(daemon_has_image(image));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_docker_api_errors_total", {{"operation", "pull"}}).value_or(0) == 0);
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: an image its registry does not have fails the start with the registry's reason at once",
+          "[integration][docker]") {
+  require_docker();
+  const std::string pull = GENERATE(as<std::string>{}, "missing", "always");
+  INFO("pull: " << pull);
+  const auto app = unique_app_name("dkpullmiss");
+  local_registry registry;
+  const auto image = registry.host() + "/wakegate-test/" + app + ":1";  // never pushed
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.set_default("queue_timeout", "20s");
+  c.apps.push_back(docker_app(app, {}, image, pull));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(contains(r.body, pull == "missing" ? "image '" + image + "' is missing and could not be pulled: "
+                                           : "cannot pull image '" + image + "': "));
+  CHECK(contains(r.body, "manifest unknown"));  // the registry's own words, through the daemon
+  CHECK(r.elapsed < 20s);
+  app_status last;
+  CHECK(wait_app(wg.admin_port(), app, [](const app_status& a) { return contains(a.last_error, "manifest unknown"); },
+                 5s, &last));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_docker_api_errors_total", {{"operation", "pull"}}).value_or(0) >= 1);
+  CHECK(containers_of_app(app).empty());
+  stop_and_check_no_leftovers(wg, app);
+}
+
+// `always`: the daemon has an image under the name, but the registry has another (it set
+// GREETING, which /cgi-bin/whoami prints): the container must run the registry's.
+TEST_CASE("docker: with pull: always, a start runs the registry's image, not the one the daemon has",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkpullalw");
+  local_registry registry;
+  temp_dir build;
+  build.write("Dockerfile", "FROM " + docker_test_image + "\nENV GREETING=registry-" + app + "\n");
+  const std::string variant = "wakegate-test/variant-" + app + ":1";
+  image_remover images{{variant}};
+  auto built = docker_cli({"build", "-q", "-t", variant, build.path()});
+  REQUIRE(built.exit_code == 0);
+  const auto image = registry.push(variant, "wakegate-test/" + app + ":1");
+  images.refs.push_back(image);
+  REQUIRE(docker_cli({"tag", docker_test_image, image}).exit_code == 0);  // the daemon's, without GREETING
+  container_sweeper sweep(app);
+  config_yaml c;
+  c.apps.push_back(docker_app(app, {}, image, "always"));
+  wakegate_process wg(c.str());
+
+  auto r = http_get(wg.http_port(), app + ".test", "/cgi-bin/whoami");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK(contains(r.body, "registry-" + app));
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) { return json_string(x, "msg") == "image pulled" && json_string(x, "image") == image; }, 5s));
+  stop_and_check_no_leftovers(wg, app);
 }
 
 TEST_CASE("docker: a container that exits at start fails the start with its exit code", "[integration][docker]") {

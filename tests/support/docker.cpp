@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <stdexcept>
+
+#include "tests/support/wait.hpp"
 
 namespace wakegate::test {
 
@@ -80,6 +83,33 @@ std::string unique_app_name(const std::string& prefix) {
 container_sweeper::~container_sweeper() {
   for (const auto& id : containers_of_app(app_))
     if (!id.empty() && id[0] != '(') docker_cli({"rm", "-f", id});
+}
+
+local_registry::local_registry() {
+  const std::string binary = "/usr/bin/docker-registry";
+  if (::access(binary.c_str(), X_OK) != 0) throw std::runtime_error(binary + " is not installed (docker-registry)");
+  host_ = "127.0.0.1:" + std::to_string(free_port());
+  const auto config = dir_.write("config.yml", "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                                               "    rootdirectory: " + dir_.path() + "/data\nhttp:\n  addr: " + host_ + "\n");
+  pid_ = spawn_logged({binary, "serve", config}, dir_.path() + "/registry.log");
+  bool up = wait_until(
+      [&] { return run_command({"/usr/bin/curl", "-sf", "--max-time", "2", "http://" + host_ + "/v2/"}, "", 5s).exit_code == 0; },
+      20s, 50ms);
+  if (!up) {
+    kill_group(pid_);
+    throw std::runtime_error("docker-registry did not answer: " + read_file(dir_.path() + "/registry.log"));
+  }
+}
+
+local_registry::~local_registry() { kill_group(pid_); }
+
+std::string local_registry::push(const std::string& image, const std::string& name) {
+  const std::string ref = host_ + "/" + name;
+  for (const auto& args : std::vector<std::vector<std::string>>{{"tag", image, ref}, {"push", ref}, {"rmi", ref}}) {
+    auto r = docker_cli(args);
+    if (r.exit_code != 0) throw std::runtime_error("docker " + args[0] + " " + ref + ": " + r.out + r.err);
+  }
+  return ref;
 }
 
 }  // namespace wakegate::test

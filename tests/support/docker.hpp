@@ -43,4 +43,28 @@ class container_sweeper {
   std::string app_;
 };
 
+// A Docker registry of the test's own: Debian's docker-registry on 127.0.0.1 at a free port,
+// storage in a temporary directory, stopped on destruction. The daemon pulls from it with no
+// network (it trusts plain-HTTP registries on 127.0.0.0/8). Throws std::runtime_error when the
+// registry is not installed or does not answer /v2/ within 20 s.
+class local_registry {
+ public:
+  local_registry();
+  ~local_registry();
+  local_registry(const local_registry&) = delete;
+  local_registry& operator=(const local_registry&) = delete;
+
+  // "127.0.0.1:<port>"
+  const std::string& host() const { return host_; }
+  // Pushes the local image `image` as <host>/<name> and removes that reference from the daemon
+  // again (the layers may stay), so a container of it must be pulled first. Returns the reference;
+  // throws std::runtime_error with the CLI's output when a step fails.
+  std::string push(const std::string& image, const std::string& name);
+
+ private:
+  temp_dir dir_;
+  std::string host_;
+  pid_t pid_ = -1;
+};
+
 }  // namespace wakegate::test

@@ -1,58 +1,13 @@
 #include "tests/support/pebble.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-
 #include "tests/support/wait.hpp"
 
 namespace wakegate::test {
-
-namespace {
-
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log_file,
-            const std::vector<std::string>& env_add = {}) {
-  pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  ::setpgid(0, 0);
-  int fd = ::open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd >= 0) {
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-  }
-  int devnull = ::open("/dev/null", O_RDONLY);
-  if (devnull >= 0) ::dup2(devnull, 0);
-  for (const auto& e : env_add) ::putenv(const_cast<char*>(e.c_str()));
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  ::execv(args[0], args.data());
-  ::_exit(127);
-}
-
-void stop(pid_t pid) {
-  if (pid <= 0) return;
-  ::kill(-pid, SIGKILL);
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, nullptr, 0);
-}
-
-}  // namespace
-
-std::uint16_t free_port() {
-  boost::asio::io_context ioc;
-  boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
-  return a.local_endpoint().port();
-}
 
 pebble_server::pebble_server(std::uint16_t http_port) {
   ca_ = make_test_ca(dir_.path());
@@ -68,11 +23,11 @@ pebble_server::pebble_server(std::uint16_t http_port) {
                     R"(","httpPort":)" + std::to_string(http_port) + R"(,"tlsPort":)" + std::to_string(tls_port) +
                     R"(,"ocspResponderURL":"","externalAccountBindingRequired":false}})";
   auto cfg_file = dir_.write("pebble.json", cfg);
-  challtestsrv_ = spawn({"/usr/bin/pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01",
+  challtestsrv_ = spawn_logged({"/usr/bin/pebble-challtestsrv", "-defaultIPv4", "127.0.0.1", "-defaultIPv6", "", "-dns01",
                          "127.0.0.1:" + std::to_string(dns_port_), "-http01", "", "-https01", "", "-tlsalpn01", "",
                          "-management", "127.0.0.1:" + std::to_string(chall_mgmt_port_)},
                         dir_.path() + "/challtestsrv.log");
-  pebble_ = spawn({"/usr/bin/pebble", "-config", cfg_file, "-dnsserver", "127.0.0.1:" + std::to_string(dns_port_)},
+  pebble_ = spawn_logged({"/usr/bin/pebble", "-config", cfg_file, "-dnsserver", "127.0.0.1:" + std::to_string(dns_port_)},
                   dir_.path() + "/pebble.log", {"PEBBLE_VA_NOSLEEP=1"});
   bool up = wait_until(
       [&] {
@@ -82,15 +37,15 @@ pebble_server::pebble_server(std::uint16_t http_port) {
       20s, 100ms);
   if (!up) {
     std::string why = log() + read_file(dir_.path() + "/challtestsrv.log");
-    stop(pebble_);
-    stop(challtestsrv_);
+    kill_group(pebble_);
+    kill_group(challtestsrv_);
     throw std::runtime_error("pebble did not start: " + why);
   }
 }
 
 pebble_server::~pebble_server() {
-  stop(pebble_);
-  stop(challtestsrv_);
+  kill_group(pebble_);
+  kill_group(challtestsrv_);
 }
 
 std::string pebble_server::directory_url() const { return "https://localhost:" + std::to_string(acme_port_) + "/dir"; }

@@ -13,9 +13,6 @@
 
 namespace wakegate::test {
 
-// A free TCP port on 127.0.0.1 (bound, then released).
-std::uint16_t free_port();
-
 class pebble_server {
  public:
   // Throws std::runtime_error when pebble does not answer its directory in time.

@@ -35,6 +35,17 @@ struct command_result {
 command_result run_command(const std::vector<std::string>& argv, const std::string& input = {},
                            std::chrono::milliseconds timeout = 30s);
 
+// Starts argv[0] (a path) in a process group of its own, stdout and stderr to `log_file`, with
+// `env_add` ("NAME=value") added to the environment; returns its pid at once (for servers a test
+// runs beside wakegate: Pebble, a Docker registry). End it with kill_group.
+pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_file,
+                   const std::vector<std::string>& env_add = {});
+// A free TCP port on 127.0.0.1 (bound, then released).
+std::uint16_t free_port();
+
+// SIGKILL to the process group of a spawn_logged child, then reaps it. A pid <= 0 is ignored.
+void kill_group(pid_t pid);
+
 // Runs WAKEGATE_BINARY with `args` (e.g. {"check", "--config", path}).
 command_result run_wakegate(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 30s);
 
