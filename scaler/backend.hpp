@@ -26,6 +26,7 @@ struct start_result {
   std::string host;      // where the instance listens, e.g. "127.0.0.1"
   std::uint16_t port = 0;
   int pid = 0;           // process id where there is one (for /status), else 0
+  std::string container;  // container id where there is one (for /status), else ""
 };
 
 class instance_backend {

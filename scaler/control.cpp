@@ -269,6 +269,7 @@ void control_plane::on_started(const app_ptr& a, const instance_ptr& i, const st
   i->endpoint = asio::ip::tcp::endpoint(addr, r.port);
   i->address = r.host + ":" + std::to_string(r.port);
   i->pid = r.pid;
+  i->container = r.container;
   if (i->state != instance_state::starting) return;  // stopped while the backend was starting it
 
   // Probe until ready, failed, or no longer wanted.
@@ -597,6 +598,7 @@ std::string control_plane::status_json() const {
       io["address"] = i->address;
       io["port"] = i->endpoint.port();
       io["pid"] = i->pid;
+      io["container"] = i->container;
       io["in_flight"] = i->in_flight.load();
       io["age_seconds"] = seconds_between(i->created_at, now);
       insts.emplace_back(std::move(io));

@@ -36,6 +36,7 @@ struct instance {
   clock_time created_at = steady::now();
   clock_time ready_at{};
   int pid = 0;
+  std::string container;  // the Docker container's id; "" for processes
   bool stop_requested = false;
 
   // Set before the instance is published to proxy threads, constant afterwards.

@@ -250,6 +250,7 @@ asio::awaitable<void> docker_backend::run_start(std::shared_ptr<instance> inst, 
   r.ok = true;
   r.host = info.host;
   r.port = info.port;
+  r.container = inst->container;
   done(r);
 }
 

@@ -88,6 +88,9 @@ TEST_CASE("docker: a cold start from zero goes through a container with the conf
   REQUIRE(status->instances.size() == 1);
   CHECK(status->instances[0].state == "ready");
   CHECK(starts_with(status->instances[0].address, "127.0.0.1:"));
+  CHECK(status->instances[0].pid == 0);
+  CHECK(status->instances[0].container.size() == 64);  // the full id
+  CHECK(starts_with(status->instances[0].container, ids.front().substr(0, 12)));
   auto status_text = fetch_status_json(wg.admin_port());
   REQUIRE(status_text);
   CHECK_FALSE(contains(boost::json::serialize(*status_text), "secret-greeting-7f3"));

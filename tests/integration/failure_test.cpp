@@ -18,6 +18,7 @@ TEST_CASE("a killed instance is replaced and counted as a failure", "[integratio
   auto old = last.instances.front();
   REQUIRE(old.pid > 0);
   REQUIRE(process_cmdline(old.pid).find(marker) != std::string::npos);
+  CHECK(old.container.empty());  // a process, not a container
   CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", "t"}}).value_or(0) == 0);
 
   REQUIRE(::kill(old.pid, SIGKILL) == 0);

@@ -107,6 +107,7 @@ std::optional<std::vector<app_status>> fetch_status(std::uint16_t admin_port) {
         in.address = json_string(io, "address");
         in.port = int_field(io, "port");
         in.pid = static_cast<pid_t>(int_field(io, "pid"));
+        in.container = json_string(io, "container");
         in.in_flight = int_field(io, "in_flight");
         in.age_seconds = json_number(io, "age_seconds").value_or(0);
         s.instances.push_back(std::move(in));

@@ -25,6 +25,7 @@ struct instance_status {
   std::string address;
   int port = 0;
   pid_t pid = 0;
+  std::string container;  // "" for a process instance
   int in_flight = 0;
   double age_seconds = 0;
   // starting, ready or draining: the instance counts against max_instances.
