@@ -1,6 +1,8 @@
 // Scaling from and to zero: cold start, scale to zero after idle, min_instances kept.
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "tests/support/integration.hpp"
 
@@ -123,6 +125,44 @@ TEST_CASE("scale to zero: after traffic stops the instance is stopped and /statu
   auto st = fetch_app_status(wg.admin_port(), "t");
   REQUIRE(st);
   CHECK(st->ids("ready") == std::vector<std::string>{"t-2"});
+}
+
+// keep_warm: auto learns the idle period from the gaps between requests (1.25 x their 90th
+// percentile, once 4 gaps of 2 s or more are seen). The pauses between requests below are the
+// test's input, not waits for a condition.
+TEST_CASE("keep_warm: auto keeps the last instance for a period learnt from the gaps between requests",
+          "[integration][lifecycle]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.set_default("scale_to_zero_after", "60s");  // the period before anything is learnt, and keep_warm: off's
+  c.set_default("panic_window", "1s");          // the shortest period keep_warm may learn
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("keep_warm", "auto"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  auto first = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(first));
+  REQUIRE(first.status == 200);
+  app_status last;
+  CHECK(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.keep_warm_seconds == 60; }, 5s, &last));
+
+  for (int gap = 0; gap < 4; ++gap) {
+    std::this_thread::sleep_for(2200ms);
+    auto r = http_get(wg.http_port(), "t.test", "/");
+    INFO(describe(r));
+    REQUIRE(r.status == 200);
+  }
+  const auto last_request = std::chrono::steady_clock::now();
+  // Four gaps of about 2.2 s: about 2.75 s.
+  CHECK(wait_app(
+      wg.admin_port(), "t", [](const app_status& a) { return a.keep_warm_seconds > 2.5 && a.keep_warm_seconds < 4; }, 3s,
+      &last));
+  INFO("keep_warm_seconds: " << last.keep_warm_seconds);
+  // The instance goes once that period passed with no request, long before scale_to_zero_after.
+  CHECK(wait_until([&] { return count_processes(marker) == 0; }, 20s));
+  CHECK(std::chrono::steady_clock::now() - last_request >= 2500ms);  // and not before it
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "instance stopped" && json_string(x, "instance") == "t-1"; },
+      5s));
 }
 
 TEST_CASE("min_instances are started without traffic and kept after scale_to_zero_after", "[integration][lifecycle]") {

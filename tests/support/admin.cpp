@@ -97,6 +97,7 @@ std::optional<std::vector<app_status>> fetch_status(std::uint16_t admin_port) {
     s.last_error = json_string(ao, "last_error");
     if (auto p = ao.find("panic"); p != ao.end() && p->value().is_bool()) s.panic = p->value().as_bool();
     s.start_estimate_seconds = json_number(ao, "start_estimate_seconds").value_or(0);
+    s.keep_warm_seconds = json_number(ao, "keep_warm_seconds").value_or(0);
     if (auto is = ao.find("instances"); is != ao.end() && is->value().is_array()) {
       for (const auto& i : is->value().as_array()) {
         if (!i.is_object()) continue;

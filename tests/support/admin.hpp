@@ -43,6 +43,7 @@ struct app_status {
   std::string last_error;
   bool panic = false;                 // the scaler is in panic mode
   double start_estimate_seconds = 0;  // moving estimate of an instance's start time
+  double keep_warm_seconds = 0;       // idle period before the last instance goes
   std::vector<instance_status> instances;
 
   int count(const std::string& state) const;  // instances in `state`
