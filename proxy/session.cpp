@@ -20,6 +20,7 @@
 #include "proxy/deadline.hpp"
 #include "proxy/framing.hpp"
 #include "proxy/headers.hpp"
+#include "proxy/idle_watch.hpp"
 #include "proxy/request_check.hpp"
 #include "proxy/response_head.hpp"
 #include "proxy/server.hpp"
@@ -123,13 +124,6 @@ bool idempotent(http::verb v) noexcept {
     default:
       return false;
   }
-}
-
-// True when a pooled connection's peer has already closed or reset it.
-bool peer_closed(tcp::socket& s) noexcept {
-  char c;
-  auto n = ::recv(s.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));  // closed, reset, or unsolicited bytes
 }
 
 // Where the upstream exchange failed, for the status and for blaming the instance or not.
@@ -492,7 +486,7 @@ class session {
     for (int attempt = 0;; ++attempt) {
       std::int64_t now = now_ns();
       // The retry goes out on a new connection: the pool may hold more that the instance closed.
-      auto up = attempt == 0 ? take_connection(*inst, !retryable, now) : std::nullopt;
+      auto up = attempt == 0 ? take_connection(*inst, now) : std::nullopt;
       bool reused = up.has_value();
       struct up_slot_guard {  // the slot watches this connection while it is in use here
         deadline_slot& s;
@@ -556,8 +550,10 @@ class session {
         done_ns_ = now_ns();
         if (result.upstream_reusable && !verdict_.close_after && inst->accepting.load(std::memory_order_relaxed)) {
           auto& pool = inst->pools[this_shard];
-          if (pool.size() < w_.opts->limits.upstream_idle_per_instance)
+          if (pool.size() < w_.opts->limits.upstream_idle_per_instance) {
+            idle_watch::park(*up);
             pool.push_back(scaler::idle_connection{std::move(*up), done_ns_});
+          }
         }
         co_return result.client_keep_alive;
       }
@@ -715,15 +711,18 @@ class session {
   // ------------------------------------------------------------------------------------------
   // Upstream exchange
 
-  std::optional<tcp::socket> take_connection(scaler::instance& inst, bool must_be_alive, std::int64_t now) {
+  std::optional<tcp::socket> take_connection(scaler::instance& inst, std::int64_t now) {
     auto& pool = inst.pools[this_shard];
     auto max_idle = std::chrono::duration_cast<std::chrono::nanoseconds>(w_.opts->limits.upstream_idle_timeout).count();
     while (!pool.empty()) {
       auto c = std::move(pool.back());
       pool.pop_back();
       if (now - c.idle_since_ns > max_idle) continue;
-      // A request that cannot be retried must not go out on a connection the instance closed.
-      if (must_be_alive && peer_closed(c.socket)) continue;
+      // Bytes, a FIN or a reset that came while the connection sat idle (a keep-alive timeout's
+      // 408, an extra response) answer no request of ours: such a connection is not reused
+      // (proxy/idle_watch.hpp).
+      if (idle_watch::input_since_park(c.socket)) continue;
+      idle_watch::reuse(c.socket);
       return std::move(c.socket);
     }
     return std::nullopt;

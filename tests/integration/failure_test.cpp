@@ -2,6 +2,7 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <string>
 
 #include "tests/support/integration.hpp"
@@ -188,4 +189,37 @@ TEST_CASE("an instance that stops sending a small response's body: 504 after io_
   CHECK(r.body.find("stopped sending its response") != std::string::npos);
   // Not a response-header timeout: the instance did answer.
   CHECK(scrape_value(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "response_header_timeout"}}).value_or(-1) == 0);
+}
+
+// An instance that sends something on an idle keep-alive connection (an extra response; a 408 and
+// a close when its keep-alive timeout ends): none of it is a response to a request of ours. A
+// proxy that reused the connection would hand it to the next request, and every later response
+// on it to the request after (a desync). Found by black-box testing.
+TEST_CASE("what an instance sends on an idle pooled connection is never taken for the next response",
+          "[integration][failure]") {
+  const bool close = GENERATE(false, true);
+  INFO((close ? "408 and close" : "an extra response"));
+  auto marker = unique_marker();
+  temp_dir dir;
+  const std::string sent = dir.path() + "/sent";
+  config_yaml c;
+  c.extra = {"workers: 1"};  // one pool: the next request takes the connection of the first
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), "t", 15s, &last));
+  const auto pid = last.instances.front().pid;
+
+  auto first = http_get(wg.http_port(), "t.test", "/extra?ms=20&done=" + sent + (close ? "&close=1" : ""));
+  INFO(describe(first));
+  REQUIRE(first.status == 200);
+  REQUIRE(first.body == "ok");
+  REQUIRE(wait_until([&] { return std::filesystem::exists(sent); }, 5s, 10ms));
+
+  for (int i = 0; i < 3; ++i) {  // each gets its own answer: no response one request late
+    auto r = http_get(wg.http_port(), "t.test", "/pid");
+    INFO("request " << i << ": " << describe(r));
+    CHECK(r.status == 200);
+    CHECK(r.body == std::to_string(pid));
+  }
 }

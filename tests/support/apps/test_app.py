@@ -30,6 +30,9 @@ Endpoints:
                       and keep running instead of exiting)
   GET  /split?n=N&ms=M  the head, then M ms later N pattern bytes with Content-Length (a response
                       that reaches the proxy in two pieces; &nobuffer=1: with X-Accel-Buffering: no)
+  GET  /extra?ms=M&done=PATH  200 "ok", then M ms later, unasked, a second response on the same
+                      connection ("SMUGGLED", or with &close=1 a 408 and the close a keep-alive
+                      timeout sends), then creates the file PATH (the test's sign it was sent)
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
                       (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
@@ -223,6 +226,20 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             time.sleep(int(query.get("ms", ["0"])[0]) / 1000)
             self.wfile.write(bytes(k % 251 for k in range(n)))
+        elif path == "/extra":
+            self._send(200, "ok")
+            self.wfile.flush()
+            time.sleep(int(query.get("ms", ["0"])[0]) / 1000)
+            if query.get("close", ["0"])[0] == "1":
+                self.wfile.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                self.wfile.flush()
+                self._fin()
+                self.close_connection = True
+            else:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
+                self.wfile.flush()
+            with open(query["done"][0], "w"):
+                pass
         elif path == "/chunks":
             n = int(query.get("n", ["0"])[0])
             body = bytes(k % 251 for k in range(n))

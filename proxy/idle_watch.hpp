@@ -1,0 +1,33 @@
+// Did a pooled upstream connection receive anything (bytes, a FIN, a reset) while it sat idle?
+// Such input answers no request of ours: reused, the connection would hand it to the next request
+// as its response, and every later response one request late. nginx and HAProxy close an idle
+// upstream connection as soon as epoll says it is readable; this is the same signal, read for free.
+//
+// Asio's epoll reactor watches every socket for input all the time (edge triggered), and each
+// input event sets the socket's "try a read at once" flag. park() clears that flag when the
+// connection goes idle; input_since_park() reads it when the connection is taken again; reuse()
+// sets it back, so that reads on a reused connection behave exactly as on any other. Linux reports
+// an edge only if the socket is still readable, so input already read never counts.
+//
+// Not seen: input whose event the worker handled between the response's last read and park()
+// (within one pass of the event loop), and input still in flight when the connection is taken
+// (a race every proxy has: the instance closes as the request leaves; the idempotent retry covers it).
+//
+// The flag is Asio's private state (Boost 1.81's epoll reactor, the one Debian 12 has). With any
+// other Boost or reactor this falls back to one recv(MSG_PEEK) per reuse, which sees the same
+// input at the cost of a system call (about 3% of small requests/s, measured with bench/ab.sh).
+// Only the worker thread that owns the socket may call these.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+
+namespace wakegate::proxy::idle_watch {
+
+void park(boost::asio::ip::tcp::socket& s) noexcept;
+bool input_since_park(boost::asio::ip::tcp::socket& s) noexcept;
+void reuse(boost::asio::ip::tcp::socket& s) noexcept;
+
+// True when the flag is used (Boost 1.81, epoll); false: the recv(MSG_PEEK) fallback.
+bool uses_reactor_flag() noexcept;
+
+}  // namespace wakegate::proxy::idle_watch
