@@ -59,6 +59,8 @@ bool* read_flag(tcp::socket& s) noexcept {
 
 }  // namespace
 
+bool input_now(tcp::socket& s) noexcept { return peer_sent_something(s); }
+
 bool uses_reactor_flag() noexcept { return WAKEGATE_IDLE_WATCH_FLAG != 0; }
 
 void park([[maybe_unused]] tcp::socket& s) noexcept {

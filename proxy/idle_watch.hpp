@@ -27,6 +27,10 @@ void park(boost::asio::ip::tcp::socket& s) noexcept;
 bool input_since_park(boost::asio::ip::tcp::socket& s) noexcept;
 void reuse(boost::asio::ip::tcp::socket& s) noexcept;
 
+// One recv(MSG_PEEK): input there now, whether or not the reactor has heard of it yet (a system
+// call: for requests that must not go out on a closed connection, as they cannot be retried).
+bool input_now(boost::asio::ip::tcp::socket& s) noexcept;
+
 // True when the flag is used (Boost 1.81, epoll); false: the recv(MSG_PEEK) fallback.
 bool uses_reactor_flag() noexcept;
 

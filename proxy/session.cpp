@@ -486,7 +486,7 @@ class session {
     for (int attempt = 0;; ++attempt) {
       std::int64_t now = now_ns();
       // The retry goes out on a new connection: the pool may hold more that the instance closed.
-      auto up = attempt == 0 ? take_connection(*inst, now) : std::nullopt;
+      auto up = attempt == 0 ? take_connection(*inst, !retryable, now) : std::nullopt;
       bool reused = up.has_value();
       struct up_slot_guard {  // the slot watches this connection while it is in use here
         deadline_slot& s;
@@ -711,7 +711,7 @@ class session {
   // ------------------------------------------------------------------------------------------
   // Upstream exchange
 
-  std::optional<tcp::socket> take_connection(scaler::instance& inst, std::int64_t now) {
+  std::optional<tcp::socket> take_connection(scaler::instance& inst, bool must_be_alive, std::int64_t now) {
     auto& pool = inst.pools[this_shard];
     auto max_idle = std::chrono::duration_cast<std::chrono::nanoseconds>(w_.opts->limits.upstream_idle_timeout).count();
     while (!pool.empty()) {
@@ -720,8 +720,9 @@ class session {
       if (now - c.idle_since_ns > max_idle) continue;
       // Bytes, a FIN or a reset that came while the connection sat idle (a keep-alive timeout's
       // 408, an extra response) answer no request of ours: such a connection is not reused
-      // (proxy/idle_watch.hpp).
-      if (idle_watch::input_since_park(c.socket)) continue;
+      // (proxy/idle_watch.hpp). A request that cannot be retried also looks at the socket itself,
+      // for a close the event loop has not handled yet.
+      if (idle_watch::input_since_park(c.socket) || (must_be_alive && idle_watch::input_now(c.socket))) continue;
       idle_watch::reuse(c.socket);
       return std::move(c.socket);
     }
