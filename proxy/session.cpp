@@ -1023,7 +1023,10 @@ class session {
       }
     }
     auto& rp = *rpo;
-    rp.eager(true);  // parse all that is buffered: a small chunked body goes out in one write
+    // Not eager: Beast's eager read_some keeps reading the socket while the next chunk's header is
+    // incomplete, so each chunk would wait for the one after it (server-sent events held back
+    // until the stream ends). What is already buffered is parsed below, without a read.
+    rp.eager(false);
     auto& resp = rp.get();
     status_ = resp.result_int();
     bool upstream_keep_alive = rp.keep_alive();  // every Connection field (resp.keep_alive() reads the first)
@@ -1091,6 +1094,14 @@ class session {
         resp.body().size = relay_chunk;
         arm(up_dl_, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(up, ubuf, rp, tok);
+        // Then every whole element already buffered (chunk headers, bodies, the end), with no
+        // read: a small chunked body still goes out in one write, a stream as its chunks come.
+        while (!ec && !rp.is_done() && resp.body().size > 0 && ubuf.size() > 0) {
+          const auto used = rp.put(ubuf.data(), ec);
+          ubuf.consume(used);
+          if (ec == http::error::need_more) ec = {};
+          if (used == 0) break;
+        }
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;

@@ -143,3 +143,37 @@ TEST_CASE("100 MiB streams both ways through wakegate with bounded memory", "[in
       },
       5s));
 }
+
+// A chunked response is relayed chunk by chunk, as the instance sends them (server-sent events,
+// long polls): the instance sends event K+1 only after the client has event K. Found by black-box
+// testing: each chunk used to wait for the next one (Beast's eager read), so events came all at
+// once when the stream ended.
+TEST_CASE("a chunked response streams: each chunk reaches the client before the instance sends the next",
+          "[integration][streaming]") {
+  auto marker = unique_marker();
+  temp_dir dir;
+  const std::string gate = dir.path() + "/gate";
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  std::string seen;
+  int opened = 0;
+  body_sink sink = [&](std::string_view piece) {
+    seen += piece;
+    for (;;) {  // open the gate of each whole event received
+      const std::string event = "event " + std::to_string(opened + 1) + "\n";
+      if (seen.find(event) == std::string::npos) break;
+      ++opened;
+      dir.write("gate." + std::to_string(opened), "");
+    }
+  };
+  http_request req;
+  req.host = "t.test";
+  req.target = "/events?n=4&gate=" + gate;
+  auto r = http_send(wg.http_port(), req, sink);
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK(r.header("Content-Type") == "text/event-stream");
+  CHECK(seen == "event 1\nevent 2\nevent 3\nevent 4\n");  // "late K": event K-1 was held back
+}

@@ -33,6 +33,10 @@ Endpoints:
   GET  /extra?ms=M&done=PATH  200 "ok", then M ms later, unasked, a second response on the same
                       connection ("SMUGGLED", or with &close=1 a 408 and the close a keep-alive
                       timeout sends), then creates the file PATH (the test's sign it was sent)
+  GET  /events?n=N&gate=PATH  chunked, one chunk "event K\n" at a time; before event K+1 it waits
+                      (at most 5 s) for the file PATH.K, which the test creates once it got
+                      event K: a proxy that holds a chunk back until the next never gets one.
+                      An event sent after the wait ran out reads "late K\n".
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
                       (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
@@ -240,6 +244,25 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             with open(query["done"][0], "w"):
                 pass
+        elif path == "/events":
+            n = int(query.get("n", ["1"])[0])
+            gate = query["gate"][0]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for k in range(1, n + 1):
+                word = b"event"
+                if k > 1:
+                    deadline = time.monotonic() + 5
+                    while not os.path.exists("%s.%d" % (gate, k - 1)) and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    if not os.path.exists("%s.%d" % (gate, k - 1)):
+                        word = b"late"
+                piece = b"%s %d\n" % (word, k)
+                self.wfile.write(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
         elif path == "/chunks":
             n = int(query.get("n", ["0"])[0])
             body = bytes(k % 251 for k in range(n))
