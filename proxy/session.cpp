@@ -811,7 +811,7 @@ class session {
                            head_text.text());
     std::string_view head = head_text.text();
     const bool chunked = verdict_.framing == body_framing::chunked;  // all Transfer-Encoding lines (req.chunked() reads the first)
-    parser_->eager(true);
+    parser_->eager(false);  // as for responses (relay_parsed): a chunk must not wait for the next
     std::optional<relay_buffer> rb;
     for (;;) {
       const char* data = nullptr;
@@ -827,6 +827,12 @@ class session {
         req.body().size = relay_chunk;
         arm(client_read, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(stream_, buf_, *parser_, tok);
+        while (!ec && !parser_->is_done() && req.body().size > 0 && buf_.size() > 0) {  // what is buffered
+          const auto used = parser_->put(buf_.data(), ec);
+          buf_.consume(used);
+          if (ec == http::error::need_more) ec = {};
+          if (used == 0) break;
+        }
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = failure::client;

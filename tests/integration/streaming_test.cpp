@@ -1,7 +1,13 @@
 // Large bodies stream through wakegate both ways without being buffered.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -176,4 +182,56 @@ TEST_CASE("a chunked response streams: each chunk reaches the client before the 
   CHECK(r.status == 200);
   CHECK(r.header("Content-Type") == "text/event-stream");
   CHECK(seen == "event 1\nevent 2\nevent 3\nevent 4\n");  // "late K": event K-1 was held back
+}
+
+// A chunked request body is forwarded chunk by chunk too: the instance echoes each chunk, and the
+// client sends the next only after the echo of the one before came back. Found by black-box
+// testing: the head and the body used to wait for the body's end.
+TEST_CASE("a chunked request body streams: each chunk reaches the instance before the client sends the next",
+          "[integration][streaming]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  // A plain socket: the next chunk is written while the response is still being read.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } close_fd{fd};
+  timeval timeout{5, 0};  // a held chunk: its echo never comes, the read gives up
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(wg.http_port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  auto send_all = [&](const std::string& bytes) {
+    return ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  };
+  auto chunk = [](int k) {
+    const std::string data = "chunk " + std::to_string(k) + "\n";
+    char size[16];
+    std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+    return size + data + "\r\n";
+  };
+  REQUIRE(send_all("POST /echo HTTP/1.1\r\nHost: t.test\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(1)));
+  std::string received;
+  int sent = 1;
+  for (int reads = 0; reads < 100 && received.find("\r\n0\r\n\r\n") == std::string::npos; ++reads) {
+    char buf[4096];
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;  // timed out (a chunk held back), or closed
+    received.append(buf, static_cast<std::size_t>(n));
+    if (sent < 4 && received.find("chunk " + std::to_string(sent) + "\n") != std::string::npos) {
+      ++sent;
+      REQUIRE(send_all(sent < 4 ? chunk(sent) : std::string("0\r\n\r\n")));
+    }
+  }
+  INFO(received);
+  CHECK(starts_with(received, "HTTP/1.1 200 OK\r\n"));
+  CHECK(sent == 4);  // every echo came back before the next chunk was sent
+  CHECK(contains(received, "chunk 3\n\r\n0\r\n\r\n"));
 }
