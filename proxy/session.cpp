@@ -548,6 +548,7 @@ class session {
       }
       if (result.failed == failure::none) {
         done_ns_ = now_ns();
+        if (inst->io_failures.load(std::memory_order_relaxed) != 0) inst->io_failures.store(0, std::memory_order_relaxed);
         if (result.upstream_reusable && !verdict_.close_after && inst->accepting.load(std::memory_order_relaxed)) {
           auto& pool = inst->pools[this_shard];
           if (pool.size() < w_.opts->limits.upstream_idle_per_instance) {
@@ -584,8 +585,7 @@ class session {
         w_.owner->stats().hit(limit_hit::response_header_timeout);
       if (result.response_started) {
         status_ = 502;
-        if (result.failed != failure::upstream_timeout)
-          w_.owner->control().post_instance_failed(app, inst, "connection lost mid-response");
+        if (result.failed != failure::upstream_timeout) blame_dropped(app, inst, "connection lost mid-response");
         co_return false;  // the client got part of a response: only closing tells it
       }
       if (result.failed == failure::upstream_timeout) {
@@ -596,13 +596,21 @@ class session {
       }
       // A reused connection closing is routine keep-alive churn, not a broken instance.
       if (result.failed == failure::upstream_io && result.answer_started)
-        w_.owner->control().post_instance_failed(app, inst, "connection lost mid-response");
+        blame_dropped(app, inst, "connection lost mid-response");
       else if (result.failed == failure::upstream_io && !reused)
-        w_.owner->control().post_instance_failed(app, inst, "connection lost before the response");
+        blame_dropped(app, inst, "connection lost before the response");
       fail_why = "instance " + inst->id + " failed: " + result.detail;
       break;
     }
     co_return co_await fail_upstream(fail_status, fail_why, client_keep_alive);
+  }
+
+  // The instance dropped this exchange's connection: it is failed (stopped and replaced, its
+  // requests in flight cut) only at the io_failure_limit-th in a row (scaler/instance.hpp).
+  void blame_dropped(const scaler::app_ptr& app, const scaler::instance_ptr& inst, std::string_view what) {
+    const auto n = inst->io_failures.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n == scaler::instance::io_failure_limit)
+      w_.owner->control().post_instance_failed(app, inst, std::string(what) + ", " + std::to_string(n) + " times in a row");
   }
 
   // Answers an Expect: 100-continue; false: the client went away.

@@ -46,6 +46,12 @@ struct instance {
   // Shared with proxy threads.
   std::atomic<int> in_flight{0};
   std::atomic<bool> accepting{false};  // routable: ready and not draining
+  // Exchanges in a row whose connection the instance dropped (before or during its response);
+  // any exchange that completes resets it. At io_failure_limit the instance is failed: one
+  // dropped connection (a handler that closes instead of answering) must not restart the
+  // instance and cut every other request on it, a run of them means it is broken.
+  std::atomic<std::uint32_t> io_failures{0};
+  static constexpr std::uint32_t io_failure_limit = 3;
 
   // Takes one unit of capacity; false when the instance is full or no longer accepting.
   // The count is raised before `accepting` is read again (both sequentially consistent), and
