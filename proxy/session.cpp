@@ -468,7 +468,8 @@ class session {
       }
     } cg{*w_.owner, app, inst};
 
-    if (!parser_->is_done())
+    // An HTTP/1.0 client gets no 1xx: its expectation is ignored (RFC 9110 10.1.1, 15.2).
+    if (!parser_->is_done() && client_version_ == 11)
       if (auto expect = req.find(http::field::expect); expect != req.end())
         // Answer 100-continue ourselves: the instance is chosen, the body may come.
         if (beast::iequals(expect->value(), "100-continue") && !co_await send_continue()) co_return false;

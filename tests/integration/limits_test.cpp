@@ -340,4 +340,23 @@ TEST_CASE("Expect: 100-continue is answered by wakegate, then the body is forwar
       5s));
   INFO(response);
   CHECK(status_of(response) == 200);
+
+  // HTTP/1.0: the expectation is ignored, no 1xx is sent (RFC 9110 10.1.1; found by black-box
+  // testing). The body comes with the head; the answer is the echo alone.
+  raw_socket old(wg.http_port());
+  REQUIRE(old.ok());
+  REQUIRE(old.send("POST /echo HTTP/1.0\r\nHost: t.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\nhello"));
+  std::string answer;
+  CHECK(wait_until(
+      [&] {
+        if (old.readable(100ms)) {
+          auto m = ::recv(old.fd(), buf, sizeof buf, 0);
+          if (m > 0) answer.append(buf, static_cast<std::size_t>(m));
+        }
+        return answer.find("\r\n\r\nhello") != std::string::npos;
+      },
+      5s));
+  INFO(answer);
+  CHECK(status_of(answer) == 200);
+  CHECK(answer.find("100 Continue") == std::string::npos);
 }
