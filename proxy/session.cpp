@@ -1026,7 +1026,13 @@ class session {
         co_return;
       }
       unsigned code = rpo->get().result_int();
-      if (code < 100 || code >= 200) break;
+      if (code < 100 || code > 599) {  // three digits, but no status (RFC 9110 15): relayed, it
+        // could frame nothing or anything (found by black-box testing)
+        res.failed = failure::upstream_protocol;
+        res.detail = "invalid status code " + std::to_string(code);
+        co_return;
+      }
+      if (code >= 200) break;
       if (code == 101) {
         if (upgrade_) {  // the request asked for it: relay the 101 head, then tunnel
           co_await relay_switch(up, ubuf, rpo->get(), res);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <string>
 
 #include "tests/support/integration.hpp"
@@ -202,4 +203,28 @@ TEST_CASE("framing: a small response sent in two pieces reaches the client whole
     else
       CHECK(got.size() == at + 4);  // streamed: the head alone first
   }
+}
+
+// A status code outside 100-599 is no status (RFC 9110 15): relayed, a client could take the
+// next response's bytes for this one's body. Found by black-box testing ("099" went out as "99",
+// its body dropped, the connection kept).
+TEST_CASE("framing: an instance's status outside 100-599 is answered 502, not relayed", "[integration][framing]") {
+  auto [code, expected] = GENERATE(table<std::string, int>({{"099", 502}, {"000", 502}, {"600", 502}, {"599", 599}}));
+  INFO("instance status " << code);
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  const std::string raw = "HTTP/1.1 " + code + " Odd\r\nContent-Length: 2\r\n\r\nok";
+  std::string encoded;
+  for (unsigned char ch : raw) {
+    char hex[4];
+    std::snprintf(hex, sizeof hex, "%%%02X", ch);
+    encoded += hex;
+  }
+  auto r = http_get(wg.http_port(), "t.test", "/raw?r=" + encoded);
+  INFO(describe(r));
+  CHECK(r.status == expected);
+  if (expected == 502) CHECK(contains(r.body, "invalid status code"));
+  else CHECK(r.body == "ok");
 }

@@ -37,6 +37,8 @@ Endpoints:
                       (at most 5 s) for the file PATH.K, which the test creates once it got
                       event K: a proxy that holds a chunk back until the next never gets one.
                       An event sent after the wait ran out reads "late K\n".
+  GET  /raw?r=BYTES   writes BYTES (percent-encoded, Latin-1) as they are, then closes: a response
+                      of any shape
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
                       (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
@@ -169,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self):
         url = urlsplit(self.path)
-        query = parse_qs(url.query)
+        query = parse_qs(url.query, encoding="latin-1")
         return url.path, query
 
     def do_GET(self):
@@ -244,6 +246,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             with open(query["done"][0], "w"):
                 pass
+        elif path == "/raw":
+            self.wfile.write(query["r"][0].encode("latin-1"))
+            self.wfile.flush()
+            self._fin()
+            self.close_connection = True
         elif path == "/events":
             n = int(query.get("n", ["1"])[0])
             gate = query["gate"][0]
