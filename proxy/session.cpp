@@ -890,8 +890,7 @@ class session {
     auto opts = w_.opts;  // a reload may replace w_.opts while this request runs
     const auto& limits = opts->limits;
     auto& req = parser_->get();
-    // Response header. Interim 1xx responses (100 Continue, 103 Early Hints) are dropped: the
-    // client already got our own 100 Continue, and the final response follows on this connection.
+    // Response header (interim 1xx responses: relay_parsed forwards them).
     // The instance's bytes land here first; borrowed for this response only, so idle
     // connections hold no read buffer and every read can take a whole chunk.
     relay_buffer ubuf_mem;
@@ -1033,7 +1032,27 @@ class session {
         co_return;
       }
       if (code >= 200) break;
-      if (code == 101) {
+      res.answer_started = true;  // the instance took the request: it is not sent again
+      if (code != 101) {
+        // An interim response (103 Early Hints, 102, a 100 of the instance's own) is forwarded
+        // to an HTTP/1.1 client (RFC 9110 15.2: a proxy forwards the 1xx it did not ask for);
+        // HTTP/1.0 clients get none. Then the next response head.
+        if (client_version_ == 11) {
+          auto& interim = rpo->get();
+          strip_hop_by_hop(interim);
+          interim.version(11);
+          head_buffer interim_text;
+          wire::append_response_head(interim, interim_text.text());
+          arm(client_dl_, limits.io_timeout);
+          auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(interim_text.text()), tok);
+          if (wec) {
+            res.failed = failure::client;
+            co_return;
+          }
+        }
+        continue;
+      }
+      {
         if (upgrade_) {  // the request asked for it: relay the 101 head, then tunnel
           co_await relay_switch(up, ubuf, rpo->get(), res);
           co_return;

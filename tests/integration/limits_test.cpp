@@ -360,3 +360,36 @@ TEST_CASE("Expect: 100-continue is answered by wakegate, then the body is forwar
   CHECK(status_of(answer) == 200);
   CHECK(answer.find("100 Continue") == std::string::npos);
 }
+
+// An instance's interim responses (103 Early Hints) reach an HTTP/1.1 client before the final
+// one (RFC 9110 15.2); an HTTP/1.0 client gets none. Found by black-box testing: they were dropped.
+TEST_CASE("an instance's 103 Early Hints is forwarded to HTTP/1.1 clients, not to HTTP/1.0 ones",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  // /raw: the instance writes these bytes as they are (percent-encoded here).
+  const std::string target =
+      "/raw?r=HTTP/1.1%20103%20Early%20Hints%0D%0ALink:%20%3C/a.css%3E;%20rel=preload%0D%0A%0D%0A"
+      "HTTP/1.1%20200%20OK%0D%0AContent-Length:%202%0D%0A%0D%0Aok";
+  for (const std::string version : {"1.1", "1.0"}) {
+    INFO("HTTP/" << version);
+    raw_socket s(wg.http_port());
+    REQUIRE(s.ok());
+    REQUIRE(s.send("GET " + target + " HTTP/" + version + "\r\nHost: t.test\r\nConnection: close\r\n\r\n"));
+    const std::string got = s.read_all(5s);
+    INFO(got);
+    const auto final_at = got.find("HTTP/1.1 200 OK\r\n");
+    CHECK(final_at != std::string::npos);
+    CHECK(got.find("\r\n\r\nok") != std::string::npos);
+    if (version == "1.1") {
+      CHECK(got.find("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n") == 0);
+      CHECK(final_at > 0);
+    } else {
+      CHECK(got.find("103") == std::string::npos);
+      CHECK(final_at == 0);
+    }
+  }
+}
