@@ -1063,6 +1063,7 @@ class session {
       }
     }
     auto& rp = *rpo;
+    res.answer_started = true;  // a final head came: a stall after it is not "did not answer"
     // Not eager: Beast's eager read_some keeps reading the socket while the next chunk's header is
     // incomplete, so each chunk would wait for the one after it (server-sent events held back
     // until the stream ends). What is already buffered is parsed below, without a read.
