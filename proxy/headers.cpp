@@ -233,7 +233,9 @@ void append_forward_request(const http::request_header<>& req, const forward_inf
   out.append("X-Forwarded-For: ");
   if (has_xff) {
     for (const auto& field : req) {
-      if (field.name() == http::field::unknown && classify(field.name_string()) == forwarded_field::xff)
+      // An empty value adds no element (it would leave ", client" behind).
+      if (field.name() == http::field::unknown && classify(field.name_string()) == forwarded_field::xff &&
+          !field.value().empty())
         out.append(field.value()).append(", ");
     }
   }
