@@ -78,6 +78,18 @@ bool body_ignored_by_some(std::string_view method) noexcept {
          method == "CONNECT";
 }
 
+// A Host value as RFC 9112 3.2 allows it: uri-host [ ":" port ], whose characters are those of a
+// reg-name (unreserved, pct-encoded, sub-delims), an IP literal's brackets, and the port's colon.
+// Empty is allowed (a target without authority). Anything else (a space, '@', '/') gets 400.
+bool valid_host_value(std::string_view v) noexcept {
+  for (char c : v) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 std::size_t find_head_end(std::string_view data, std::size_t from) noexcept {
@@ -161,6 +173,7 @@ head_verdict check_head(std::string_view head, std::size_t max_fields) noexcept 
       if (!te.error.empty()) return reject(400, te.error);
     } else if (iequals(name, "host")) {
       ++host_count;
+      if (!valid_host_value(value)) return reject(400, "invalid Host header");
     } else if (resembles(name, "contentlength") || resembles(name, "transferencoding")) {
       return reject(400, "header name resembles a framing header");
     }

@@ -60,6 +60,10 @@ TEST_CASE("malformed requests are answered, closed and never reach the instance"
       {"invalid header name", "GET PATH HTTP/1.1\r\nX(A): 1\r\n", "", 400},
       {"name resembling Transfer-Encoding", "POST PATH HTTP/1.1\r\nTransfer_Encoding: chunked\r\nContent-Length: 0\r\n", "", 400},
       {"invalid method", "G(T PATH HTTP/1.1\r\n", "", 400},
+      // RFC 9112 3.2: an invalid Host value is a 400, not an unknown host (found by black-box testing)
+      {"space in Host", "GET PATH HTTP/1.1\r\nHost: t.test x\r\n", "", 400},
+      {"userinfo in Host", "GET PATH HTTP/1.1\r\nHost: a@t.test\r\n", "", 400},
+      {"path in Host", "GET PATH HTTP/1.1\r\nHost: t.test/x\r\n", "", 400},
       {"space in target", "GET PATH x HTTP/1.1\r\n", "", 400},
       {"control character in target", "GET PATH\x7f HTTP/1.1\r\n", "", 400},
       {"absolute-form target", "GET http://t.testPATH HTTP/1.1\r\n", "", 400},
