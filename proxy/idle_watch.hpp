@@ -9,9 +9,13 @@
 // sets it back, so that reads on a reused connection behave exactly as on any other. Linux reports
 // an edge only if the socket is still readable, so input already read never counts.
 //
-// Not seen: input whose event the worker handled between the response's last read and park()
-// (within one pass of the event loop), and input still in flight when the connection is taken
-// (a race every proxy has: the instance closes as the request leaves; the idempotent retry covers it).
+// park() is called as soon as the response has been read to its end (before it is written to the
+// client), and that last read has room for more than the body: bytes after the body show there
+// and make the connection not reusable. Not seen: a FIN in the same segment as the body's end
+// (the read returns the data, not yet the end of stream), and input still in flight when the
+// connection is taken. Both are the race every proxy has (the instance closes as the request
+// leaves): an idempotent request is sent again on a new connection, and a request that cannot be
+// retried also checks the socket itself (input_now).
 //
 // The flag is Asio's private state (Boost 1.81's epoll reactor, the one Debian 12 has). With any
 // other Boost or reactor this falls back to one recv(MSG_PEEK) per reuse, which sees the same

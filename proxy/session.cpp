@@ -552,10 +552,8 @@ class session {
         if (inst->io_failures.load(std::memory_order_relaxed) != 0) inst->io_failures.store(0, std::memory_order_relaxed);
         if (result.upstream_reusable && !verdict_.close_after && inst->accepting.load(std::memory_order_relaxed)) {
           auto& pool = inst->pools[this_shard];
-          if (pool.size() < w_.opts->limits.upstream_idle_per_instance) {
-            idle_watch::park(*up);
+          if (pool.size() < w_.opts->limits.upstream_idle_per_instance)  // parked when its response was read
             pool.push_back(scaler::idle_connection{std::move(*up), done_ns_});
-          }
         }
         co_return result.client_keep_alive;
       }
@@ -965,9 +963,13 @@ class session {
         const char* data = static_cast<const char*>(ubuf.data().data());
         auto n = static_cast<std::size_t>(std::min<std::uint64_t>(ubuf.size(), left));
         ubuf.consume(n);  // the memory stays as it is until the next read
+        bool extra = false;  // bytes after the body came with its last read
         for (;;) {
           left -= n;
           bytes_out_ += n;
+          // All of it read: whatever comes from here on answers no request (proxy/idle_watch.hpp),
+          // also while the client write below waits.
+          if (left == 0) idle_watch::park(up);
           wire::gather g(head, data, n, false, false);
           if (g.size() > 0) {
             arm(client_dl_, limits.io_timeout);
@@ -981,18 +983,20 @@ class session {
           }
           if (left == 0) break;
           arm(up_dl_, limits.io_timeout);
-          auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, relay_chunk));
-          auto [ec, got] = co_await up.async_read_some(asio::buffer(scratch, want), tok);
+          // A whole chunk's room even for the last piece: bytes after the body then show here
+          // rather than stay in the socket, their readiness event already spent.
+          auto [ec, got] = co_await up.async_read_some(asio::buffer(scratch, relay_chunk), tok);
           if (ec) {
             res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
             res.detail = ec == asio::error::eof ? "partial message" : ec.message();
             co_return;
           }
           data = scratch;
-          n = got;
+          n = static_cast<std::size_t>(std::min<std::uint64_t>(got, left));
+          if (got > n) extra = true;
         }
         // Bytes after the body: the instance does not speak HTTP/1.1 as it should; not reused.
-        res.upstream_reusable = pr.keep_alive && ubuf.size() == 0;
+        res.upstream_reusable = pr.keep_alive && ubuf.size() == 0 && !extra;
         co_return;
       }
     }
@@ -1008,12 +1012,12 @@ class session {
                                      const config::limits_config& limits, exchange_result& res, bool client_keep_alive) {
     auto& req = parser_->get();
     std::optional<http::response_parser<http::buffer_body>> rpo;
+    arm(up_dl_, limits.upstream_header_timeout);  // once: interim responses do not extend it
     for (;;) {
       rpo.emplace();
       rpo->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       rpo->body_limit(boost::none);
       if (req.method() == http::verb::head) rpo->skip(true);
-      arm(up_dl_, limits.upstream_header_timeout);
       auto [ec, n] = co_await http::async_read_header(up, ubuf, *rpo, tok);
       if (ec) {
         res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
@@ -1040,6 +1044,8 @@ class session {
         if (client_version_ == 11) {
           auto& interim = rpo->get();
           strip_hop_by_hop(interim);
+          interim.erase(http::field::transfer_encoding);  // a 1xx has no body, so no framing
+          interim.erase(http::field::content_length);
           interim.version(11);
           head_buffer interim_text;
           wire::append_response_head(interim, interim_text.text());
@@ -1101,6 +1107,7 @@ class session {
     std::string_view head = head_text.text();
     if (bodyless) {
       // Header only: a "chunked" HEAD/204/304 response has no last-chunk either.
+      idle_watch::park(up);  // all read (proxy/idle_watch.hpp)
       arm(client_dl_, limits.io_timeout);
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
       if (ec) {
@@ -1154,6 +1161,7 @@ class session {
         data = rb->data();
       }
       const bool last = rp.is_done();
+      if (last) idle_watch::park(up);  // all read (proxy/idle_watch.hpp)
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
         arm(client_dl_, limits.io_timeout);

@@ -260,3 +260,29 @@ TEST_CASE("what an instance sends on an idle pooled connection is never taken fo
     CHECK(r.body == std::to_string(pid));
   }
 }
+
+// Bytes after a streamed body, in the same segment as its end: read with the body, they make the
+// connection not reusable. (Found by a second read of the idle-input fix: a last read sized to what
+// was left of the body let them stay in the socket, their readiness event spent.)
+TEST_CASE("bytes an instance sends after a streamed body are never taken for the next response",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra = {"workers: 1"};
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), "t", 15s, &last));
+  const auto pid = last.instances.front().pid;
+
+  auto first = http_get(wg.http_port(), "t.test", "/overrun?n=1000");
+  INFO(describe(first));
+  REQUIRE(first.status == 200);
+  CHECK(first.body.size() == 1000);
+  for (int i = 0; i < 3; ++i) {
+    auto r = http_get(wg.http_port(), "t.test", "/pid");
+    INFO("request " << i << ": " << describe(r));
+    CHECK(r.status == 200);
+    CHECK(r.body == std::to_string(pid));
+  }
+}

@@ -39,6 +39,8 @@ Endpoints:
                       An event sent after the wait ran out reads "late K\n".
   GET  /raw?r=BYTES   writes BYTES (percent-encoded, Latin-1) as they are, then closes: a response
                       of any shape
+  GET  /overrun?n=N  a head (Content-Length N, X-Accel-Buffering: no), then 20 ms later the N
+                      bytes with a second, unasked response ("SMUGGLED") in the same write
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
                       (unmasked), ping answered with pong, close answered with close
 Anything else: 404.
@@ -251,6 +253,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self._fin()
             self.close_connection = True
+        elif path == "/overrun":
+            n = int(query.get("n", ["0"])[0])
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.send_header("X-Accel-Buffering", "no")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(0.02)
+            self.wfile.write(bytes(k % 251 for k in range(n)) + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
+            self.wfile.flush()
         elif path == "/events":
             n = int(query.get("n", ["1"])[0])
             gate = query["gate"][0]
