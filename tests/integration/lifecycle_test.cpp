@@ -128,8 +128,8 @@ TEST_CASE("scale to zero: after traffic stops the instance is stopped and /statu
 }
 
 // keep_warm: auto learns the idle period from the gaps between requests (1.25 x their 90th
-// percentile, once 4 gaps of 2 s or more are seen). The pauses between requests below are the
-// test's input, not waits for a condition.
+// percentile, once 4 gaps of 2 s or more are seen). The gaps are the test's input; during each,
+// /status is polled: the instance must stay (nothing is learnt yet, the period is 60 s).
 TEST_CASE("keep_warm: auto keeps the last instance for a period learnt from the gaps between requests",
           "[integration][lifecycle]") {
   auto marker = unique_marker();
@@ -145,8 +145,15 @@ TEST_CASE("keep_warm: auto keeps the last instance for a period learnt from the 
   app_status last;
   CHECK(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.keep_warm_seconds == 60; }, 5s, &last));
 
+  auto request_at = std::chrono::steady_clock::now();
   for (int gap = 0; gap < 4; ++gap) {
-    std::this_thread::sleep_for(2200ms);
+    CHECK(wait_until(
+        [&] {
+          auto st = fetch_app_status(wg.admin_port(), "t");
+          return st && st->count("ready") == 1 && std::chrono::steady_clock::now() - request_at >= 2200ms;
+        },
+        5s, 50ms));
+    request_at = std::chrono::steady_clock::now();
     auto r = http_get(wg.http_port(), "t.test", "/");
     INFO(describe(r));
     REQUIRE(r.status == 200);

@@ -260,7 +260,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("X-Accel-Buffering", "no")
             self.end_headers()
             self.wfile.flush()
-            time.sleep(0.02)
+            time.sleep(int(query.get("ms", ["20"])[0]) / 1000)
             self.wfile.write(bytes(k % 251 for k in range(n)) + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED")
             self.wfile.flush()
         elif path == "/events":
@@ -275,7 +275,7 @@ class Handler(BaseHTTPRequestHandler):
                 if k > 1:
                     deadline = time.monotonic() + 5
                     while not os.path.exists("%s.%d" % (gate, k - 1)) and time.monotonic() < deadline:
-                        time.sleep(0.01)
+                        time.sleep(0.01)  # poll for the gate file, until the deadline
                     if not os.path.exists("%s.%d" % (gate, k - 1)):
                         word = b"late"
                 piece = b"%s %d\n" % (word, k)
