@@ -126,6 +126,20 @@ bool idempotent(http::verb v) noexcept {
   }
 }
 
+// After a non-eager read_some (Beast's eager one keeps reading the socket while the next chunk's
+// header is incomplete, so a chunk would wait for the next): every whole element already in
+// `buf` (chunk headers, bodies, the end) is parsed with no read, while the body buffer has room.
+// A small chunked body still goes out in one write, a stream chunk by chunk as it comes.
+template <class Parser, class Buffer>
+void parse_buffered(Parser& p, Buffer& buf, beast::error_code& ec) {
+  while (!ec && !p.is_done() && p.get().body().size > 0 && buf.size() > 0) {
+    const auto used = p.put(buf.data(), ec);
+    buf.consume(used);
+    if (ec == http::error::need_more) ec = {};
+    if (used == 0) break;
+  }
+}
+
 // Where the upstream exchange failed, for the status and for blaming the instance or not.
 enum class failure { none, client, upstream_connect, upstream_io, upstream_timeout, upstream_protocol };
 
@@ -834,12 +848,7 @@ class session {
         req.body().size = relay_chunk;
         arm(client_read, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(stream_, buf_, *parser_, tok);
-        while (!ec && !parser_->is_done() && req.body().size > 0 && buf_.size() > 0) {  // what is buffered
-          const auto used = parser_->put(buf_.data(), ec);
-          buf_.consume(used);
-          if (ec == http::error::need_more) ec = {};
-          if (used == 0) break;
-        }
+        parse_buffered(*parser_, buf_, ec);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = failure::client;
@@ -1070,10 +1079,7 @@ class session {
     }
     auto& rp = *rpo;
     res.answer_started = true;  // a final head came: a stall after it is not "did not answer"
-    // Not eager: Beast's eager read_some keeps reading the socket while the next chunk's header is
-    // incomplete, so each chunk would wait for the one after it (server-sent events held back
-    // until the stream ends). What is already buffered is parsed below, without a read.
-    rp.eager(false);
+    rp.eager(false);  // parse_buffered: a chunk must not wait for the next
     auto& resp = rp.get();
     status_ = resp.result_int();
     bool upstream_keep_alive = rp.keep_alive();  // every Connection field (resp.keep_alive() reads the first)
@@ -1142,14 +1148,7 @@ class session {
         resp.body().size = relay_chunk;
         arm(up_dl_, limits.io_timeout);
         auto [ec, n] = co_await http::async_read_some(up, ubuf, rp, tok);
-        // Then every whole element already buffered (chunk headers, bodies, the end), with no
-        // read: a small chunked body still goes out in one write, a stream as its chunks come.
-        while (!ec && !rp.is_done() && resp.body().size > 0 && ubuf.size() > 0) {
-          const auto used = rp.put(ubuf.data(), ec);
-          ubuf.consume(used);
-          if (ec == http::error::need_more) ec = {};
-          if (used == 0) break;
-        }
+        parse_buffered(rp, ubuf, ec);
         if (ec == http::error::need_buffer) ec = {};
         if (ec) {
           res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
