@@ -58,6 +58,26 @@ std::string instance_list(const app_status& a) {
   return s;
 }
 
+// After its container was killed: the instance is failed with Docker's exit code 137 (SIGKILL)
+// within `within`, then replaced by a ready one. `last`: the last /status seen.
+void check_killed_then_replaced(const wakegate_process& wg, const std::string& app, const std::string& old_id,
+                                std::chrono::seconds within, app_status& last) {
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old_id &&
+               contains(json_string(x, "error"), "exited with code 137");
+      },
+      within));
+  bool replaced = wait_app(
+      wg.admin_port(), app,
+      [&](const app_status& a) {
+        return a.instances.size() == 1 && a.instances[0].id != old_id && a.instances[0].state == "ready";
+      },
+      30s, &last);
+  INFO("instances: " << instance_list(last) << " last_error: " << last.last_error);
+  CHECK(replaced);
+}
+
 }  // namespace
 
 TEST_CASE("docker: a cold start from zero goes through a container with the configured env and labels",
@@ -203,21 +223,7 @@ TEST_CASE("docker: a killed container is noticed from the event stream and repla
   auto killed = docker_cli({"kill", old_container});
   REQUIRE(killed.exit_code == 0);
 
-  // The reason comes from the die event (exit code 137 = SIGKILL).
-  CHECK(wg.wait_for_record(
-      [&](const auto& x) {
-        return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old_id &&
-               contains(json_string(x, "error"), "exited with code 137");
-      },
-      10s));
-  bool replaced = wait_app(
-      wg.admin_port(), app,
-      [&](const app_status& a) {
-        return a.instances.size() == 1 && a.instances[0].id != old_id && a.instances[0].state == "ready";
-      },
-      30s, &last);
-  INFO("instances: " << instance_list(last) << " last_error: " << last.last_error);
-  CHECK(replaced);
+  check_killed_then_replaced(wg, app, old_id, 10s, last);  // the reason from the die event
   CHECK(contains(last.last_error, "exited with code 137"));
   CHECK(wait_until([&] { return containers_of_app(app).size() == 1; }, 10s, 100ms));  // the dead one removed
   CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", app}}).value_or(0) == 1);
@@ -265,21 +271,8 @@ TEST_CASE("docker: a container that dies while the event stream is down is found
   relay.restore();
 
   // Found by the inspection after the reconnect, with the exit code Docker recorded.
-  CHECK(wg.wait_for_record(
-      [&](const auto& x) {
-        return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old_id &&
-               contains(json_string(x, "error"), "exited with code 137");
-      },
-      20s));
+  check_killed_then_replaced(wg, app, old_id, 20s, last);
   CHECK(relay.relayed() > relayed_before);  // the event stream and the inspection came back through it
-  bool replaced = wait_app(
-      wg.admin_port(), app,
-      [&](const app_status& a) {
-        return a.instances.size() == 1 && a.instances[0].id != old_id && a.instances[0].state == "ready";
-      },
-      30s, &last);
-  INFO("instances: " << instance_list(last) << " last_error: " << last.last_error);
-  CHECK(replaced);
   CHECK(scrape_value(wg.admin_port(), "wakegate_docker_api_errors_total", {{"operation", "events"}}).value_or(0) >= 1);
   auto r = http_get(wg.http_port(), app + ".test", "/");
   INFO(describe(r));

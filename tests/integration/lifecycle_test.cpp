@@ -2,7 +2,6 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <string>
-#include <thread>
 
 #include "tests/support/integration.hpp"
 
