@@ -123,7 +123,7 @@ void response_head_plain(benchmark::State& state) {
     bool plain = proxy::scan_plain_response(response.substr(0, end), r);
     benchmark::DoNotOptimize(plain);
     out.clear();
-    proxy::append_plain_response(response.substr(0, end), r, true, 11, {}, out);
+    proxy::append_plain_response(response.substr(0, end), r, true, 11, {}, {}, out);
     benchmark::DoNotOptimize(out.data());
   }
 }

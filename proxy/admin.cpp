@@ -9,6 +9,7 @@
 #include <boost/beast/http.hpp>
 
 #include "common/log.hpp"
+#include "proxy/http_date.hpp"
 #include "proxy/listen.hpp"
 
 namespace wakegate::proxy {
@@ -68,6 +69,7 @@ tcp::endpoint admin_server::start(const config::endpoint& at) {
                   auto& req = p.get();
                   http::response<http::string_body> res{http::status::ok, 11};
                   res.set(http::field::server, "wakegate");
+                  res.set(http::field::date, http_date_now());
                   std::string_view path = req.target();
                   if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
                   if (req.method() != http::verb::get && req.method() != http::verb::head) {

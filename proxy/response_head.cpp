@@ -129,6 +129,9 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
     if (++out.field_count > max_fields) return false;
 
     switch (f.name.size()) {
+      case 4:
+        if (iequals(f.name, "date")) out.has_date = true;
+        break;
       case 10:
         if (iequals(f.name, "connection") && !add_connection_tokens(head, f.value, out, close, keep_alive)) return false;
         break;
@@ -155,8 +158,8 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
 }
 
 void append_plain_response(std::string_view head, const plain_response& r, bool keep_alive, unsigned client_version,
-                           std::string_view hsts, std::string& out) {
-  out.reserve(out.size() + head.size() + hsts.size() + 64);
+                           std::string_view hsts, std::string_view date, std::string& out) {
+  out.reserve(out.size() + head.size() + hsts.size() + date.size() + 96);
   out.append("HTTP/1.1 ").append(head.substr(9, 3)).push_back(' ');
   if (r.reason.empty()) {
     auto standard = boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(r.status));
@@ -186,6 +189,7 @@ void append_plain_response(std::string_view head, const plain_response& r, bool 
   }
   out.append(head.substr(run, pos - run));
 
+  if (!date.empty()) out.append("Date: ").append(date).append("\r\n");
   if (!hsts.empty()) out.append("Strict-Transport-Security: ").append(hsts).append("\r\n");
   if (!keep_alive)
     out.append("Connection: close\r\n");

@@ -28,6 +28,7 @@ struct plain_response {
   // one decides, as in nginx): the instance wants the response passed on as it comes, so the
   // proxy does not hold a small one back to send it whole.
   bool no_buffering = false;
+  bool has_date = false;  // a Date field (else the proxy adds one: RFC 9110 6.6.1)
   std::size_t field_count = 0;
   // Field names listed in Connection (other than close, keep-alive and the framing fields
   // Host, Content-Length, Transfer-Encoding): hop-by-hop, dropped by append_plain_response.
@@ -53,10 +54,11 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept;
 // "HTTP/1.1 <status> <reason>" (the standard reason when the instance sent none), the
 // instance's fields in its order (Beast's container moves a repeated name up next to its first
 // occurrence; the order within one name is the same) minus hop-by-hop ones (and minus
-// Strict-Transport-Security when `hsts` is set), then "Strict-Transport-Security: <hsts>" when
+// Strict-Transport-Security when `hsts` is set), then "Date: <date>" when `date` is not empty
+// (the caller passes one when !r.has_date), then "Strict-Transport-Security: <hsts>" when
 // set, then "Connection: close" when !keep_alive or "Connection: keep-alive" for a keep-alive
 // HTTP/1.0 client, then the empty line. `head` and `r` must come from a successful scan_plain_response.
 void append_plain_response(std::string_view head, const plain_response& r, bool keep_alive, unsigned client_version,
-                           std::string_view hsts, std::string& out);
+                           std::string_view hsts, std::string_view date, std::string& out);
 
 }  // namespace wakegate::proxy

@@ -20,6 +20,7 @@
 #include "proxy/deadline.hpp"
 #include "proxy/framing.hpp"
 #include "proxy/headers.hpp"
+#include "proxy/http_date.hpp"
 #include "proxy/idle_watch.hpp"
 #include "proxy/request_check.hpp"
 #include "proxy/response_head.hpp"
@@ -965,7 +966,8 @@ class session {
         const bool keep = client_keep_alive && !w_.draining && parser_->is_done();
         res.client_keep_alive = keep;
         head_buffer head_text;
-        append_plain_response(head_in, pr, keep, client_version_, hsts_, head_text.text());
+        append_plain_response(head_in, pr, keep, client_version_, hsts_, pr.has_date ? std::string_view{} : http_date_now(),
+                              head_text.text());
         ubuf.consume(head_in.size());
         std::string_view head = head_text.text();
         std::uint64_t left = pr.content_length;
@@ -1084,6 +1086,10 @@ class session {
     status_ = resp.result_int();
     bool upstream_keep_alive = rp.keep_alive();  // every Connection field (resp.keep_alive() reads the first)
     strip_hop_by_hop(resp);
+    if (resp.find(http::field::date) == resp.end()) resp.set(http::field::date, http_date_now());
+    // Beast takes "Content-Length: 5, 5" and the same value in two fields (RFC 9110 8.6 allows
+    // it): the client gets it once, so that it cannot read it otherwise than wakegate did.
+    if (auto cl = rp.content_length(); cl && !rp.chunked()) resp.content_length(*cl);
     if constexpr (is_tls)
       if (!hsts_.empty()) resp.set(http::field::strict_transport_security, hsts_);
     bool keep = client_keep_alive && !w_.draining;
@@ -1245,6 +1251,7 @@ class session {
     status_ = status;
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::server, "wakegate");
+    res.set(http::field::date, http_date_now());
     res.set(http::field::content_type, "text/plain; charset=utf-8");
     if (retry_after) res.set(http::field::retry_after, "1");
     if (!location.empty()) res.set(http::field::location, location);

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 #include "tests/support/integration.hpp"
@@ -60,6 +61,26 @@ std::string pattern(std::size_t n) {
   for (std::size_t k = 0; k < n; ++k) s[k] = static_cast<char>(k % 251);
   return s;
 }
+
+// The test app's /raw target that makes the instance write `raw` as it is, then close.
+std::string raw_target(std::string_view raw) {
+  std::string target = "/raw?r=";
+  for (unsigned char ch : raw) {
+    char hex[4];
+    std::snprintf(hex, sizeof hex, "%%%02X", ch);
+    target += hex;
+  }
+  return target;
+}
+
+// A Date value (IMF-fixdate) as seconds since the epoch; -1 when it is not one.
+std::time_t date_seconds(const std::string& value) {
+  std::tm tm{};
+  const char* end = strptime(value.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  return end == value.c_str() + value.size() ? timegm(&tm) : -1;
+}
+
+std::time_t wall_now() { return std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()); }
 
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -215,16 +236,75 @@ TEST_CASE("framing: an instance's status outside 100-599 is answered 502, not re
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
-  const std::string raw = "HTTP/1.1 " + code + " Odd\r\nContent-Length: 2\r\n\r\nok";
-  std::string encoded;
-  for (unsigned char ch : raw) {
-    char hex[4];
-    std::snprintf(hex, sizeof hex, "%%%02X", ch);
-    encoded += hex;
-  }
-  auto r = http_get(wg.http_port(), "t.test", "/raw?r=" + encoded);
+  auto r = http_get(wg.http_port(), "t.test", raw_target("HTTP/1.1 " + code + " Odd\r\nContent-Length: 2\r\n\r\nok"));
   INFO(describe(r));
   CHECK(r.status == expected);
   if (expected == 502) CHECK(contains(r.body, "invalid status code"));
   else CHECK(r.body == "ok");
+}
+
+// RFC 9110 6.6.1: a proxy that forwards a response without a Date adds one, of the time it got it;
+// wakegate's own answers are dated too (as nginx's are).
+TEST_CASE("framing: every response has one Date: the instance's, else the current time", "[integration][framing]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  auto dated_now = [](const http_response& r, std::time_t before) {
+    INFO(describe(r));
+    auto dates = r.header_values("date");
+    REQUIRE(dates.size() == 1);
+    const std::time_t t = date_seconds(dates[0]);
+    CHECK(t >= before - 1);  // the cached date lags the clock by at most a tick
+    CHECK(t <= wall_now());
+  };
+  SECTION("a plain response without one (the fast path)") {
+    const std::time_t before = wall_now();
+    auto r = http_get(wg.http_port(), "t.test", raw_target("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+    CHECK(r.status == 200);
+    CHECK(r.body == "ok");
+    dated_now(r, before);
+  }
+  SECTION("a chunked response without one (the parser's path)") {
+    const std::time_t before = wall_now();
+    auto r = http_get(wg.http_port(), "t.test",
+                      raw_target("HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"));
+    CHECK(r.status == 201);
+    CHECK(r.body == "ok");
+    dated_now(r, before);
+  }
+  SECTION("the instance's own is kept, on either path") {
+    for (std::string_view framing : {"Content-Length: 2\r\n\r\nok", "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"}) {
+      auto r = http_get(wg.http_port(), "t.test",
+                        raw_target("HTTP/1.1 200 OK\r\ndate: Mon, 01 Jan 2024 00:00:00 GMT\r\n" + std::string(framing)));
+      INFO(describe(r));
+      CHECK(r.body == "ok");
+      CHECK(r.header_values("date") == std::vector<std::string>{"Mon, 01 Jan 2024 00:00:00 GMT"});
+    }
+  }
+  SECTION("wakegate's own answers, and the admin listener's") {
+    const std::time_t before = wall_now();
+    dated_now(http_get(wg.http_port(), "nobody.test", "/"), before);  // 404
+    dated_now(http_get(wg.admin_port(), "", "/healthz"), before);
+  }
+}
+
+// RFC 9110 8.6: a Content-Length of one value repeated ("2, 2", or two fields) may be taken as that
+// value; passed on as it came, a client could read it otherwise than wakegate did.
+TEST_CASE("framing: a Content-Length repeated with one value reaches the client once", "[integration][framing]") {
+  auto lengths = GENERATE(as<std::string>{}, "Content-Length: 2, 2\r\n", "Content-Length: 2\r\nContent-Length: 2\r\n");
+  INFO(lengths);
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  bool closed = false;
+  auto got = exchange_raw(wg.http_port(),
+                          "GET " + raw_target("HTTP/1.1 200 OK\r\n" + lengths + "\r\nok") + " HTTP/1.1\r\nHost: t.test\r\n\r\n",
+                          closed);
+  INFO(got);
+  CHECK(got.starts_with("HTTP/1.1 200 OK\r\n"));
+  CHECK(lower(got).find("content-length: 2\r\n") != std::string::npos);
+  CHECK(lower(got).find("content-length", lower(got).find("content-length") + 1) == std::string::npos);
+  CHECK(got.ends_with("\r\n\r\nok"));
 }

@@ -55,9 +55,9 @@ std::string beast_path(std::string_view head, bool keep, unsigned client_version
 }
 
 std::string fast_path(std::string_view head, const plain_response& r, bool keep, unsigned client_version,
-                      std::string_view hsts) {
+                      std::string_view hsts, std::string_view date = {}) {
   std::string out;
-  append_plain_response(head, r, keep, client_version, hsts, out);
+  append_plain_response(head, r, keep, client_version, hsts, date, out);
   return out;
 }
 
@@ -413,9 +413,30 @@ TEST_CASE("response head: the client gets the fields without hop-by-hop ones", "
         "HTTP/1.1 404 Not Found\r\nServer: s\r\nX-Pad: p\r\nContent-Length: 3\r\n"
         "Strict-Transport-Security: max-age=31536000\r\nConnection: keep-alive\r\n\r\n");
   std::string out = "kept";
-  append_plain_response(head, *r, false, 11, {}, out);
+  append_plain_response(head, *r, false, 11, {}, {}, out);
   CHECK(out.starts_with("keptHTTP/1.1 404 Not Found\r\n"));
   CHECK(out.ends_with("Content-Length: 3\r\nConnection: close\r\n\r\n"));
+}
+
+TEST_CASE("response head: a Date is added only where the instance sent none", "[response_head]") {
+  constexpr std::string_view date = "Sun, 06 Nov 1994 08:49:37 GMT";
+  std::string_view undated = "HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 3\r\n\r\n";
+  auto r = scan(undated);
+  REQUIRE(r);
+  CHECK_FALSE(r->has_date);
+  CHECK(fast_path(undated, *r, false, 11, hsts_value, date) ==
+        "HTTP/1.1 200 OK\r\nServer: s\r\nContent-Length: 3\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+        "Strict-Transport-Security: max-age=31536000\r\nConnection: close\r\n\r\n");
+  for (std::string_view dated : {"HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 3\r\n\r\n",
+                                 "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nDATE:x\r\n\r\n"}) {
+    auto d = scan(dated);
+    REQUIRE(d);
+    CHECK(d->has_date);
+  }
+  // Names that only start like it are not a Date.
+  auto other = scan("HTTP/1.1 200 OK\r\nDates: 1\r\nDat: 2\r\nContent-Length: 3\r\n\r\n");
+  REQUIRE(other);
+  CHECK_FALSE(other->has_date);
 }
 
 TEST_CASE("response head: the fast path matches the Beast path on a corpus", "[response_head]") {
