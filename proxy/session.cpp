@@ -127,10 +127,10 @@ bool idempotent(http::verb v) noexcept {
   }
 }
 
-// After a non-eager read_some (Beast's eager one keeps reading the socket while the next chunk's
-// header is incomplete, so a chunk would wait for the next): every whole element already in
-// `buf` (chunk headers, bodies, the end) is parsed with no read, while the body buffer has room.
-// A small chunked body still goes out in one write, a stream chunk by chunk as it comes.
+// Every whole element already in `buf` (chunk headers, bodies, the end) is parsed with no read,
+// while the body buffer has room: a small chunked body goes out in one write, a stream chunk by
+// chunk as it comes (Beast's eager read would keep reading while the next chunk's header is
+// incomplete, so a chunk would wait for the next).
 template <class Parser, class Buffer>
 void parse_buffered(Parser& p, Buffer& buf, beast::error_code& ec) {
   while (!ec && !p.is_done() && p.get().body().size > 0 && buf.size() > 0) {
@@ -138,6 +138,42 @@ void parse_buffered(Parser& p, Buffer& buf, beast::error_code& ec) {
     buf.consume(used);
     if (ec == http::error::need_more) ec = {};
     if (used == 0) break;
+  }
+}
+
+// A LF not after a CR, in bytes the parser stopped at (with room for body bytes, so they are all
+// framing: a chunk's size line, the CR LF after its data, trailer lines). A LF first in them
+// could follow a CR already parsed, so it is not counted.
+bool bare_lf(std::string_view pending) noexcept {
+  for (auto i = pending.find('\n', 1); i != std::string_view::npos; i = pending.find('\n', i + 1))
+    if (pending[i - 1] != '\r') return true;
+  return false;
+}
+
+// The next piece of a body into the parser's buffer (`p.get().body()`, with room): what
+// http::async_read_some does (what `buf` holds is parsed first, then reads until body bytes come,
+// the body ends or an error), except that framing with a bare LF is an error at once. Beast ends
+// chunk lines at CR LF only and takes a lone LF for an ordinary byte, so a body framed
+// "5\nhello\n0\n\n" would wait for more bytes until io_timeout (found by black-box testing).
+template <class Stream, class Buffer, class Parser>
+asio::awaitable<beast::error_code> read_body_some(Stream& s, Buffer& buf, Parser& p) {
+  const std::size_t room = p.get().body().size;
+  for (;;) {
+    beast::error_code ec;
+    parse_buffered(p, buf, ec);
+    if (ec == http::error::need_buffer) ec = {};  // the body buffer is full
+    if (ec || p.is_done() || p.get().body().size != room) co_return ec;
+    if (bare_lf({static_cast<const char*>(buf.data().data()), buf.size()})) co_return http::error::bad_line_ending;
+    const std::size_t space =
+        std::min(std::max<std::size_t>(512, buf.capacity() - buf.size()), buf.max_size() - buf.size());
+    if (space == 0) co_return http::error::buffer_overflow;
+    auto [rec, n] = co_await s.async_read_some(buf.prepare(space), read_tok<Stream>);
+    if (rec == asio::error::eof) {
+      p.put_eof(ec);  // the end of a body that ends at close, else partial_message
+      co_return ec;
+    }
+    if (rec) co_return rec;
+    buf.commit(n);
   }
 }
 
@@ -848,9 +884,7 @@ class session {
         req.body().data = rb->data();
         req.body().size = relay_chunk;
         arm(client_read, limits.io_timeout);
-        auto [ec, n] = co_await http::async_read_some(stream_, buf_, *parser_, tok);
-        parse_buffered(*parser_, buf_, ec);
-        if (ec == http::error::need_buffer) ec = {};
+        const auto ec = co_await read_body_some(stream_, buf_, *parser_);
         if (ec) {
           res.failed = failure::client;
           if ((ec != asio::error::operation_aborted || client_read.timed_out(ec)) && !upload_stop_) {
@@ -1153,12 +1187,14 @@ class session {
         resp.body().data = rb->data();
         resp.body().size = relay_chunk;
         arm(up_dl_, limits.io_timeout);
-        auto [ec, n] = co_await http::async_read_some(up, ubuf, rp, tok);
-        parse_buffered(rp, ubuf, ec);
-        if (ec == http::error::need_buffer) ec = {};
+        const auto ec = co_await read_body_some(up, ubuf, rp);
         if (ec) {
-          res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
-          res.detail = ec.message();
+          const bool framing = ec.category() == http::make_error_code(http::error::bad_line_ending).category() &&
+                               ec != http::error::partial_message;
+          res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
+                       : framing             ? failure::upstream_protocol
+                                             : failure::upstream_io;
+          res.detail = framing ? "invalid response body: " + ec.message() : ec.message();
           co_return;
         }
         got = relay_chunk - resp.body().size;

@@ -308,3 +308,54 @@ TEST_CASE("framing: a Content-Length repeated with one value reaches the client 
   CHECK(lower(got).find("content-length", lower(got).find("content-length") + 1) == std::string::npos);
   CHECK(got.ends_with("\r\n\r\nok"));
 }
+
+// Beast ends chunk lines at CR LF only and takes a lone LF for an ordinary byte: a body framed
+// "5\nhello\n0\n\n" waited for bytes that never came, until io_timeout (found by black-box
+// testing). A LF inside chunk data is data.
+TEST_CASE("framing: chunked framing with a bare LF is refused at once: 400 to a client, 502 from an instance",
+          "[integration][framing]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 60s }");  // the reads below give up far sooner
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  SECTION("a client's body") {
+    for (std::string body : {"5\nhello\n0\n\n", "5\r\nhello\n0\r\n\r\n", "5\r\nhello\r\n0\n\n", "5;a=b\n"}) {
+      INFO(body);
+      bool closed = false;
+      auto got = exchange_raw(wg.http_port(), "POST /echo HTTP/1.1\r\nHost: t.test\r\nTransfer-Encoding: chunked\r\n\r\n" + body,
+                              closed, 10s);
+      INFO(got);
+      CHECK(got.starts_with("HTTP/1.1 400 "));
+      CHECK(contains(got, "invalid chunked framing"));
+      CHECK(closed);
+    }
+    // A LF in the data is not framing.
+    bool closed = false;
+    auto got = exchange_raw(wg.http_port(),
+                            "POST /echo HTTP/1.1\r\nHost: t.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                            "5\r\na\nb\nc\r\n0\r\n\r\n",
+                            closed, 10s);
+    INFO(got);
+    CHECK(got.starts_with("HTTP/1.1 200 "));
+    CHECK(contains(got, "a\nb\nc"));
+  }
+  SECTION("an instance's body, on a connection the instance keeps open") {
+    for (std::string body : {"5\nhello\n0\n\n", "5\r\nhello\n0\r\n\r\n", "5\r\nhello\r\n0\n\n"}) {
+      INFO(body);
+      client_options quick;
+      quick.io_timeout = 10s;
+      http_connection conn(wg.http_port(), quick);
+      http_request req;
+      req.target = raw_target("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body) + "&keep=1";
+      req.host = "t.test";
+      auto r = conn.send(req);
+      INFO(describe(r));
+      // A whole 502 while nothing was sent; once the head and "hello" went out, the client's
+      // response is cut short (as for any instance failing mid-body). Either at once.
+      const bool refused = r.status == 502 && contains(r.body, "invalid response body: bad ");
+      const bool cut = r.status == 200 && contains(r.error, "partial message");
+      CHECK((refused || cut));
+    }
+  }
+}

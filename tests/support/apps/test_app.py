@@ -38,7 +38,7 @@ Endpoints:
                       event K: a proxy that holds a chunk back until the next never gets one.
                       An event sent after the wait ran out reads "late K\n".
   GET  /raw?r=BYTES   writes BYTES (percent-encoded, Latin-1) as they are, then closes: a response
-                      of any shape
+                      of any shape (&keep=1: closes only when the proxy does, or after 10 s)
   GET  /overrun?n=N  a head (Content-Length N, X-Accel-Buffering: no), then 20 ms later the N
                       bytes with a second, unasked response ("SMUGGLED") in the same write
   GET  /ws            WebSocket (RFC 6455): 101 handshake, then every data frame echoed back
@@ -251,6 +251,13 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/raw":
             self.wfile.write(query["r"][0].encode("latin-1"))
             self.wfile.flush()
+            if query.get("keep") == ["1"]:  # then wait (at most 10 s) for the proxy to close
+                self.connection.settimeout(10)
+                try:
+                    while self.connection.recv(65536):
+                        pass
+                except OSError:
+                    pass
             self._fin()
             self.close_connection = True
         elif path == "/overrun":
