@@ -366,6 +366,7 @@ class session {
     bytes_in_ = bytes_out_ = 0;
     held_ = false;
     held_ns_ = 0;
+    sent_ns_ = answered_ns_ = 0;
     app_name_ = {};
     instance_id_ = {};
     request_id_ = {};
@@ -496,6 +497,8 @@ class session {
     }  // out of flight before counted: a counted request never still shows in flight
     app->stats.requests.add(static_cast<int>(status_));
     app->stats.request_duration.observe(static_cast<double>(done_ns_ - start_ns_) / 1e9);
+    if (held_) app->stats.queue_wait.observe(static_cast<double>(held_ns_) / 1e9);
+    if (answered_ns_ != 0) app->stats.upstream_response.observe(static_cast<double>(answered_ns_ - sent_ns_) / 1e9);
     log_access(req);
     co_return keep && !w_.draining;
   }
@@ -580,6 +583,7 @@ class session {
       }
 
       exchange_result result;
+      sent_ns_ = now;
       if (parser_->is_done()) {
         // No body (the common case): the head in one write, then the response. Written here
         // rather than through exchange and send_request: two coroutine frames less per request.
@@ -1017,7 +1021,9 @@ class session {
           if (left == 0) idle_watch::park(up);
           wire::gather g(head, data, n, false, false);
           if (g.size() > 0) {
-            arm(client_dl_, limits.io_timeout);
+            const std::int64_t now = now_ns();
+            if (!head.empty()) answered_ns_ = now;
+            arm(client_dl_, limits.io_timeout, now);
             auto [ec, written] = co_await asio::async_write(stream_, g.buffers(), tok);
             if (ec) {
               res.failed = failure::client;
@@ -1154,7 +1160,8 @@ class session {
     if (bodyless) {
       // Header only: a "chunked" HEAD/204/304 response has no last-chunk either.
       idle_watch::park(up);  // all read (proxy/idle_watch.hpp)
-      arm(client_dl_, limits.io_timeout);
+      answered_ns_ = now_ns();
+      arm(client_dl_, limits.io_timeout, answered_ns_);
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
       if (ec) {
         res.failed = failure::client;
@@ -1174,7 +1181,8 @@ class session {
       std::size_t got = 0;
       if (!rp.is_done()) {
         if (!head.empty() && ubuf.size() == 0) {
-          arm(client_dl_, limits.io_timeout);
+          answered_ns_ = now_ns();
+          arm(client_dl_, limits.io_timeout, answered_ns_);
           auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
           if (ec) {
             res.failed = failure::client;
@@ -1205,7 +1213,9 @@ class session {
       if (last) idle_watch::park(up);  // all read (proxy/idle_watch.hpp)
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
-        arm(client_dl_, limits.io_timeout);
+        const std::int64_t now = now_ns();
+        if (!head.empty()) answered_ns_ = now;
+        arm(client_dl_, limits.io_timeout, now);
         auto [ec, n] = co_await asio::async_write(stream_, g.buffers(), tok);
         if (ec) {
           res.failed = failure::client;
@@ -1237,7 +1247,8 @@ class session {
     if (!protocols.empty()) resp.set(http::field::upgrade, protocols);
     head_buffer head_text;
     wire::append_response_head(resp, head_text.text());
-    arm(client_dl_, w_.opts->limits.io_timeout);
+    answered_ns_ = now_ns();
+    arm(client_dl_, w_.opts->limits.io_timeout, answered_ns_);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_text.text()), tok);
     if (ec) {
       res.failed = failure::client;
@@ -1329,6 +1340,9 @@ class session {
     line += held_ ? "true" : "false";
     line += ",\"held_ms\":";
     log::append_number(line, static_cast<double>(held_ns_) / 1e6, 3);
+    line += ",\"upstream_ms\":";
+    if (answered_ns_ != 0) log::append_number(line, static_cast<double>(answered_ns_ - sent_ns_) / 1e6, 3);
+    else line += "null";
     line += ",\"request_id\":";
     log::append_json_string(line, request_id_);
     line += ",\"client\":";
@@ -1367,6 +1381,8 @@ class session {
   bool held_ = false;
   bool client_gone_ = false;
   std::int64_t held_ns_ = 0;
+  std::int64_t sent_ns_ = 0;      // the request went to the instance (its last attempt)
+  std::int64_t answered_ns_ = 0;  // the instance's response started going to the client; 0: none did
   unsigned client_version_ = 11;  // of the current request, as the client sent it
   bool upload_stop_ = false;      // set when the response completed before the request body
   bool upgrade_ = false;          // forwarded with Upgrade: a 101 answer is tunnelled

@@ -90,6 +90,8 @@ struct app_metrics {
   metrics::histogram request_duration{metrics::latency_buckets()};
   metrics::histogram cold_start{metrics::latency_buckets()};
   metrics::histogram instance_start{metrics::latency_buckets()};  // instance created -> ready
+  metrics::histogram queue_wait{metrics::latency_buckets()};         // held requests: time held
+  metrics::histogram upstream_response{metrics::latency_buckets()};  // request sent -> response going out
   metrics::counter rejected_full;
   metrics::counter rejected_timeout;
   metrics::counter scale_up;

@@ -660,6 +660,18 @@ void control_plane::write_metrics(metrics::text_writer& w) const {
     label l[] = {{"app", a->name()}};
     w.histogram("wakegate_cold_start_seconds", l, a->stats.cold_start.snapshot());
   }
+  w.family("wakegate_queue_wait_seconds", "histogram",
+           "Held requests: time held waiting for an instance with room (also when answered 503 or abandoned).");
+  for (auto& a : apps_) {
+    label l[] = {{"app", a->name()}};
+    w.histogram("wakegate_queue_wait_seconds", l, a->stats.queue_wait.snapshot());
+  }
+  w.family("wakegate_upstream_response_seconds", "histogram",
+           "From the request sent to the instance to its response starting to go to the client.");
+  for (auto& a : apps_) {
+    label l[] = {{"app", a->name()}};
+    w.histogram("wakegate_upstream_response_seconds", l, a->stats.upstream_response.snapshot());
+  }
   w.family("wakegate_queue_rejections_total", "counter", "Held requests answered 503, by reason.");
   for (auto& a : apps_) {
     w.sample("wakegate_queue_rejections_total", {label{"app", a->name()}, label{"reason", "full"}},

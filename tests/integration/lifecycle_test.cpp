@@ -20,6 +20,62 @@ std::optional<boost::json::object> access_record(const wakegate_process& wg, con
 
 }  // namespace
 
+// "Why was this slow?": held (waiting for an instance), the instance's own time, the rest; in the
+// access log per request and in per-app histograms.
+TEST_CASE("a request's time splits into held and the instance's own, in the access log and the histograms",
+          "[integration][lifecycle][admin]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).env_var("STARTUP_DELAY_MS", "200"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  auto slow = http_get(wg.http_port(), "t.test", "/sleep?ms=300");  // cold: held, then 300 ms in the instance
+  INFO(describe(slow));
+  REQUIRE(slow.status == 200);
+  auto quick = http_get(wg.http_port(), "t.test", "/");  // warm: not held
+  REQUIRE(quick.status == 200);
+  // wakegate's own 502 (no status of the instance's went out): no instance time.
+  const std::string bad_target = "/raw?r=HTTP/1.1%20600%20X%0D%0AContent-Length:%200%0D%0A%0D%0A";
+  auto bad = http_get(wg.http_port(), "t.test", bad_target);
+  REQUIRE(bad.status == 502);
+
+  REQUIRE(wait_until([&] { return access_record(wg, bad_target).has_value(); }, 5s));
+  auto first = access_record(wg, "/sleep?ms=300");
+  auto second = access_record(wg, "/");
+  auto own = access_record(wg, bad_target);
+  REQUIRE(first);
+  REQUIRE(second);
+  const double held_ms = json_number(*first, "held_ms").value_or(-1);
+  const double upstream_ms = json_number(*first, "upstream_ms").value_or(-1);
+  CHECK(json_bool(*first, "held").value_or(false));
+  CHECK(held_ms >= 190);  // the instance's start
+  CHECK(upstream_ms >= 300);
+  CHECK(upstream_ms < 300 + held_ms);  // not the held time again
+  CHECK(held_ms + upstream_ms <= json_number(*first, "duration_ms").value_or(0) + 0.002);
+  CHECK_FALSE(json_bool(*second, "held").value_or(true));
+  CHECK(json_number(*second, "upstream_ms").value_or(-1) >= 0);
+  CHECK(json_number(*second, "upstream_ms").value_or(1e9) <= json_number(*second, "duration_ms").value_or(0) + 0.001);
+  REQUIRE(own->contains("upstream_ms"));
+  CHECK(own->at("upstream_ms").is_null());
+
+  // Histograms: one held request, two responses of the instance's (the 502 is wakegate's).
+  CHECK(wait_metric(wg.admin_port(), "wakegate_queue_wait_seconds_count", {{"app", "t"}}, 1, 3s));
+  CHECK(wait_metric(wg.admin_port(), "wakegate_upstream_response_seconds_count", {{"app", "t"}}, 2, 3s));
+  auto text = fetch_metrics(wg.admin_port());
+  REQUIRE(text);
+  INFO(*text);
+  CHECK(metric_value(*text, "wakegate_queue_wait_seconds_sum", {{"app", "t"}}).value_or(-1) ==
+        Approx(held_ms / 1000).margin(0.001));
+  CHECK(metric_value(*text, "wakegate_upstream_response_seconds_bucket", {{"app", "t"}, {"le", "0.25"}}).value_or(-1) == 1);
+  CHECK(metric_value(*text, "wakegate_upstream_response_seconds_sum", {{"app", "t"}}).value_or(-1) >= 0.3);
+  CHECK(metric_type(*text, "wakegate_queue_wait_seconds") == "histogram");
+  CHECK(metric_type(*text, "wakegate_upstream_response_seconds") == "histogram");
+  auto check = promtool_check_metrics(*text);
+  INFO("promtool: " << check.output);
+  REQUIRE(check.ran);
+  CHECK(check.exit_code == 0);
+}
+
 TEST_CASE("cold start from zero: the request is held until the instance is ready and then answered 200",
           "[integration][lifecycle]") {
   auto marker = unique_marker();
