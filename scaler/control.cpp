@@ -667,7 +667,7 @@ void control_plane::write_metrics(metrics::text_writer& w) const {
     w.histogram("wakegate_queue_wait_seconds", l, a->stats.queue_wait.snapshot());
   }
   w.family("wakegate_upstream_response_seconds", "histogram",
-           "From the request sent to the instance to its response starting to go to the client.");
+           "From starting to send the request to the instance to its response starting to go to the client.");
   for (auto& a : apps_) {
     label l[] = {{"app", a->name()}};
     w.histogram("wakegate_upstream_response_seconds", l, a->stats.upstream_response.snapshot());
