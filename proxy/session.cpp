@@ -392,6 +392,13 @@ class session {
   void arm(deadline_slot& slot, config::duration d, std::int64_t now) {
     w_.deadlines.arm(slot, std::min(now + ns(d), deadline_), now);
   }
+  // Before a write of the instance's response to the client; its first write (`first`) also
+  // marks when the response started going out (upstream_ms), with the same clock read.
+  void arm_response_write(config::duration d, bool first) {
+    const std::int64_t now = now_ns();
+    if (first) answered_ns_ = now;
+    arm(client_dl_, d, now);
+  }
   bool past_deadline() const noexcept { return now_ns() >= deadline_; }
 
   // ------------------------------------------------------------------------------------------
@@ -1021,9 +1028,7 @@ class session {
           if (left == 0) idle_watch::park(up);
           wire::gather g(head, data, n, false, false);
           if (g.size() > 0) {
-            const std::int64_t now = now_ns();
-            if (!head.empty()) answered_ns_ = now;
-            arm(client_dl_, limits.io_timeout, now);
+            arm_response_write(limits.io_timeout, !head.empty());
             auto [ec, written] = co_await asio::async_write(stream_, g.buffers(), tok);
             if (ec) {
               res.failed = failure::client;
@@ -1160,8 +1165,7 @@ class session {
     if (bodyless) {
       // Header only: a "chunked" HEAD/204/304 response has no last-chunk either.
       idle_watch::park(up);  // all read (proxy/idle_watch.hpp)
-      answered_ns_ = now_ns();
-      arm(client_dl_, limits.io_timeout, answered_ns_);
+      arm_response_write(limits.io_timeout, true);
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
       if (ec) {
         res.failed = failure::client;
@@ -1181,8 +1185,7 @@ class session {
       std::size_t got = 0;
       if (!rp.is_done()) {
         if (!head.empty() && ubuf.size() == 0) {
-          answered_ns_ = now_ns();
-          arm(client_dl_, limits.io_timeout, answered_ns_);
+          arm_response_write(limits.io_timeout, true);
           auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
           if (ec) {
             res.failed = failure::client;
@@ -1213,9 +1216,7 @@ class session {
       if (last) idle_watch::park(up);  // all read (proxy/idle_watch.hpp)
       wire::gather g(head, data, got, chunked, last);
       if (g.size() > 0) {
-        const std::int64_t now = now_ns();
-        if (!head.empty()) answered_ns_ = now;
-        arm(client_dl_, limits.io_timeout, now);
+        arm_response_write(limits.io_timeout, !head.empty());
         auto [ec, n] = co_await asio::async_write(stream_, g.buffers(), tok);
         if (ec) {
           res.failed = failure::client;
@@ -1247,8 +1248,7 @@ class session {
     if (!protocols.empty()) resp.set(http::field::upgrade, protocols);
     head_buffer head_text;
     wire::append_response_head(resp, head_text.text());
-    answered_ns_ = now_ns();
-    arm(client_dl_, w_.opts->limits.io_timeout, answered_ns_);
+    arm_response_write(w_.opts->limits.io_timeout, true);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head_text.text()), tok);
     if (ec) {
       res.failed = failure::client;
