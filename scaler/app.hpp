@@ -125,7 +125,6 @@ class app {
   clock_time last_request{};         // derived from meter arrivals at each evaluation
   std::uint64_t last_arrivals = 0;
   clock_time first_held_at{};        // cold start measurement: first held request with no ready instance
-  int next_instance_seq = 1;
   bool removed = false;              // no longer in the config: draining out
   load_window window;                // per-second load history for the stable and panic windows
   std::optional<time_zone> zone;     // of settings.schedule, loaded when the config is applied

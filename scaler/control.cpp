@@ -60,7 +60,18 @@ void control_plane::apply(const config::config& cfg) {
   scale_interval_ = cfg.scale_interval;
   std::vector<app_ptr> next;
   for (const auto& ac : cfg.apps) {
-    if (auto existing = find_app(ac.name); existing && !existing->removed) {
+    auto existing = find_app(ac.name);
+    if (!existing) {
+      // Removed, and added back before its instances drained: the same app again (one set of
+      // series in /metrics, one entry in /status); the draining instances finish as they were.
+      for (auto& a : apps_)
+        if (a->name() == ac.name && a->removed) existing = a;
+      if (existing) {
+        existing->removed = false;
+        log::info("app added back", {{"app", ac.name}});
+      }
+    }
+    if (existing) {
       bool backend_changed = !(existing->cfg_->backend.index() == ac.backend.index());
       if (!backend_changed) {
         if (const auto* o = std::get_if<config::process_backend>(&existing->cfg_->backend)) {
@@ -243,7 +254,7 @@ void control_plane::schedule_retry(clock_time when) {
 // Instance lifecycle
 
 void control_plane::start_instance(const app_ptr& a) {
-  auto i = std::make_shared<instance>(a->name() + "-" + std::to_string(a->next_instance_seq++), a->name());
+  auto i = std::make_shared<instance>(a->name() + "-" + std::to_string(++instance_seq_[a->name()]), a->name());
   a->instances.push_back(i);
   log::info("instance starting", {{"app", a->name()}, {"instance", i->id}});
   instance_spec spec{a->name(), i->id, &a->cfg_->backend};

@@ -80,6 +80,9 @@ class control_plane {
   boost::asio::steady_timer retry_timer_;
   config::duration scale_interval_{1000};
   std::vector<app_ptr> apps_;
+  // The last instance number given per app name: ids are never reused over wakegate's life, also
+  // when an app is removed and added back (a new instance must not take a draining one's id).
+  std::unordered_map<std::string, int> instance_seq_;
   bool shutting_down_ = false;
   bool retry_pending_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

@@ -128,6 +128,56 @@ TEST_CASE("SIGHUP: an invalid config is reported and the old one keeps serving t
   CHECK(a_after->ids("ready") == a_ids);
 }
 
+// Found by black-box testing: the app added back was a second app of the same name, whose first
+// instance took the draining one's id ("s-1"), failed on it and stopped it, cutting its request
+// (502); /metrics then had every series of the app twice.
+TEST_CASE("SIGHUP: an app removed and added back while its instance drains is the same app again",
+          "[integration][signals]") {
+  auto marker = unique_marker(), other_marker = unique_marker();
+  const std::string with_s = one_app_config(marker, "5s");
+  config_yaml without_s;
+  without_s.apps.push_back(app_yaml("o", {"o.test"}, other_marker));
+  wakegate_process wg(with_s, wakegate_options::cleaning({marker, other_marker}));
+  wait_ready(wg);
+  const auto first_ids = fetch_app_status(wg.admin_port(), "s").value().ids("ready");
+  REQUIRE(first_ids == std::vector<std::string>{"s-1"});
+
+  http_response slow;
+  std::thread client([&, port = wg.http_port()] { slow = http_get(port, "s.test", "/sleep?ms=2000"); });
+  wait_in_flight(wg);
+  wg.write_config(without_s.str());
+  wg.signal(SIGHUP);
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "app removed: draining"; }, 5s));
+  wg.write_config(with_s);
+  wg.signal(SIGHUP);
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "app added back"; }, 5s));
+  // A new instance (min_instances 1) with a new id; the draining one finishes its request.
+  CHECK(wait_app(
+      wg.admin_port(), "s", [](const app_status& a) { return a.ids("ready") == std::vector<std::string>{"s-2"}; }, 10s));
+  client.join();
+  INFO(describe(slow));
+  CHECK(slow.status == 200);
+  CHECK(slow.body == "slept 2000");
+  CHECK(wg.records_with_msg("instance failed", "s").empty());
+  CHECK(http_get(wg.http_port(), "s.test", "/").status == 200);
+
+  // One app "s" in /status, one series per label set in /metrics.
+  CHECK(app_names(wg.admin_port()) == std::vector<std::string>{"s"});
+  auto text = fetch_metrics(wg.admin_port());
+  REQUIRE(text);
+  INFO(*text);
+  std::vector<std::string> series;
+  for (std::size_t at = 0, end; at < text->size(); at = end + 1) {
+    end = text->find('\n', at);
+    if (end == std::string::npos) end = text->size();
+    std::string line = text->substr(at, end - at);
+    if (line.empty() || line[0] == '#') continue;
+    series.push_back(line.substr(0, line.rfind(' ')));
+  }
+  std::sort(series.begin(), series.end());
+  CHECK(std::adjacent_find(series.begin(), series.end()) == series.end());
+}
+
 TEST_CASE("SIGTERM: in-flight requests complete while new connections are refused then instances stop and exit is 0",
           "[integration][signals]") {
   auto marker = unique_marker();
