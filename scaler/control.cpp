@@ -149,6 +149,7 @@ void control_plane::tick() {
   auto now = steady::now();
   for (auto& a : std::vector<app_ptr>(apps_)) {
     if (!a->removed) evaluate(a, now);
+    if (!a->queue.empty()) dispatch(a);  // held for a sibling that is taking too long (dispatch_limit)
     // Draining instances whose last request finished are stopped here as a safety net too.
     for (auto& i : std::vector<instance_ptr>(a->instances))
       if (i->state == instance_state::draining && !i->stop_requested && i->in_flight.load() == 0)
@@ -354,6 +355,7 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   // Held requests should not wait for a timeout when nothing is coming up: answer them now.
   if (!has_live_instance(*a)) fail_waiters(a, waiter::why::start_failed, "app " + a->name() + " failed to start: " + reason);
   reconcile(a, steady::now());
+  dispatch(a);  // requests held for it go to the ready ones (dispatch_limit)
 }
 
 void control_plane::fail_instance(const app_ptr& a, const instance_ptr& i, const std::string& reason) {
@@ -484,8 +486,24 @@ void control_plane::post_drained(app_ptr a, instance_ptr i) {
   });
 }
 
+// How many requests one instance may have in flight when held ones are handed out. While
+// instances of a wake are still starting, an app without max_concurrency gives each ready one no
+// more than the slot the wake was sized by (the target value, README "Waking"): the rest wait
+// for the others, instead of a burst all going to whichever instance is ready first (found by
+// black-box testing: 200 held requests on the first of 10 instances). An instance taking more
+// than twice the start estimate (at least 1 s) is not waited for; tick() dispatches again.
+int control_plane::dispatch_limit(const app& a, clock_time now) const {
+  const auto& s = a.cfg_->settings;
+  if (s.max_concurrency > 0) return s.max_concurrency;
+  const auto patience = std::chrono::duration<double>(std::max(2 * a.start_estimate, 1.0));
+  for (const auto& i : a.instances)
+    if (i->state == instance_state::starting && now - i->created_at < patience)
+      return std::max(1, static_cast<int>(std::ceil(s.target_concurrency * s.target_utilization)));
+  return 0;
+}
+
 void control_plane::dispatch(const app_ptr& a) {
-  int max_c = a->cfg_->settings.max_concurrency;
+  const int max_c = a->queue.empty() ? 0 : dispatch_limit(*a, steady::now());
   while (!a->queue.empty()) {
     auto& w = a->queue.front();
     if (w->state.load() != waiter::waiting) {

@@ -66,6 +66,7 @@ class control_plane {
   void stop_instance(const app_ptr& a, const instance_ptr& i);
   void finish_stop(const app_ptr& a, const instance_ptr& i);
   void dispatch(const app_ptr& a);
+  int dispatch_limit(const app& a, clock_time now) const;
   void fail_waiters(const app_ptr& a, waiter::why why, const std::string& reason);
   void publish(const app_ptr& a);
   void forget_pools(const instance_ptr& i);

@@ -1,6 +1,7 @@
 // The Knative-class scaler on real processes: a burst on a warm app is absorbed without a 503 (panic
 // mode scales up at once), and the fleet shrinks back once the burst is over.
 #include <atomic>
+#include <map>
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -100,4 +101,38 @@ TEST_CASE("a schedule covering now keeps its minimum running without traffic", "
   auto s = fetch_app_status(wg.admin_port(), "t");
   REQUIRE(s);
   CHECK(s->desired == 2);
+}
+
+// Found by black-box testing: a wake sized 10 instances for 200 held requests, and all 200 went to
+// the first instance ready (no max_concurrency), none to the nine ready moments later.
+TEST_CASE("a cold burst is spread over the instances of the wake, not all given to the first one ready",
+          "[integration][scaling]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .set("target_concurrency", "2")  // a slot of ceil(2 x 70%) = 2 while siblings start
+                       .set("initial_instances", "4")
+                       .set("max_instances", "4")
+                       .set("queue_timeout", "30s")
+                       .env_var("STARTUP_DELAY_MS", "300"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  client_options slow;
+  slow.io_timeout = 30s;
+  auto responses = run_concurrently(40, [&](int) {
+    http_request r;
+    r.host = "t.test";
+    r.target = "/sleep?ms=200";
+    return http_send(wg.http_port(), r, {}, slow);
+  });
+  INFO("responses: " << summarize(responses));
+  REQUIRE(count_status(responses, 200) == 40);
+  std::map<std::string, int> served;
+  REQUIRE(wait_until([&] { return wg.access_records().size() >= 40; }, 5s));
+  for (const auto& rec : wg.access_records()) ++served[json_string(rec, "instance")];
+  std::string spread;
+  for (const auto& [id, n] : served) spread += id + "=" + std::to_string(n) + " ";
+  INFO("requests per instance: " << spread);
+  CHECK(served.size() == 4);
+  for (const auto& [id, n] : served) CHECK(n <= 20);  // evenly would be 10 each
 }
