@@ -182,6 +182,20 @@ TEST_CASE("policy: target rounding", "[policy]") {
   CHECK(desired(0) == 1);
 }
 
+TEST_CASE("policy: a concurrency target above max_concurrency is capped at it, as Knative does", "[policy]") {
+  virtual_clock c;
+  auto s = make_settings(0, 100, 10);
+  s.max_concurrency = 2;
+  policy_state st;
+  CHECK(decide(s, load(c, 8), st).desired == 4);  // 8 in flight, 2 per instance (not 10)
+  s.max_concurrency = 20;                          // above the target: the target decides
+  policy_state st2;
+  CHECK(decide(s, load(c, 8), st2).desired == 1);
+  s.max_concurrency = 0;  // no limit
+  policy_state st3;
+  CHECK(decide(s, load(c, 25), st3).desired == 3);
+}
+
 TEST_CASE("policy: scale-up is immediate", "[policy]") {
   virtual_clock c;
   auto s = make_settings(0, 10, 10);
