@@ -120,7 +120,8 @@ class app {
   int desired = 0;
   const char* desired_reason = "";
   std::string last_error;
-  int consecutive_failures = 0;
+  int consecutive_failures = 0;      // failed starts in a row (README "Instances": backoff)
+  clock_time last_start_failure{};
   clock_time next_start_allowed{};
   clock_time last_request{};         // derived from meter arrivals at each evaluation
   std::uint64_t last_arrivals = 0;

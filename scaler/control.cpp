@@ -22,6 +22,10 @@ namespace json = boost::json;
 
 namespace {
 
+// An instance ready this long resets the failed-start count; one failing sooner after it got
+// ready counts as a failed start (a crash loop backs off).
+constexpr std::chrono::seconds stable_after{10};
+
 // Exponential backoff after consecutive failed starts: 250 ms, 500 ms, 1 s ... capped at 30 s.
 std::chrono::milliseconds start_backoff(int failures) {
   if (failures <= 0) return std::chrono::milliseconds(0);
@@ -172,6 +176,7 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
   for (auto& i : a->instances) {
     if (i->state == instance_state::starting || i->state == instance_state::ready) ++current;
     if (i->state == instance_state::ready) ++ready;
+    if (i->state == instance_state::ready && now - i->ready_at >= stable_after) a->consecutive_failures = 0;
   }
 
   policy_input in;
@@ -221,6 +226,13 @@ void control_plane::reconcile(const app_ptr& a, clock_time now) {
   if (a->desired > current) {
     if (now < a->next_start_allowed) {
       schedule_retry(a->next_start_allowed);  // backing off after failed starts
+      // Nothing can be ready within queue_timeout: the held requests get the reason now (found by
+      // black-box testing: they waited the whole queue_timeout, then got "queue timeout").
+      const auto wait = std::chrono::duration_cast<config::duration>(a->next_start_allowed - now);
+      if (current == 0 && wait >= a->cfg_->settings.queue_timeout)
+        fail_waiters(a, waiter::why::start_failed,
+                     "app " + a->name() + " failed to start: " + a->last_error + " (next attempt in " +
+                         std::to_string((wait.count() + 999) / 1000) + "s)");
       return;
     }
     a->stats.scale_up.add();
@@ -325,8 +337,7 @@ void control_plane::on_ready(const app_ptr& a, const instance_ptr& i) {
   i->state = instance_state::ready;
   i->ready_at = now;
   i->accepting.store(true);
-  a->consecutive_failures = 0;
-  a->next_start_allowed = {};
+  a->next_start_allowed = {};  // consecutive_failures resets once it has stayed ready (evaluate)
   backend_->instance_ready(i->id);
   log::info("instance ready", {{"app", a->name()}, {"instance", i->id}, {"address", i->address},
                                {"start_ms", std::chrono::duration<double, std::milli>(now - i->created_at).count()}});
@@ -347,8 +358,7 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   log::error("instance failed", {{"app", a->name()}, {"instance", i->id}, {"error", reason}});
   a->stats.instance_failures.add();
   a->last_error = i->id + ": " + reason;
-  a->consecutive_failures++;
-  a->next_start_allowed = steady::now() + start_backoff(a->consecutive_failures);
+  count_start_failure(*a, *i, steady::now());
   i->state = instance_state::failed;
   i->accepting.store(false);
   stop_instance(a, i);
@@ -356,6 +366,14 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   if (!has_live_instance(*a)) fail_waiters(a, waiter::why::start_failed, "app " + a->name() + " failed to start: " + reason);
   reconcile(a, steady::now());
   dispatch(a);  // requests held for it go to the ready ones (dispatch_limit)
+}
+
+// One more failed start for the backoff, counted once per round of starts: instances started
+// together (a wake) that fail together back off as one failure, not one doubling each.
+void control_plane::count_start_failure(app& a, const instance& i, clock_time now) {
+  if (i.created_at >= a.last_start_failure) a.consecutive_failures++;
+  a.last_start_failure = now;
+  a.next_start_allowed = now + start_backoff(a.consecutive_failures);
 }
 
 void control_plane::fail_instance(const app_ptr& a, const instance_ptr& i, const std::string& reason) {
@@ -368,6 +386,10 @@ void control_plane::fail_instance(const app_ptr& a, const instance_ptr& i, const
   log::error("instance failed", {{"app", a->name()}, {"instance", i->id}, {"error", reason}});
   a->stats.instance_failures.add();
   a->last_error = i->id + ": " + reason;
+  const auto now = steady::now();
+  // Failing soon after it got ready is a crash loop: the replacement backs off as after a failed
+  // start (found by black-box testing: 31 starts in 10 s of an app that exits 300 ms after ready).
+  if (!was_draining && now - i->ready_at < stable_after) count_start_failure(*a, *i, now);
   i->state = instance_state::failed;
   i->accepting.store(false);
   publish(a);

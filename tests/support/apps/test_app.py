@@ -10,6 +10,7 @@ are ignored.
 Environment:
   STARTUP_DELAY_MS  wait this long before binding (a slow start)
   IGNORE_SIGTERM=1  ignore SIGTERM (to exercise stop_timeout -> SIGKILL)
+  EXIT_AFTER_MS     exit with status 1 this long after listening (a crash loop once ready)
   RECORD_FILE       append every byte read from any connection to this file (what an upstream saw)
 
 Endpoints:
@@ -54,6 +55,7 @@ import signal
 import socket
 import socketserver
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -433,6 +435,9 @@ def main():
         time.sleep(delay_ms / 1000.0)
     socketserver.TCPServer.allow_reuse_address = True
     server = Server(("127.0.0.1", int(port_text)), Handler)
+    exit_ms = int(os.environ.get("EXIT_AFTER_MS", "0") or "0")
+    if exit_ms > 0:
+        threading.Timer(exit_ms / 1000.0, lambda: os._exit(1)).start()
     try:
         server.serve_forever(poll_interval=0.05)
     except KeyboardInterrupt:

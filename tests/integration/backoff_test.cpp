@@ -1,0 +1,76 @@
+// Instances that fail to start, or crash soon after they got ready: held requests get the reason,
+// and starts back off (README "Instances"). Found by black-box testing: a wake's instances failing
+// together doubled the backoff once each; requests during a long backoff waited the whole
+// queue_timeout for a "queue timeout"; a crash loop restarted without any backoff.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include <boost/json.hpp>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+// The app's `consecutive_failures` in /status; -1 when it cannot be read.
+int consecutive_failures(std::uint16_t admin_port, const std::string& app) {
+  auto st = fetch_status_json(admin_port);
+  if (!st) return -1;
+  for (const auto& a : st->at("apps").as_array())
+    if (a.at("name").as_string() == app) return static_cast<int>(a.at("consecutive_failures").to_number<double>());
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("failed starts: the reason at once, one backoff step per round of starts, no wait that cannot end well",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .with_command({"/bin/sh", "-c", "exit 3", "--marker=" + marker})
+                       .set("initial_instances", "3")
+                       .set("max_instances", "3")
+                       .set("queue_timeout", "1s"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  // Three instances started together, all failing: the held request gets why, and that is one
+  // failed round for the backoff (250 ms), not three (1 s).
+  auto first = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(first));
+  CHECK(first.status == 503);
+  CHECK(contains(first.body, "failed to start"));
+  CHECK(contains(first.body, "status 3"));
+  CHECK(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.live() == 0; }, 5s));
+  CHECK(consecutive_failures(wg.admin_port(), "t") == 1);
+
+  // Rounds at 250 ms, 500 ms, 1 s: once the next start is further away than queue_timeout, a new
+  // request is answered with the reason and when the next attempt comes, instead of waiting.
+  http_response last;
+  CHECK(wait_until(
+      [&] {
+        last = http_get(wg.http_port(), "t.test", "/");
+        return contains(last.body, "next attempt in");
+      },
+      20s, 50ms));
+  INFO(describe(last));
+  CHECK(last.status == 503);
+  CHECK(contains(last.body, "failed to start"));
+  CHECK(contains(last.body, "status 3"));
+  CHECK_FALSE(contains(last.body, "queue timeout"));
+  CHECK(consecutive_failures(wg.admin_port(), "t") >= 3);
+}
+
+TEST_CASE("an instance that crashes soon after it got ready is replaced with a backoff, as a failed start is",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1").env_var("EXIT_AFTER_MS", "300"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  CHECK(wait_until([&] { return consecutive_failures(wg.admin_port(), "t") >= 3; }, 20s, 50ms));
+  auto st = fetch_status_json(wg.admin_port());
+  REQUIRE(st);
+  INFO(boost::json::serialize(*st));
+  CHECK(wg.records_with_msg("instance ready", "t").size() >= 3);
+}
