@@ -294,6 +294,17 @@ TEST_CASE("max_body: 413 for a larger Content-Length or a chunked body growing p
   CHECK((rs.status == 413 || !rs.ok()));
   CHECK(rs.error.find("timeout") == std::string::npos);
   CHECK(rs.error.find("timed out") == std::string::npos);
+
+  // Every answer counted in the duration histogram as in requests_total, the 413s too (found by
+  // black-box testing: they were missing from the histogram).
+  auto text = fetch_metrics(wg.admin_port());
+  REQUIRE(text);
+  INFO(*text);
+  double answered = 0;  // requests_total{app="t"} over every code
+  for (int code = 100; code <= 599; ++code)
+    answered += metric_value(*text, "wakegate_requests_total", {{"app", "t"}, {"code", std::to_string(code)}}).value_or(0);
+  CHECK(metric_value(*text, "wakegate_requests_total", {{"app", "t"}, {"code", "413"}}).value_or(0) >= 2);
+  CHECK(metric_value(*text, "wakegate_request_duration_seconds_count", {{"app", "t"}}).value_or(-1) == answered);
 }
 
 TEST_CASE("request_timeout and response_header_timeout answer 504", "[integration][limits]") {

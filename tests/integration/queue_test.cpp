@@ -84,6 +84,25 @@ TEST_CASE("queue timeout: 503 with Retry-After and the rejection counted as time
   CHECK(ok.status == 200);
 }
 
+// Found by black-box testing: a hold ended by the app's request_timeout was answered and counted
+// as a queue timeout, naming queue_timeout's value.
+TEST_CASE("a hold ended by request_timeout is answered and counted as a request timeout", "[integration][queue]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .set("request_timeout", "300ms")
+                       .set("queue_timeout", "30s")
+                       .env_var("STARTUP_DELAY_MS", "3000"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  auto r = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(contains(r.body, "request timeout: no instance of app t could take the request within its request_timeout (300ms)"));
+  CHECK(wait_metric(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "request_timeout"}}, 1, 3s));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_queue_rejections_total", {{"app", "t"}, {"reason", "timeout"}})
+            .value_or(-1) == 0);
+}
+
 TEST_CASE("a client that hangs up while held leaves the queue and in-flight gauges at 0", "[integration][queue]") {
   auto marker = unique_marker();
   config_yaml c;
