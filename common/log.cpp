@@ -10,10 +10,42 @@
 
 namespace wakegate::log {
 
+namespace {
+
+// The length of the well-formed UTF-8 sequence at s[i] (a byte >= 0x80), 0 if there is none
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+std::size_t utf8_sequence(std::string_view s, std::size_t i) noexcept {
+  auto at = [&](std::size_t k) -> unsigned { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+  auto cont = [&](std::size_t k) { return (at(k) & 0xC0) == 0x80; };
+  const unsigned c = at(0), c1 = at(1);
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c == 0xE0) return c1 >= 0xA0 && c1 <= 0xBF && cont(2) ? 3 : 0;
+  if (c == 0xED) return c1 >= 0x80 && c1 <= 0x9F && cont(2) ? 3 : 0;
+  if (c >= 0xE1 && c <= 0xEF) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xF0) return c1 >= 0x90 && c1 <= 0xBF && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xF1 && c <= 0xF3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xF4) return c1 >= 0x80 && c1 <= 0x8F && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out.push_back('"');
-  for (unsigned char c : s) {
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      // A line must stay JSON, and JSON is UTF-8: bytes that are not (a client's request
+      // target or header, found by black-box testing) become U+FFFD, one per byte.
+      if (const auto n = utf8_sequence(s, i)) {
+        out.append(s.substr(i, n));
+        i += n - 1;
+      } else {
+        out += "\\ufffd";
+      }
+      continue;
+    }
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;

@@ -32,7 +32,7 @@ inline void warn(std::string_view msg, std::initializer_list<field> f = {}) { wr
 inline void error(std::string_view msg, std::initializer_list<field> f = {}) { write(level::error, msg, f); }
 
 // Helpers shared with the access log and /status.
-void append_json_string(std::string& out, std::string_view s);  // with quotes, escaped
+void append_json_string(std::string& out, std::string_view s);  // with quotes, escaped; bytes that are not UTF-8 as \ufffd
 void append_number(std::string& out, double v, int decimals);
 void append_time_utc(std::string& out);  // "2026-11-25T20:01:02.123Z" (now)
 
