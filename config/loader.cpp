@@ -491,6 +491,11 @@ class loader {
       error(e.value_pos, std::string(duration_expected));
       return std::nullopt;
     }
+    if (*value > max_duration) {
+      error(e.value_pos, "duration too large (at most " +
+                             std::to_string(std::chrono::floor<std::chrono::days>(max_duration).count()) + "d)");
+      return std::nullopt;
+    }
     if (positive && value->count() == 0) {
       error(e.value_pos, e.key + " must be greater than 0");
       return std::nullopt;
@@ -1615,14 +1620,15 @@ load_result load_file(const std::string& path) {
 std::optional<duration> parse_duration(std::string_view text) {
   if (text.empty()) return std::nullopt;
   std::int64_t total = 0;
+  bool too_large = false;  // well-formed, but beyond what milliseconds in 64 bits hold
   std::int64_t previous_unit = INT64_MAX;
   std::size_t i = 0;
   while (i < text.size()) {
     if (!is_digit(text[i])) return std::nullopt;
     std::int64_t value = 0;
     for (; i < text.size() && is_digit(text[i]); ++i) {
-      if (value > (INT64_MAX - 9) / 10) return std::nullopt;
-      value = value * 10 + (text[i] - '0');
+      if (value > (INT64_MAX - 9) / 10) too_large = true;
+      else value = value * 10 + (text[i] - '0');
     }
     if (i == text.size()) return std::nullopt;  // a number without unit
     std::int64_t unit = 0;
@@ -1651,10 +1657,10 @@ std::optional<duration> parse_duration(std::string_view text) {
     // Strictly descending units: "1m30s", never "30s1m" or "1s1s".
     if (unit >= previous_unit) return std::nullopt;
     previous_unit = unit;
-    if (value > (INT64_MAX - total) / unit) return std::nullopt;
-    total += value * unit;
+    if (value > (INT64_MAX - total) / unit) too_large = true;
+    else total += value * unit;
   }
-  return duration(total);
+  return too_large ? duration::max() : duration(total);
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {

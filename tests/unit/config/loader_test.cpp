@@ -362,6 +362,30 @@ apps: []
   });
 }
 
+TEST_CASE("durations are at most 3650d (run-time code adds them to clocks in nanoseconds)", "[config][loader]") {
+  check_cases({
+      {"at the maximum",
+       R"(
+shutdown_timeout: 3650d
+defaults:
+  queue_timeout: 3649d23h59m59s999ms
+apps: []
+)",
+       {}},
+      {"above it",
+       R"(
+shutdown_timeout: 3650d1ms
+defaults:
+  queue_timeout: 107000d
+  scale_to_zero_after: 99999999999999999999d
+apps: []
+)",
+       {"t.yaml:1:19: duration too large (at most 3650d)",
+        "t.yaml:3:18: duration too large (at most 3650d)",
+        "t.yaml:4:24: duration too large (at most 3650d)"}},
+  });
+}
+
 TEST_CASE("http and admin listeners must differ unless on port 0", "[config][loader]") {
   check_cases({
       {"same address",
