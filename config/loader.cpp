@@ -1579,6 +1579,20 @@ fs::path absolute_dir(const std::string& dir) {
 
 }  // namespace
 
+std::vector<problem> in_file_order(const load_result& result) {
+  std::vector<problem> out;
+  auto warning = result.warnings.begin();
+  auto error = result.errors.begin();
+  while (warning != result.warnings.end() || error != result.errors.end()) {
+    const bool take_warning =
+        error == result.errors.end() ||
+        (warning != result.warnings.end() &&
+         std::pair(warning->line, warning->column) <= std::pair(error->line, error->column));
+    out.push_back(take_warning ? problem{&*warning++, true} : problem{&*error++, false});
+  }
+  return out;
+}
+
 load_result load_string(std::string_view yaml, const std::string& file,
                         const std::string& base_dir) {
   try {

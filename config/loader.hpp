@@ -26,6 +26,15 @@ struct load_result {
   bool ok() const { return errors.empty(); }
 };
 
+// One entry of a load_result's errors or warnings.
+struct problem {
+  const diagnostic* what;
+  bool warning;
+};
+
+// Errors and warnings merged into file order (at the same position, the warning first).
+std::vector<problem> in_file_order(const load_result& result);
+
 // Reads and validates `path`. Never throws.
 load_result load_file(const std::string& path);
 

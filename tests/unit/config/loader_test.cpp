@@ -878,6 +878,26 @@ listen: {http: nowhere}
        });
 }
 
+TEST_CASE("in_file_order merges errors and warnings by position", "[config][loader]") {
+  const load_result result = load(R"(
+workers: many
+listen: {admin: "0.0.0.0:9090"}
+scale_interval: 0s
+apps: []
+)");
+  std::vector<std::string> merged;
+  for (const auto& [d, warning] : in_file_order(result))
+    merged.push_back((warning ? "warning: " : "") + d->str());
+  CHECK(merged == std::vector<std::string>{
+                      "t.yaml:1:10: expected an integer",
+                      "warning: t.yaml:2:17: admin listener 0.0.0.0:9090 is not on loopback and admin.token "
+                      "is not set: /status is open to that network",
+                      "t.yaml:3:17: scale_interval must be greater than 0",
+                      "warning: t.yaml:4:1: no apps configured",
+                  });
+  CHECK(in_file_order(load_result{}).empty());
+}
+
 TEST_CASE("no apps is valid with a warning", "[config][loader]") {
   for (const std::string_view yaml : {"apps: []\n", "apps:\n"}) {
     INFO(yaml);
