@@ -278,6 +278,7 @@ class loader {
   }
 
   load_result run(std::string_view yaml) {
+    yaml_ = yaml;
     // YAML allows no control characters but TAB, LF and CR: refused before yaml-cpp sees them.
     // So is a line that starts with ',': yaml-cpp 0.7 never returns on ",a" (found by fuzzing).
     int line = 1, column = 1;
@@ -298,8 +299,8 @@ class loader {
         ++line;
         column = 1;
         line_start = true;
-      } else if ((c & 0xC0) != 0x80) {
-        ++column;  // columns count characters, not UTF-8 continuation bytes
+      } else {
+        ++column;  // columns count bytes, as yaml-cpp's marks do
       }
     }
     try {
@@ -393,6 +394,36 @@ class loader {
     result.errors = std::move(errors_);
     result.warnings = std::move(warnings_);
     return result;
+  }
+
+  // Where a list item is. yaml-cpp marks a `~` or `null` item at that value, but an empty one (a
+  // `-` and nothing else) at the token after it: the next item, the next key or the end of the
+  // file. Such an item is reported at its `-`: the last character before that token, blanks and
+  // comments aside, when it is on an earlier line (on the same line, the mark is the item's own).
+  position item_position(const YAML::Node& item) const {
+    const YAML::Mark mark = item.Mark();
+    if (!item.IsNull() || mark.pos < 0 || static_cast<std::size_t>(mark.pos) > yaml_.size())
+      return position_of(mark);
+    std::size_t end = static_cast<std::size_t>(mark.pos);  // the text before it on its line, then whole lines
+    for (int line = mark.line; line >= 0; --line) {
+      const std::size_t start = end == 0 ? 0 : yaml_.rfind('\n', end - 1) + 1;  // npos + 1 == 0
+      std::string_view text = yaml_.substr(start, end - start);
+      for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+          text = text.substr(0, i);
+          break;
+        }
+      }
+      while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r'))
+        text.remove_suffix(1);
+      if (!text.empty()) {
+        if (text.back() == '-' && line < mark.line) return {line + 1, static_cast<int>(text.size())};
+        break;
+      }
+      if (start == 0) break;
+      end = start - 1;
+    }
+    return position_of(mark);
   }
 
   // The keys of a mapping (null counts as empty); nullopt after reporting when it is no mapping.
@@ -521,7 +552,7 @@ class loader {
     bool ok = true;
     for (const YAML::Node& item : e.value) {
       if (!item.IsScalar()) {
-        error(item.IsNull() ? e.value_pos : position_of(item.Mark()), "expected a list of strings");
+        error(item_position(item), "expected a list of strings");
         ok = false;
         continue;
       }
@@ -851,7 +882,7 @@ class loader {
           continue;
         }
         for (const YAML::Node& item : e.value) {
-          const position item_pos = position_of(item.Mark());
+          const position item_pos = item_position(item);
           if (!item.IsMap()) {
             error(item_pos, "expected a mapping {days, from, to, min_instances}");
             continue;
@@ -987,7 +1018,7 @@ class loader {
     for (const YAML::Node& item : apps.value) {
       ++index;
       if (!item.IsMap()) {
-        error(item.IsNull() ? apps.key_pos : position_of(item.Mark()), "expected a mapping");
+        error(item_position(item), "expected a mapping");
         continue;
       }
       parse_app(item, index, defaults);
@@ -1035,7 +1066,7 @@ class loader {
     // An inherited conflict was reported at `defaults:` already.
     if (keys.minmax_set() && !keys.minmax_invalid &&
         app.settings.min_instances > app.settings.max_instances) {
-      error(keys.min_pos ? *keys.min_pos : app.pos, minmax_message(app.settings));
+      error(keys.min_pos ? *keys.min_pos : *keys.max_pos, minmax_message(app.settings));
     }
     check_windows(app.settings, keys, defaults_panic_set_);
     cfg_.apps.push_back(std::move(app));
@@ -1072,10 +1103,10 @@ class loader {
         error(item.pos, "invalid host " + in_quotes(item.text) +
                             " (expected a name like app.example.com or *.example.com)");
       } else if (const auto [first, inserted] =
-                     hosts_.emplace(host, std::pair(context, item.pos.line));
+                     hosts_.emplace(host, std::pair(context, item.pos));
                  !inserted) {
         error(item.pos, "host " + in_quotes(host) + " is already used by " + first->second.first +
-                            " (line " + std::to_string(first->second.second) + ")");
+                            " (line " + std::to_string(first->second.second.line) + ")");
       } else {
         app.hosts.push_back(host);
       }
@@ -1434,7 +1465,7 @@ class loader {
           bool covered = false;
           for (const auto& info : infos) covered = covered || names_cover(info.names, host);
           if (!covered)
-            warn(app.pos, "host " + in_quotes(host) + " of app " + in_quotes(app.name) +
+            warn(hosts_.at(host).second, "host " + in_quotes(host) + " of app " + in_quotes(app.name) +
                               " is covered by no certificate in tls.certificates (clients get the default one)");
         }
       }
@@ -1457,7 +1488,7 @@ class loader {
     bool ok = true;
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
     for (const YAML::Node& item : e.value) {
-      const position item_pos = position_of(item.Mark());
+      const position item_pos = item_position(item);
       const auto fields = entries_of(item, item_pos);
       if (!fields) {
         ok = false;
@@ -1555,6 +1586,7 @@ class loader {
 
   std::optional<position> https_pos_;
   std::string file_;
+  std::string_view yaml_;  // the text being loaded, for item_position
   fs::path base_dir_;
   config cfg_;
   std::optional<position> admin_address_pos_;  // listen.admin, for the open-admin warning
@@ -1562,7 +1594,7 @@ class loader {
   std::vector<diagnostic> errors_;
   std::vector<diagnostic> warnings_;
   std::map<std::string, int> app_names_;                      // name -> line
-  std::map<std::string, std::pair<std::string, int>> hosts_;  // host -> (app, line)
+  std::map<std::string, std::pair<std::string, position>> hosts_;  // host -> (app, where)
 };
 
 fs::path absolute_dir(const std::string& dir) {

@@ -465,7 +465,7 @@ apps:
     backend: {process: {command: [sh]}}
 )",
        {"t.yaml:4:5: min_instances (3) is greater than max_instances (2)"}},
-      {"min > max with min inherited",
+      {"min > max with min inherited: at the app's own max_instances",
        R"(
 defaults:
   min_instances: 3
@@ -475,7 +475,7 @@ apps:
     max_instances: 2
     backend: {process: {command: [sh]}}
 )",
-       {"t.yaml:4:5: min_instances (3) is greater than max_instances (2)"}},
+       {"t.yaml:6:5: min_instances (3) is greater than max_instances (2)"}},
       {"min > max in defaults, once",
        R"(
 defaults:
@@ -849,6 +849,60 @@ workers: 2
       {"an anchor and a comma", "&x ,b", {"t.yaml:1:4: unexpected ',' after the top-level value"}},
       {"a tag and a comma in a second document", "apps: []\n---\n!a,", {"t.yaml:3:1: only one YAML document is allowed"}},
   });
+}
+
+TEST_CASE("null list items are reported at their own position", "[config][loader]") {
+  check_cases({
+      {"hosts: an empty item and ~",
+       R"(
+apps:
+  - name: a
+    hosts:
+      - a.localhost
+      -
+      - ~
+    backend: {process: {command: [sh]}}
+)",
+       {"t.yaml:5:7: expected a list of strings", "t.yaml:6:9: expected a list of strings"}},
+      {"an empty item with a comment, last in its list",
+       R"(
+apps:
+  - name: a
+    backend: {process: {command: [sh]}}
+    hosts:
+      - a.localhost
+      -   # nothing
+
+workers: 1
+)",
+       {"t.yaml:6:7: expected a list of strings"}},
+      {"command: a null item in a flow list",
+       R"(
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh, null]}}
+)",
+       {"t.yaml:4:39: expected a list of strings"}},
+      {"an empty app entry",
+       R"(
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh]}}
+  -
+workers: 1
+)",
+       {"t.yaml:5:3: expected a mapping"}},
+  });
+}
+
+TEST_CASE("columns count bytes, as yaml-cpp does", "[config][loader]") {
+  CHECK(errors_of("listen: {\"\xC3\xA9\": 1, http: x}\napps: []\n") ==
+        std::vector<std::string>{"t.yaml:1:10: unknown key '\xC3\xA9' in listen",
+                                 "t.yaml:1:25: expected an address host:port"});
+  CHECK(errors_of("apps: [] # \xC3\xA9\x01\n") ==
+        std::vector<std::string>{"t.yaml:1:14: control character U+0001 is not allowed in YAML"});
 }
 
 TEST_CASE("every problem is reported, in file order", "[config][loader]") {
