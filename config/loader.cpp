@@ -180,20 +180,22 @@ bool valid_app_name(std::string_view name) {
                      [](char c) { return is_lower_alnum(c) || c == '-'; });
 }
 
-// `host` is lower-cased already.
-bool valid_host(std::string_view host) {
+// Why `host` (lower-cased already) is not a valid host name; empty when it is one.
+std::string_view host_problem(std::string_view host) {
+  constexpr std::string_view expected = "expected a name like app.example.com or *.example.com";
   if (host.starts_with("*.")) host.remove_prefix(2);
-  if (host.empty() || host.size() > 253) return false;
+  if (host.empty() || host.size() > 253) return expected;
   std::size_t start = 0;
   while (true) {
     const std::size_t dot = host.find('.', start);
     const std::string_view label =
         host.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty() || label.size() > 63) return false;
+    if (label.empty() || label.size() > 63) return expected;
     if (!std::all_of(label.begin(), label.end(),
                      [](char c) { return is_lower_alnum(c) || c == '-'; }))
-      return false;
-    if (dot == std::string_view::npos) return true;
+      return expected;
+    if (label.front() == '-' || label.back() == '-') return "a label must not start or end with '-'";  // RFC 1123
+    if (dot == std::string_view::npos) return {};
     start = dot + 1;
   }
 }
@@ -1099,9 +1101,8 @@ class loader {
         error(item.pos, "host must not be empty");
       } else if (host.find(':') != std::string::npos) {
         error(item.pos, "host " + in_quotes(item.text) + " must not include a port");
-      } else if (!valid_host(host)) {
-        error(item.pos, "invalid host " + in_quotes(item.text) +
-                            " (expected a name like app.example.com or *.example.com)");
+      } else if (const std::string_view why = host_problem(host); !why.empty()) {
+        error(item.pos, "invalid host " + in_quotes(item.text) + " (" + std::string(why) + ")");
       } else if (const auto [first, inserted] =
                      hosts_.emplace(host, std::pair(context, item.pos));
                  !inserted) {

@@ -611,6 +611,17 @@ apps:
     backend: {process: {command: [sh]}}
 )",
        {"t.yaml:3:26: host 'a.localhost' is already used by app 'a' (line 3)"}},
+      {"a label starting or ending with '-' (RFC 1123)",
+       R"(
+apps:
+  - name: a
+    hosts: [-lead.localhost, trail-.localhost, a.-b.localhost, "*.c-.localhost", a--b.localhost]
+    backend: {process: {command: [sh]}}
+)",
+       {"t.yaml:3:13: invalid host '-lead.localhost' (a label must not start or end with '-')",
+        "t.yaml:3:30: invalid host 'trail-.localhost' (a label must not start or end with '-')",
+        "t.yaml:3:48: invalid host 'a.-b.localhost' (a label must not start or end with '-')",
+        "t.yaml:3:64: invalid host '*.c-.localhost' (a label must not start or end with '-')"}},
       {"unquoted wildcard is a YAML alias",
        R"(
 apps:
