@@ -255,7 +255,8 @@ struct list_item {
 };
 
 // Where the keys checked against each other were set in one settings layer (`defaults:` or an
-// app): min_instances <= max_instances, panic_window <= stable_window.
+// app): min_instances <= max_instances, panic_window <= stable_window, and target_concurrency
+// against max_concurrency.
 struct layer_keys {
   std::optional<position> min_pos;
   std::optional<position> max_pos;
@@ -264,6 +265,8 @@ struct layer_keys {
   std::optional<position> stable_pos;
   std::optional<position> panic_pos;
   bool windows_invalid = false;
+  std::optional<position> target_pos;           // target_concurrency
+  std::optional<position> concurrency_max_pos;  // max_concurrency
 };
 
 // "6s", "500ms": a duration as the config spells it.
@@ -592,6 +595,8 @@ class loader {
         parse_defaults(e, defaults);
       } else if (e.key == "apps") {
         apps = &e;  // after `defaults:`, wherever that is in the file
+      } else if (std::find(listen_keys.begin(), listen_keys.end(), e.key) != listen_keys.end()) {
+        error(e.key_pos, "unknown key " + in_quotes(e.key) + " (did you mean listen." + e.key + "?)");
       } else {
         unknown_key(e, top_keys, "");
       }
@@ -660,6 +665,10 @@ class loader {
   }
 
   void parse_admin(const entry& admin) {
+    if (admin.value.IsScalar()) {  // an address: listen.admin one level too high
+      error(admin.value_pos, "expected a mapping (did you mean listen.admin?)");
+      return;
+    }
     const auto entries = entries_of(admin.value, admin.value_pos);
     if (!entries) return;
     for (const entry& e : *entries) {
@@ -731,6 +740,18 @@ class loader {
     }
     defaults_panic_set_ = keys.panic_pos.has_value();
     check_windows(defaults, keys, false);
+    check_concurrency(defaults, keys);
+  }
+
+  // Knative caps the target at containerConcurrency, and so does the scaler. Warned where this
+  // layer sets either key (an inherited conflict was warned about at `defaults:`).
+  void check_concurrency(const app_settings& s, const layer_keys& keys) {
+    if (s.max_concurrency == 0 || s.target_concurrency <= s.max_concurrency) return;
+    if (!keys.target_pos && !keys.concurrency_max_pos) return;
+    const std::string max = std::to_string(s.max_concurrency);
+    warn(keys.target_pos ? *keys.target_pos : *keys.concurrency_max_pos,
+         "target_concurrency " + std::to_string(s.target_concurrency) + " is above max_concurrency " + max +
+             ": the scaler aims at " + max + " per instance");
   }
 
   // panic_window <= stable_window. One that nobody set is 6s, or stable_window if that is
@@ -765,10 +786,12 @@ class loader {
         keys.minmax_invalid = true;
       else
         (is_min ? s.min_instances : s.max_instances) = *value;
-    } else if (k == "target_concurrency") {
-      if (auto value = read_int(e, 1)) s.target_concurrency = *value;
-    } else if (k == "max_concurrency") {
-      if (auto value = read_int(e, 0)) s.max_concurrency = *value;
+    } else if (k == "target_concurrency" || k == "max_concurrency") {
+      const bool target = k == "target_concurrency";
+      if (auto value = read_int(e, target ? 1 : 0)) {
+        (target ? s.target_concurrency : s.max_concurrency) = *value;
+        (target ? keys.target_pos : keys.concurrency_max_pos) = e.key_pos;
+      }
     } else if (k == "queue_size") {
       if (auto value = read_int(e, 0)) s.queue_size = *value;
     } else if (k == "scale_to_zero_after") {
@@ -1071,6 +1094,7 @@ class loader {
       error(keys.min_pos ? *keys.min_pos : *keys.max_pos, minmax_message(app.settings));
     }
     check_windows(app.settings, keys, defaults_panic_set_);
+    check_concurrency(app.settings, keys);
     cfg_.apps.push_back(std::move(app));
   }
 
@@ -1376,7 +1400,18 @@ class loader {
     return true;
   }
 
-  bool parse_env(const entry& env, process_backend& p) { return parse_env_into(env, p.env); }
+  bool parse_env(const entry& env, process_backend& p) {
+    // The configured PORT wins in the instance's environment (process_backend.cpp build_env).
+    if (env.value.IsMap()) {
+      for (auto it = env.value.begin(); it != env.value.end(); ++it) {
+        if (it->first.Scalar() == "PORT" && !(it->second.IsScalar() && it->second.Scalar() == "${PORT}"))
+          warn(position_of(it->first.Mark()),
+               "env PORT replaces the port wakegate sets for each instance, but wakegate still connects to "
+               "that port (use ${PORT} to pass it under another name)");
+      }
+    }
+    return parse_env_into(env, p.env);
+  }
 
   bool parse_env_into(const entry& env, std::vector<std::pair<std::string, std::string>>& out) {
     const auto entries = entries_of(env.value, env.value_pos);

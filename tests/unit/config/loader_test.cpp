@@ -963,6 +963,73 @@ apps: []
   CHECK(in_file_order(load_result{}).empty());
 }
 
+TEST_CASE("env PORT of a process backend is warned about: it replaces the instance's port", "[config][loader]") {
+  const std::string port_warning =
+      "env PORT replaces the port wakegate sets for each instance, but wakegate still connects to "
+      "that port (use ${PORT} to pass it under another name)";
+  const load_result result = load(R"(
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh], env: {PORT: "9"}}}
+  - name: b
+    hosts: [b.localhost]
+    backend: {process: {command: [sh], env: {PORT: "${PORT}", APP_PORT: "${PORT}"}}}
+)");
+  REQUIRE(result.ok());
+  CHECK(lines(result.warnings) == std::vector<std::string>{"t.yaml:4:46: " + port_warning});
+  CHECK(process_of(result.cfg->apps.at(0)).env ==
+        std::vector<std::pair<std::string, std::string>>{{"PORT", "9"}});
+}
+
+TEST_CASE("target_concurrency above max_concurrency is warned about where the layer sets either", "[config][loader]") {
+  const load_result result = load(R"(
+defaults:
+  target_concurrency: 20
+  max_concurrency: 5
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh]}}
+  - name: b
+    hosts: [b.localhost]
+    max_concurrency: 8
+    backend: {process: {command: [sh]}}
+  - name: c
+    hosts: [c.localhost]
+    max_concurrency: 0
+    backend: {process: {command: [sh]}}
+  - name: d
+    hosts: [d.localhost]
+    target_concurrency: 5
+    backend: {process: {command: [sh]}}
+)");
+  REQUIRE(result.ok());
+  CHECK(lines(result.warnings) ==
+        std::vector<std::string>{
+            "t.yaml:2:3: target_concurrency 20 is above max_concurrency 5: the scaler aims at 5 per instance",
+            "t.yaml:10:5: target_concurrency 20 is above max_concurrency 8: the scaler aims at 8 per instance"});
+}
+
+TEST_CASE("listen's keys at the top level get a hint", "[config][loader]") {
+  check_cases({
+      {"admin address at the top level",
+       R"(
+admin: 127.0.0.1:9090
+apps: []
+)",
+       {"t.yaml:1:8: expected a mapping (did you mean listen.admin?)"}},
+      {"http and https at the top level",
+       R"(
+http: 127.0.0.1:8080
+https: 127.0.0.1:8443
+apps: []
+)",
+       {"t.yaml:1:1: unknown key 'http' (did you mean listen.http?)",
+        "t.yaml:2:1: unknown key 'https' (did you mean listen.https?)"}},
+  });
+}
+
 TEST_CASE("no apps is valid with a warning", "[config][loader]") {
   for (const std::string_view yaml : {"apps: []\n", "apps:\n"}) {
     INFO(yaml);
