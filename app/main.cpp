@@ -39,9 +39,10 @@ constexpr std::string_view usage =
     "         SIGTERM/SIGINT drain in-flight requests, stop every instance and exit.\n";
 
 void print_diagnostics(std::FILE* out, const config::load_result& r) {
-  for (const auto& w : r.warnings)
-    std::fprintf(out, "%s:%d:%d: warning: %s\n", w.file.c_str(), w.line, w.column, w.message.c_str());
-  for (const auto& e : r.errors) std::fprintf(out, "%s\n", e.str().c_str());
+  for (const auto& [d, warning] : config::in_file_order(r)) {
+    std::fprintf(out, "%s:%d:%d: %s%s\n", d->file.c_str(), d->line, d->column, warning ? "warning: " : "",
+                 d->message.c_str());
+  }
 }
 
 int check(const std::string& path) {
@@ -214,9 +215,13 @@ int run(const std::string& path) {
       if (sig == SIGHUP) {
         log::info("reloading", {{"file", path}});
         auto next = config::load_file(path);
-        for (const auto& w : next.warnings) log::warn("config warning", {{"problem", w.str()}});
+        for (const auto& [d, warning] : config::in_file_order(next)) {
+          if (warning)
+            log::warn("config warning", {{"problem", d->str()}});
+          else
+            log::error("config error", {{"problem", d->str()}});
+        }
         if (!next.ok()) {
-          for (const auto& e : next.errors) log::error("config error", {{"problem", e.str()}});
           log::error("reload refused: keeping the running config", {{"errors", next.errors.size()}});
         } else {
           auto& n = *next.cfg;

@@ -16,6 +16,10 @@ namespace wakegate::config {
 using duration = std::chrono::milliseconds;
 using namespace std::chrono_literals;
 
+// The longest duration the loader accepts (ten years): run-time code adds durations to clock
+// values in nanoseconds, which overflow beyond about 292 years from the clock's epoch.
+inline constexpr duration max_duration = std::chrono::days(3650);
+
 // Where a value came from in the YAML file (1-based; 0 = not from the file).
 struct position {
   int line = 0;

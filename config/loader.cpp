@@ -180,20 +180,22 @@ bool valid_app_name(std::string_view name) {
                      [](char c) { return is_lower_alnum(c) || c == '-'; });
 }
 
-// `host` is lower-cased already.
-bool valid_host(std::string_view host) {
+// Why `host` (lower-cased already) is not a valid host name; empty when it is one.
+std::string_view host_problem(std::string_view host) {
+  constexpr std::string_view expected = "expected a name like app.example.com or *.example.com";
   if (host.starts_with("*.")) host.remove_prefix(2);
-  if (host.empty() || host.size() > 253) return false;
+  if (host.empty() || host.size() > 253) return expected;
   std::size_t start = 0;
   while (true) {
     const std::size_t dot = host.find('.', start);
     const std::string_view label =
         host.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (label.empty() || label.size() > 63) return false;
+    if (label.empty() || label.size() > 63) return expected;
     if (!std::all_of(label.begin(), label.end(),
                      [](char c) { return is_lower_alnum(c) || c == '-'; }))
-      return false;
-    if (dot == std::string_view::npos) return true;
+      return expected;
+    if (label.front() == '-' || label.back() == '-') return "a label must not start or end with '-'";  // RFC 1123
+    if (dot == std::string_view::npos) return {};
     start = dot + 1;
   }
 }
@@ -253,7 +255,8 @@ struct list_item {
 };
 
 // Where the keys checked against each other were set in one settings layer (`defaults:` or an
-// app): min_instances <= max_instances, panic_window <= stable_window.
+// app): min_instances <= max_instances, panic_window <= stable_window, and target_concurrency
+// against max_concurrency.
 struct layer_keys {
   std::optional<position> min_pos;
   std::optional<position> max_pos;
@@ -262,6 +265,8 @@ struct layer_keys {
   std::optional<position> stable_pos;
   std::optional<position> panic_pos;
   bool windows_invalid = false;
+  std::optional<position> target_pos;           // target_concurrency
+  std::optional<position> concurrency_max_pos;  // max_concurrency
 };
 
 // "6s", "500ms": a duration as the config spells it.
@@ -278,6 +283,7 @@ class loader {
   }
 
   load_result run(std::string_view yaml) {
+    yaml_ = yaml;
     // YAML allows no control characters but TAB, LF and CR: refused before yaml-cpp sees them.
     // So is a line that starts with ',': yaml-cpp 0.7 never returns on ",a" (found by fuzzing).
     int line = 1, column = 1;
@@ -298,8 +304,8 @@ class loader {
         ++line;
         column = 1;
         line_start = true;
-      } else if ((c & 0xC0) != 0x80) {
-        ++column;  // columns count characters, not UTF-8 continuation bytes
+      } else {
+        ++column;  // columns count bytes, as yaml-cpp's marks do
       }
     }
     try {
@@ -393,6 +399,36 @@ class loader {
     result.errors = std::move(errors_);
     result.warnings = std::move(warnings_);
     return result;
+  }
+
+  // Where a list item is. yaml-cpp marks a `~` or `null` item at that value, but an empty one (a
+  // `-` and nothing else) at the token after it: the next item, the next key or the end of the
+  // file. Such an item is reported at its `-`: the last character before that token, blanks and
+  // comments aside, when it is on an earlier line (on the same line, the mark is the item's own).
+  position item_position(const YAML::Node& item) const {
+    const YAML::Mark mark = item.Mark();
+    if (!item.IsNull() || mark.pos < 0 || static_cast<std::size_t>(mark.pos) > yaml_.size())
+      return position_of(mark);
+    std::size_t end = static_cast<std::size_t>(mark.pos);  // the text before it on its line, then whole lines
+    for (int line = mark.line; line >= 0; --line) {
+      const std::size_t start = end == 0 ? 0 : yaml_.rfind('\n', end - 1) + 1;  // npos + 1 == 0
+      std::string_view text = yaml_.substr(start, end - start);
+      for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '#' && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+          text = text.substr(0, i);
+          break;
+        }
+      }
+      while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r'))
+        text.remove_suffix(1);
+      if (!text.empty()) {
+        if (text.back() == '-' && line < mark.line) return {line + 1, static_cast<int>(text.size())};
+        break;
+      }
+      if (start == 0) break;
+      end = start - 1;
+    }
+    return position_of(mark);
   }
 
   // The keys of a mapping (null counts as empty); nullopt after reporting when it is no mapping.
@@ -491,6 +527,11 @@ class loader {
       error(e.value_pos, std::string(duration_expected));
       return std::nullopt;
     }
+    if (*value > max_duration) {
+      error(e.value_pos, "duration too large (at most " +
+                             std::to_string(std::chrono::floor<std::chrono::days>(max_duration).count()) + "d)");
+      return std::nullopt;
+    }
     if (positive && value->count() == 0) {
       error(e.value_pos, e.key + " must be greater than 0");
       return std::nullopt;
@@ -516,7 +557,7 @@ class loader {
     bool ok = true;
     for (const YAML::Node& item : e.value) {
       if (!item.IsScalar()) {
-        error(item.IsNull() ? e.value_pos : position_of(item.Mark()), "expected a list of strings");
+        error(item_position(item), "expected a list of strings");
         ok = false;
         continue;
       }
@@ -554,6 +595,8 @@ class loader {
         parse_defaults(e, defaults);
       } else if (e.key == "apps") {
         apps = &e;  // after `defaults:`, wherever that is in the file
+      } else if (std::find(listen_keys.begin(), listen_keys.end(), e.key) != listen_keys.end()) {
+        error(e.key_pos, "unknown key " + in_quotes(e.key) + " (did you mean listen." + e.key + "?)");
       } else {
         unknown_key(e, top_keys, "");
       }
@@ -622,6 +665,10 @@ class loader {
   }
 
   void parse_admin(const entry& admin) {
+    if (admin.value.IsScalar()) {  // an address: listen.admin one level too high
+      error(admin.value_pos, "expected a mapping (did you mean listen.admin?)");
+      return;
+    }
     const auto entries = entries_of(admin.value, admin.value_pos);
     if (!entries) return;
     for (const entry& e : *entries) {
@@ -693,6 +740,18 @@ class loader {
     }
     defaults_panic_set_ = keys.panic_pos.has_value();
     check_windows(defaults, keys, false);
+    check_concurrency(defaults, keys);
+  }
+
+  // Knative caps the target at containerConcurrency, and so does the scaler. Warned where this
+  // layer sets either key (an inherited conflict was warned about at `defaults:`).
+  void check_concurrency(const app_settings& s, const layer_keys& keys) {
+    if (s.max_concurrency == 0 || s.target_concurrency <= s.max_concurrency) return;
+    if (!keys.target_pos && !keys.concurrency_max_pos) return;
+    const std::string max = std::to_string(s.max_concurrency);
+    warn(keys.target_pos ? *keys.target_pos : *keys.concurrency_max_pos,
+         "target_concurrency " + std::to_string(s.target_concurrency) + " is above max_concurrency " + max +
+             ": the scaler aims at " + max + " per instance");
   }
 
   // panic_window <= stable_window. One that nobody set is 6s, or stable_window if that is
@@ -727,10 +786,12 @@ class loader {
         keys.minmax_invalid = true;
       else
         (is_min ? s.min_instances : s.max_instances) = *value;
-    } else if (k == "target_concurrency") {
-      if (auto value = read_int(e, 1)) s.target_concurrency = *value;
-    } else if (k == "max_concurrency") {
-      if (auto value = read_int(e, 0)) s.max_concurrency = *value;
+    } else if (k == "target_concurrency" || k == "max_concurrency") {
+      const bool target = k == "target_concurrency";
+      if (auto value = read_int(e, target ? 1 : 0)) {
+        (target ? s.target_concurrency : s.max_concurrency) = *value;
+        (target ? keys.target_pos : keys.concurrency_max_pos) = e.key_pos;
+      }
     } else if (k == "queue_size") {
       if (auto value = read_int(e, 0)) s.queue_size = *value;
     } else if (k == "scale_to_zero_after") {
@@ -846,7 +907,7 @@ class loader {
           continue;
         }
         for (const YAML::Node& item : e.value) {
-          const position item_pos = position_of(item.Mark());
+          const position item_pos = item_position(item);
           if (!item.IsMap()) {
             error(item_pos, "expected a mapping {days, from, to, min_instances}");
             continue;
@@ -982,7 +1043,7 @@ class loader {
     for (const YAML::Node& item : apps.value) {
       ++index;
       if (!item.IsMap()) {
-        error(item.IsNull() ? apps.key_pos : position_of(item.Mark()), "expected a mapping");
+        error(item_position(item), "expected a mapping");
         continue;
       }
       parse_app(item, index, defaults);
@@ -1030,9 +1091,10 @@ class loader {
     // An inherited conflict was reported at `defaults:` already.
     if (keys.minmax_set() && !keys.minmax_invalid &&
         app.settings.min_instances > app.settings.max_instances) {
-      error(keys.min_pos ? *keys.min_pos : app.pos, minmax_message(app.settings));
+      error(keys.min_pos ? *keys.min_pos : *keys.max_pos, minmax_message(app.settings));
     }
     check_windows(app.settings, keys, defaults_panic_set_);
+    check_concurrency(app.settings, keys);
     cfg_.apps.push_back(std::move(app));
   }
 
@@ -1063,14 +1125,13 @@ class loader {
         error(item.pos, "host must not be empty");
       } else if (host.find(':') != std::string::npos) {
         error(item.pos, "host " + in_quotes(item.text) + " must not include a port");
-      } else if (!valid_host(host)) {
-        error(item.pos, "invalid host " + in_quotes(item.text) +
-                            " (expected a name like app.example.com or *.example.com)");
+      } else if (const std::string_view why = host_problem(host); !why.empty()) {
+        error(item.pos, "invalid host " + in_quotes(item.text) + " (" + std::string(why) + ")");
       } else if (const auto [first, inserted] =
-                     hosts_.emplace(host, std::pair(context, item.pos.line));
+                     hosts_.emplace(host, std::pair(context, item.pos));
                  !inserted) {
         error(item.pos, "host " + in_quotes(host) + " is already used by " + first->second.first +
-                            " (line " + std::to_string(first->second.second) + ")");
+                            " (line " + std::to_string(first->second.second.line) + ")");
       } else {
         app.hosts.push_back(host);
       }
@@ -1339,7 +1400,18 @@ class loader {
     return true;
   }
 
-  bool parse_env(const entry& env, process_backend& p) { return parse_env_into(env, p.env); }
+  bool parse_env(const entry& env, process_backend& p) {
+    // The configured PORT wins in the instance's environment (process_backend.cpp build_env).
+    if (env.value.IsMap()) {
+      for (auto it = env.value.begin(); it != env.value.end(); ++it) {
+        if (it->first.Scalar() == "PORT" && !(it->second.IsScalar() && it->second.Scalar() == "${PORT}"))
+          warn(position_of(it->first.Mark()),
+               "env PORT replaces the port wakegate sets for each instance, but wakegate still connects to "
+               "that port (use ${PORT} to pass it under another name)");
+      }
+    }
+    return parse_env_into(env, p.env);
+  }
 
   bool parse_env_into(const entry& env, std::vector<std::pair<std::string, std::string>>& out) {
     const auto entries = entries_of(env.value, env.value_pos);
@@ -1429,7 +1501,7 @@ class loader {
           bool covered = false;
           for (const auto& info : infos) covered = covered || names_cover(info.names, host);
           if (!covered)
-            warn(app.pos, "host " + in_quotes(host) + " of app " + in_quotes(app.name) +
+            warn(hosts_.at(host).second, "host " + in_quotes(host) + " of app " + in_quotes(app.name) +
                               " is covered by no certificate in tls.certificates (clients get the default one)");
         }
       }
@@ -1452,7 +1524,7 @@ class loader {
     bool ok = true;
     const auto now = static_cast<std::int64_t>(std::time(nullptr));
     for (const YAML::Node& item : e.value) {
-      const position item_pos = position_of(item.Mark());
+      const position item_pos = item_position(item);
       const auto fields = entries_of(item, item_pos);
       if (!fields) {
         ok = false;
@@ -1550,6 +1622,7 @@ class loader {
 
   std::optional<position> https_pos_;
   std::string file_;
+  std::string_view yaml_;  // the text being loaded, for item_position
   fs::path base_dir_;
   config cfg_;
   std::optional<position> admin_address_pos_;  // listen.admin, for the open-admin warning
@@ -1557,7 +1630,7 @@ class loader {
   std::vector<diagnostic> errors_;
   std::vector<diagnostic> warnings_;
   std::map<std::string, int> app_names_;                      // name -> line
-  std::map<std::string, std::pair<std::string, int>> hosts_;  // host -> (app, line)
+  std::map<std::string, std::pair<std::string, position>> hosts_;  // host -> (app, where)
 };
 
 fs::path absolute_dir(const std::string& dir) {
@@ -1573,6 +1646,20 @@ fs::path absolute_dir(const std::string& dir) {
 }
 
 }  // namespace
+
+std::vector<problem> in_file_order(const load_result& result) {
+  std::vector<problem> out;
+  auto warning = result.warnings.begin();
+  auto error = result.errors.begin();
+  while (warning != result.warnings.end() || error != result.errors.end()) {
+    const bool take_warning =
+        error == result.errors.end() ||
+        (warning != result.warnings.end() &&
+         std::pair(warning->line, warning->column) <= std::pair(error->line, error->column));
+    out.push_back(take_warning ? problem{&*warning++, true} : problem{&*error++, false});
+  }
+  return out;
+}
 
 load_result load_string(std::string_view yaml, const std::string& file,
                         const std::string& base_dir) {
@@ -1615,14 +1702,15 @@ load_result load_file(const std::string& path) {
 std::optional<duration> parse_duration(std::string_view text) {
   if (text.empty()) return std::nullopt;
   std::int64_t total = 0;
+  bool too_large = false;  // well-formed, but beyond what milliseconds in 64 bits hold
   std::int64_t previous_unit = INT64_MAX;
   std::size_t i = 0;
   while (i < text.size()) {
     if (!is_digit(text[i])) return std::nullopt;
     std::int64_t value = 0;
     for (; i < text.size() && is_digit(text[i]); ++i) {
-      if (value > (INT64_MAX - 9) / 10) return std::nullopt;
-      value = value * 10 + (text[i] - '0');
+      if (value > (INT64_MAX - 9) / 10) too_large = true;
+      else value = value * 10 + (text[i] - '0');
     }
     if (i == text.size()) return std::nullopt;  // a number without unit
     std::int64_t unit = 0;
@@ -1651,10 +1739,10 @@ std::optional<duration> parse_duration(std::string_view text) {
     // Strictly descending units: "1m30s", never "30s1m" or "1s1s".
     if (unit >= previous_unit) return std::nullopt;
     previous_unit = unit;
-    if (value > (INT64_MAX - total) / unit) return std::nullopt;
-    total += value * unit;
+    if (value > (INT64_MAX - total) / unit) too_large = true;
+    else total += value * unit;
   }
-  return duration(total);
+  return too_large ? duration::max() : duration(total);
 }
 
 std::optional<std::uint64_t> parse_size(std::string_view text) {

@@ -26,13 +26,23 @@ struct load_result {
   bool ok() const { return errors.empty(); }
 };
 
+// One entry of a load_result's errors or warnings.
+struct problem {
+  const diagnostic* what;
+  bool warning;
+};
+
+// Errors and warnings merged into file order (at the same position, the warning first).
+std::vector<problem> in_file_order(const load_result& result);
+
 // Reads and validates `path`. Never throws.
 load_result load_file(const std::string& path);
 
 // Validates YAML text; `file` names it in diagnostics, `base_dir` resolves relative paths.
 load_result load_string(std::string_view yaml, const std::string& file, const std::string& base_dir);
 
-// "250ms", "30s", "5m", "1h", "2d", "1m30s" -> milliseconds; nullopt when malformed.
+// "250ms", "30s", "5m", "1h", "2d", "1m30s" -> milliseconds; nullopt when malformed,
+// duration::max() when too large for 64-bit milliseconds (the loader refuses > max_duration).
 std::optional<duration> parse_duration(std::string_view text);
 
 // "65536", "64KiB", "10MiB", "1GiB" -> bytes; nullopt when malformed.

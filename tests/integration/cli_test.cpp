@@ -88,6 +88,24 @@ TEST_CASE("wakegate check reports each problem as FILE:LINE:COLUMN: message and 
   CHECK_FALSE(contains(r.out, ": ok"));
 }
 
+TEST_CASE("wakegate check prints warnings and errors together in file order", "[integration][cli]") {
+  temp_dir dir;
+  auto path = dir.write("mixed.yaml",
+                        "workers: many\n"                                    // 1: error
+                        "listen: { http: 127.0.0.1:0, admin: 0.0.0.0:0 }\n"  // 2: warning (open admin)
+                        "scale_interval: 0s\n"                               // 3: error
+                        "apps: []\n");                                       // 4: warning (no apps)
+  auto r = run_wakegate({"check", "--config", path});
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK(r.exit_code == 1);
+  CHECK(split_lines(r.out) ==
+        std::vector<std::string>{path + ":1:10: expected an integer",
+                                 path + ":2:37: warning: admin listener 0.0.0.0:0 is not on loopback and admin.token "
+                                        "is not set: /status is open to that network",
+                                 path + ":3:17: scale_interval must be greater than 0",
+                                 path + ":4:1: warning: no apps configured"});
+}
+
 TEST_CASE("wakegate check reports a YAML syntax error with its position", "[integration][cli]") {
   temp_dir dir;
   auto path = dir.write("syntax.yaml", "listen: { http: 127.0.0.1:0, admin: 127.0.0.1:0 }\napps: [\n  - name: t\n");

@@ -362,6 +362,30 @@ apps: []
   });
 }
 
+TEST_CASE("durations are at most 3650d (run-time code adds them to clocks in nanoseconds)", "[config][loader]") {
+  check_cases({
+      {"at the maximum",
+       R"(
+shutdown_timeout: 3650d
+defaults:
+  queue_timeout: 3649d23h59m59s999ms
+apps: []
+)",
+       {}},
+      {"above it",
+       R"(
+shutdown_timeout: 3650d1ms
+defaults:
+  queue_timeout: 107000d
+  scale_to_zero_after: 99999999999999999999d
+apps: []
+)",
+       {"t.yaml:1:19: duration too large (at most 3650d)",
+        "t.yaml:3:18: duration too large (at most 3650d)",
+        "t.yaml:4:24: duration too large (at most 3650d)"}},
+  });
+}
+
 TEST_CASE("http and admin listeners must differ unless on port 0", "[config][loader]") {
   check_cases({
       {"same address",
@@ -441,7 +465,7 @@ apps:
     backend: {process: {command: [sh]}}
 )",
        {"t.yaml:4:5: min_instances (3) is greater than max_instances (2)"}},
-      {"min > max with min inherited",
+      {"min > max with min inherited: at the app's own max_instances",
        R"(
 defaults:
   min_instances: 3
@@ -451,7 +475,7 @@ apps:
     max_instances: 2
     backend: {process: {command: [sh]}}
 )",
-       {"t.yaml:4:5: min_instances (3) is greater than max_instances (2)"}},
+       {"t.yaml:6:5: min_instances (3) is greater than max_instances (2)"}},
       {"min > max in defaults, once",
        R"(
 defaults:
@@ -587,6 +611,17 @@ apps:
     backend: {process: {command: [sh]}}
 )",
        {"t.yaml:3:26: host 'a.localhost' is already used by app 'a' (line 3)"}},
+      {"a label starting or ending with '-' (RFC 1123)",
+       R"(
+apps:
+  - name: a
+    hosts: [-lead.localhost, trail-.localhost, a.-b.localhost, "*.c-.localhost", a--b.localhost]
+    backend: {process: {command: [sh]}}
+)",
+       {"t.yaml:3:13: invalid host '-lead.localhost' (a label must not start or end with '-')",
+        "t.yaml:3:30: invalid host 'trail-.localhost' (a label must not start or end with '-')",
+        "t.yaml:3:48: invalid host 'a.-b.localhost' (a label must not start or end with '-')",
+        "t.yaml:3:64: invalid host '*.c-.localhost' (a label must not start or end with '-')"}},
       {"unquoted wildcard is a YAML alias",
        R"(
 apps:
@@ -827,6 +862,60 @@ workers: 2
   });
 }
 
+TEST_CASE("null list items are reported at their own position", "[config][loader]") {
+  check_cases({
+      {"hosts: an empty item and ~",
+       R"(
+apps:
+  - name: a
+    hosts:
+      - a.localhost
+      -
+      - ~
+    backend: {process: {command: [sh]}}
+)",
+       {"t.yaml:5:7: expected a list of strings", "t.yaml:6:9: expected a list of strings"}},
+      {"an empty item with a comment, last in its list",
+       R"(
+apps:
+  - name: a
+    backend: {process: {command: [sh]}}
+    hosts:
+      - a.localhost
+      -   # nothing
+
+workers: 1
+)",
+       {"t.yaml:6:7: expected a list of strings"}},
+      {"command: a null item in a flow list",
+       R"(
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh, null]}}
+)",
+       {"t.yaml:4:39: expected a list of strings"}},
+      {"an empty app entry",
+       R"(
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh]}}
+  -
+workers: 1
+)",
+       {"t.yaml:5:3: expected a mapping"}},
+  });
+}
+
+TEST_CASE("columns count bytes, as yaml-cpp does", "[config][loader]") {
+  CHECK(errors_of("listen: {\"\xC3\xA9\": 1, http: x}\napps: []\n") ==
+        std::vector<std::string>{"t.yaml:1:10: unknown key '\xC3\xA9' in listen",
+                                 "t.yaml:1:25: expected an address host:port"});
+  CHECK(errors_of("apps: [] # \xC3\xA9\x01\n") ==
+        std::vector<std::string>{"t.yaml:1:14: control character U+0001 is not allowed in YAML"});
+}
+
 TEST_CASE("every problem is reported, in file order", "[config][loader]") {
   // `defaults:` and `listen:` come after `apps:` here but are validated first.
   CHECK(errors_of(R"(
@@ -852,6 +941,93 @@ listen: {http: nowhere}
            "t.yaml:11:15: queue_size must be at least 0",
            "t.yaml:12:16: expected an address host:port",
        });
+}
+
+TEST_CASE("in_file_order merges errors and warnings by position", "[config][loader]") {
+  const load_result result = load(R"(
+workers: many
+listen: {admin: "0.0.0.0:9090"}
+scale_interval: 0s
+apps: []
+)");
+  std::vector<std::string> merged;
+  for (const auto& [d, warning] : in_file_order(result))
+    merged.push_back((warning ? "warning: " : "") + d->str());
+  CHECK(merged == std::vector<std::string>{
+                      "t.yaml:1:10: expected an integer",
+                      "warning: t.yaml:2:17: admin listener 0.0.0.0:9090 is not on loopback and admin.token "
+                      "is not set: /status is open to that network",
+                      "t.yaml:3:17: scale_interval must be greater than 0",
+                      "warning: t.yaml:4:1: no apps configured",
+                  });
+  CHECK(in_file_order(load_result{}).empty());
+}
+
+TEST_CASE("env PORT of a process backend is warned about: it replaces the instance's port", "[config][loader]") {
+  const std::string port_warning =
+      "env PORT replaces the port wakegate sets for each instance, but wakegate still connects to "
+      "that port (use ${PORT} to pass it under another name)";
+  const load_result result = load(R"(
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh], env: {PORT: "9"}}}
+  - name: b
+    hosts: [b.localhost]
+    backend: {process: {command: [sh], env: {PORT: "${PORT}", APP_PORT: "${PORT}"}}}
+)");
+  REQUIRE(result.ok());
+  CHECK(lines(result.warnings) == std::vector<std::string>{"t.yaml:4:46: " + port_warning});
+  CHECK(process_of(result.cfg->apps.at(0)).env ==
+        std::vector<std::pair<std::string, std::string>>{{"PORT", "9"}});
+}
+
+TEST_CASE("target_concurrency above max_concurrency is warned about where the layer sets either", "[config][loader]") {
+  const load_result result = load(R"(
+defaults:
+  target_concurrency: 20
+  max_concurrency: 5
+apps:
+  - name: a
+    hosts: [a.localhost]
+    backend: {process: {command: [sh]}}
+  - name: b
+    hosts: [b.localhost]
+    max_concurrency: 8
+    backend: {process: {command: [sh]}}
+  - name: c
+    hosts: [c.localhost]
+    max_concurrency: 0
+    backend: {process: {command: [sh]}}
+  - name: d
+    hosts: [d.localhost]
+    target_concurrency: 5
+    backend: {process: {command: [sh]}}
+)");
+  REQUIRE(result.ok());
+  CHECK(lines(result.warnings) ==
+        std::vector<std::string>{
+            "t.yaml:2:3: target_concurrency 20 is above max_concurrency 5: the scaler aims at 5 per instance",
+            "t.yaml:10:5: target_concurrency 20 is above max_concurrency 8: the scaler aims at 8 per instance"});
+}
+
+TEST_CASE("listen's keys at the top level get a hint", "[config][loader]") {
+  check_cases({
+      {"admin address at the top level",
+       R"(
+admin: 127.0.0.1:9090
+apps: []
+)",
+       {"t.yaml:1:8: expected a mapping (did you mean listen.admin?)"}},
+      {"http and https at the top level",
+       R"(
+http: 127.0.0.1:8080
+https: 127.0.0.1:8443
+apps: []
+)",
+       {"t.yaml:1:1: unknown key 'http' (did you mean listen.http?)",
+        "t.yaml:2:1: unknown key 'https' (did you mean listen.https?)"}},
+  });
 }
 
 TEST_CASE("no apps is valid with a warning", "[config][loader]") {

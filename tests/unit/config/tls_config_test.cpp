@@ -99,7 +99,7 @@ TEST_CASE("tls: hosts no certificate covers are warnings unless acme covers them
   auto r = load(config_with("tls:\n  certificates: [{ cert: a.pem, key: a.key }]\n"), d.path());
   REQUIRE(r.ok());
   CHECK(lines(r.warnings) ==
-        std::vector<std::string>{"t.yaml:2:8: host 'x.b.test' of app 'a' is covered by no certificate in "
+        std::vector<std::string>{"t.yaml:2:35: host 'x.b.test' of app 'a' is covered by no certificate in "
                                  "tls.certificates (clients get the default one)"});
 
   auto with_acme = load(config_with("tls:\n  certificates: [{ cert: a.pem, key: a.key }]\n"
