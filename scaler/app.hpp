@@ -45,6 +45,7 @@ struct waiter {
   why failure = why::none;        // written before state becomes `failed`
   instance_ptr granted_instance;  // written before state becomes `granted`
   std::string error;              // written before state becomes `failed`
+  int retry_after_seconds = 1;    // the answer's Retry-After; written before state becomes `failed`
   clock_time enqueued_at = steady::now();
   boost::asio::io_context::executor_type holder;  // the holding proxy thread's
 
@@ -101,9 +102,16 @@ struct app_metrics {
 
 class app {
  public:
-  explicit app(config::app_config cfg) : cfg_(std::make_shared<const config::app_config>(std::move(cfg))) {}
+  explicit app(config::app_config cfg)
+      : name_(cfg.name), cfg_(std::make_shared<const config::app_config>(std::move(cfg))) {}
 
-  const std::string& name() const noexcept { return cfg_->name; }
+  // Any thread: an app keeps its name (a reload replaces cfg_ on the control plane's thread).
+  const std::string& name() const noexcept { return name_; }
+
+ private:
+  const std::string name_;
+
+ public:
 
   // ---- read by proxy threads ----
   // This thread's view of the routable instances (only ever touched by its own thread).

@@ -72,6 +72,9 @@ void control_plane::apply(const config::config& cfg) {
         if (a->name() == ac.name && a->removed) existing = a;
       if (existing) {
         existing->removed = false;
+        reset_backoff(*existing);
+        existing->policy = {};  // its load history ended when it was removed
+        existing->window.reset();
         log::info("app added back", {{"app", ac.name}});
       }
     }
@@ -92,6 +95,7 @@ void control_plane::apply(const config::config& cfg) {
       if (backend_changed) {
         // New instances run the new backend; the old ones drain once nothing routes to them.
         log::info("app backend changed: replacing instances", {{"app", ac.name}});
+        reset_backoff(*existing);
         for (auto& i : std::vector<instance_ptr>(existing->instances))
           if (i->state == instance_state::starting || i->state == instance_state::ready) drain(existing, i);
       }
@@ -176,7 +180,10 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
   for (auto& i : a->instances) {
     if (i->state == instance_state::starting || i->state == instance_state::ready) ++current;
     if (i->state == instance_state::ready) ++ready;
-    if (i->state == instance_state::ready && now - i->ready_at >= stable_after) a->consecutive_failures = 0;
+    // Reset by an instance that got ready after the last failure and stayed so (not by one that
+    // was up all along while its siblings failed).
+    if (i->state == instance_state::ready && i->ready_at > a->last_start_failure && now - i->ready_at >= stable_after)
+      a->consecutive_failures = 0;
   }
 
   policy_input in;
@@ -228,11 +235,14 @@ void control_plane::reconcile(const app_ptr& a, clock_time now) {
       schedule_retry(a->next_start_allowed);  // backing off after failed starts
       // Nothing can be ready within queue_timeout: the held requests get the reason now (found by
       // black-box testing: they waited the whole queue_timeout, then got "queue timeout").
-      const auto wait = std::chrono::duration_cast<config::duration>(a->next_start_allowed - now);
-      if (current == 0 && wait >= a->cfg_->settings.queue_timeout)
+      const auto wait = a->next_start_allowed - now;
+      if (current == 0 && wait >= a->cfg_->settings.queue_timeout) {
+        const auto seconds = static_cast<int>(std::chrono::ceil<std::chrono::seconds>(wait).count());
         fail_waiters(a, waiter::why::start_failed,
                      "app " + a->name() + " failed to start: " + a->last_error + " (next attempt in " +
-                         std::to_string((wait.count() + 999) / 1000) + "s)");
+                         std::to_string(seconds) + "s)",
+                     seconds);
+      }
       return;
     }
     a->stats.scale_up.add();
@@ -371,9 +381,18 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
 // One more failed start for the backoff, counted once per round of starts: instances started
 // together (a wake) that fail together back off as one failure, not one doubling each.
 void control_plane::count_start_failure(app& a, const instance& i, clock_time now) {
-  if (i.created_at >= a.last_start_failure) a.consecutive_failures++;
-  a.last_start_failure = now;
-  a.next_start_allowed = now + start_backoff(a.consecutive_failures);
+  if (i.created_at >= a.last_start_failure) {
+    a.consecutive_failures++;
+    a.last_start_failure = now;
+  }
+  a.next_start_allowed = std::max(a.next_start_allowed, now + start_backoff(a.consecutive_failures));
+}
+
+// A new backend, or an app added back: what failed before says nothing of what starts next.
+void control_plane::reset_backoff(app& a) {
+  a.consecutive_failures = 0;
+  a.next_start_allowed = {};
+  a.last_start_failure = {};
 }
 
 void control_plane::fail_instance(const app_ptr& a, const instance_ptr& i, const std::string& reason) {
@@ -418,6 +437,7 @@ void control_plane::on_exit(const std::string& id, const std::string& reason) {
 void control_plane::drain(const app_ptr& a, const instance_ptr& i) {
   if (i->state == instance_state::draining || i->state == instance_state::stopped) return;
   bool was_ready = i->state == instance_state::ready;
+  if (was_ready && i->ready_at > a->last_start_failure) a->consecutive_failures = 0;  // it ran, and is let go
   i->state = instance_state::draining;
   i->accepting.store(false);
   log::info("instance draining", {{"app", a->name()}, {"instance", i->id}});
@@ -520,12 +540,14 @@ int control_plane::dispatch_limit(const app& a, clock_time now) const {
   const auto patience = std::chrono::duration<double>(std::max(2 * a.start_estimate, 1.0));
   for (const auto& i : a.instances)
     if (i->state == instance_state::starting && now - i->created_at < patience)
-      return std::max(1, static_cast<int>(std::ceil(s.target_concurrency * s.target_utilization)));
+      return std::max(1, static_cast<int>(std::ceil(target_value(s))));
   return 0;
 }
 
 void control_plane::dispatch(const app_ptr& a) {
-  const int max_c = a->queue.empty() ? 0 : dispatch_limit(*a, steady::now());
+  const auto now = steady::now();
+  const int wake_limit = a->queue.empty() ? 0 : dispatch_limit(*a, now);
+  const auto& s = a->cfg_->settings;
   while (!a->queue.empty()) {
     auto& w = a->queue.front();
     if (w->state.load() != waiter::waiting) {
@@ -533,7 +555,9 @@ void control_plane::dispatch(const app_ptr& a) {
       a->queued.fetch_sub(1);
       continue;
     }
-    auto best = acquire_least_loaded(a->instances, max_c);
+    // A request held half its queue_timeout waits for no sibling: any ready instance takes it.
+    const bool overdue = now - w->enqueued_at >= s.queue_timeout / 2;
+    auto best = acquire_least_loaded(a->instances, overdue ? s.max_concurrency : wake_limit);
     if (!best) return;
     w->granted_instance = best;
     int expected = waiter::waiting;
@@ -554,13 +578,15 @@ void control_plane::release(const app_ptr& a, const instance_ptr& i) {
   if (left == 0 && !i->accepting.load()) post_drained(a, i);
 }
 
-void control_plane::fail_waiters(const app_ptr& a, waiter::why why, const std::string& reason) {
+void control_plane::fail_waiters(const app_ptr& a, waiter::why why, const std::string& reason,
+                                 int retry_after_seconds) {
   while (!a->queue.empty()) {
     auto w = a->queue.front();
     a->queue.pop_front();
     a->queued.fetch_sub(1);
     w->failure = why;
     w->error = reason;
+    w->retry_after_seconds = retry_after_seconds;
     int expected = waiter::waiting;
     if (w->state.compare_exchange_strong(expected, waiter::failed))
       wake(w);

@@ -68,7 +68,8 @@ class control_plane {
   void finish_stop(const app_ptr& a, const instance_ptr& i);
   void dispatch(const app_ptr& a);
   int dispatch_limit(const app& a, clock_time now) const;
-  void fail_waiters(const app_ptr& a, waiter::why why, const std::string& reason);
+  void fail_waiters(const app_ptr& a, waiter::why why, const std::string& reason, int retry_after_seconds = 1);
+  static void reset_backoff(app& a);
   void publish(const app_ptr& a);
   void forget_pools(const instance_ptr& i);
   void notify_apps_changed();

@@ -46,6 +46,15 @@ std::chrono::milliseconds keep_warm_period(const config::app_settings& s, const 
   return std::min(std::max(learnt, s.panic_window), s.scale_to_zero_after);
 }
 
+double target_value(const config::app_settings& s) {
+  // An instance never takes more than max_concurrency at once: a higher concurrency target is
+  // capped at it, as Knative caps its target at containerConcurrency (found by black-box testing:
+  // target 10 with max_concurrency 2 ran 2 instances for 8 requests and kept 4 of them held).
+  const double concurrency_target =
+      s.max_concurrency > 0 ? std::min(s.target_concurrency, s.max_concurrency) : s.target_concurrency;
+  return (s.metric == config::scale_metric::rps ? s.target_rps : concurrency_target) * s.target_utilization;
+}
+
 policy_decision decide(const config::app_settings& s, const policy_input& in, policy_state& st) {
   policy_decision d;
   learn_gap(s, in.last_request, st);
@@ -67,12 +76,7 @@ policy_decision decide(const config::app_settings& s, const policy_input& in, po
 
   // Knative's rules.
   const bool rps = s.metric == config::scale_metric::rps;
-  // An instance never takes more than max_concurrency at once: a higher concurrency target is
-  // capped at it, as Knative caps its target at containerConcurrency (found by black-box testing:
-  // target 10 with max_concurrency 2 ran 2 instances for 8 requests and kept 4 of them held).
-  const double concurrency_target =
-      s.max_concurrency > 0 ? std::min(s.target_concurrency, s.max_concurrency) : s.target_concurrency;
-  const double tv = (rps ? s.target_rps : concurrency_target) * s.target_utilization;
+  const double tv = target_value(s);
   const double stable = rps ? in.stable_rps : in.stable_concurrency;
   const double panic = rps ? in.panic_rps : in.panic_concurrency;
   const double ready = std::max(in.ready, 1);

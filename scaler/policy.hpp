@@ -70,6 +70,10 @@ struct policy_decision {
 
 policy_decision decide(const config::app_settings& settings, const policy_input& in, policy_state& state);
 
+// What the scaler aims at per instance: target_concurrency (capped at max_concurrency when that is
+// set), or target_rps with `metric: rps`, times target_utilization.
+double target_value(const config::app_settings& settings);
+
 // The idle period before scaling to zero: scale_to_zero_after, or with keep_warm: auto 1.25x the
 // 90th percentile of the latest gaps between requests (at least 4 seen; gaps under 2 s don't count),
 // never below panic_window and never above scale_to_zero_after.

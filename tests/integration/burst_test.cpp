@@ -114,7 +114,9 @@ TEST_CASE("a cold burst is spread over the instances of the wake, not all given 
                        .set("initial_instances", "4")
                        .set("max_instances", "4")
                        .set("queue_timeout", "30s")
-                       .env_var("STARTUP_DELAY_MS", "300"));
+                       // Starts of 1 s: waiting for siblings lasts up to twice the start estimate,
+                       // far more than four starts together differ by on a busy machine.
+                       .env_var("STARTUP_DELAY_MS", "1000"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
 
   client_options slow;
