@@ -153,6 +153,9 @@ bool scan_plain_response(std::string_view head, plain_response& out) noexcept {
   }
   // The empty line must be the end of the head.
   if (pos + 2 != head.size() || cl_count != 1) return false;
+  // A Date the instance names in Connection is dropped as hop-by-hop: the proxy adds its own.
+  for (std::size_t i = 0; i < out.connection_name_count && out.has_date; ++i)
+    if (iequals(head.substr(out.connection_names[i].at, out.connection_names[i].size), "date")) out.has_date = false;
   out.keep_alive = !close && (out.version == 11 || keep_alive);
   return true;
 }

@@ -425,7 +425,7 @@ class session {
     if constexpr (!is_tls) {
       // ACME HTTP-01 answers and the redirect to https come before routing.
       if (auto answer = plain_http_answer(w_, req); answer.status != 0) {
-        co_await respond_local(answer.status, std::move(answer.body), client_keep_alive && !body_pending, false,
+        co_await respond_local(answer.status, std::move(answer.body), client_keep_alive && !body_pending, 0,
                                answer.location);
         log_access(req);
         co_return client_keep_alive && !body_pending && !w_.draining;
@@ -777,7 +777,7 @@ class session {
     }
     // failed: queue full, start failure, removal or shutdown
     if (w->failure == scaler::waiter::why::queue_full) app->stats.rejected_full.add();
-    co_await respond_text(503, w->error, {}, false, true);
+    co_await respond_text(503, w->error, {}, false, w->retry_after_seconds);
     co_return nullptr;
   }
 
@@ -913,7 +913,8 @@ class session {
           res.failed = failure::client;
           if ((ec != asio::error::operation_aborted || client_read.timed_out(ec)) && !upload_stop_) {
             bool gone = ec == http::error::partial_message || ec == http::error::end_of_stream ||
-                        ec == asio::error::eof || ec == asio::error::connection_reset;
+                        ec == asio::error::eof || ec == asio::error::connection_reset ||
+                        ec == asio::ssl::error::stream_truncated;  // a TLS client closing without close_notify
             status_ = client_read.timed_out(ec) ? 408 : gone ? 499 : 400;
           }
           co_return;
@@ -1147,7 +1148,10 @@ class session {
     if (resp.find(http::field::date) == resp.end()) resp.set(http::field::date, http_date_now());
     // Beast takes "Content-Length: 5, 5" and the same value in two fields (RFC 9110 8.6 allows
     // it): the client gets it once, so that it cannot read it otherwise than wakegate did.
-    if (auto cl = rp.content_length(); cl && !rp.chunked()) resp.content_length(*cl);
+    if (auto cl = rp.content_length(); cl && !rp.chunked())
+      if (auto f = resp.find(http::field::content_length);
+          resp.count(http::field::content_length) > 1 || f->value().find(',') != std::string_view::npos)
+        resp.content_length(*cl);
     if constexpr (is_tls)
       if (!hsts_.empty()) resp.set(http::field::strict_transport_security, hsts_);
     bool keep = client_keep_alive && !w_.draining;
@@ -1291,7 +1295,7 @@ class session {
   // respond_local with the body `a` + `b` + "\n", built in this coroutine's frame: the rare
   // answers' strings then take no room in the frames of every request (and of every held one).
   asio::awaitable<void> respond_text(unsigned status, std::string_view a, std::string_view b, bool keep_alive,
-                                     bool retry_after = false) {
+                                     int retry_after = 0) {
     std::string body;
     body.reserve(a.size() + b.size() + 1);
     body.append(a).append(b).push_back('\n');
@@ -1305,17 +1309,18 @@ class session {
     co_await respond_local(503, std::string(what == "queue_timeout" ? "queue timeout" : "request timeout") +
                                     ": no instance of app " + app.name() + " could take the request within its " +
                                     std::string(what) + " (" + std::to_string(timeout.count()) + "ms)\n",
-                           false, true);
+                           false, 1);
   }
 
-  asio::awaitable<void> respond_local(unsigned status, std::string body, bool keep_alive, bool retry_after = false,
+  // `retry_after`: seconds for a Retry-After field (0: none).
+  asio::awaitable<void> respond_local(unsigned status, std::string body, bool keep_alive, int retry_after = 0,
                                       std::string_view location = {}) {
     status_ = status;
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::server, "wakegate");
     res.set(http::field::date, http_date_now());
     res.set(http::field::content_type, "text/plain; charset=utf-8");
-    if (retry_after) res.set(http::field::retry_after, "1");
+    if (retry_after > 0) res.set(http::field::retry_after, std::to_string(retry_after));
     if (!location.empty()) res.set(http::field::location, location);
     if (!hsts_.empty()) res.set(http::field::strict_transport_security, hsts_);
     res.keep_alive(keep_alive && !w_.draining);

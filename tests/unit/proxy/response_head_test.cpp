@@ -433,6 +433,16 @@ TEST_CASE("response head: a Date is added only where the instance sent none", "[
     REQUIRE(d);
     CHECK(d->has_date);
   }
+  // A Date named in Connection is dropped as hop-by-hop, so it does not count.
+  for (std::string_view named : {"HTTP/1.1 200 OK\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nConnection: date\r\nContent-Length: 3\r\n\r\n",
+                                 "HTTP/1.1 200 OK\r\nConnection: x, DATE\r\nDate: Mon, 01 Jan 2024 00:00:00 GMT\r\nContent-Length: 3\r\n\r\n"}) {
+    auto d = scan(named);
+    REQUIRE(d);
+    CHECK_FALSE(d->has_date);
+    const auto out = fast_path(named, *d, true, 11, {}, date);
+    CHECK(out.find("Mon, 01 Jan 2024") == std::string::npos);
+    CHECK(out.find("\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n") != std::string::npos);
+  }
   // Names that only start like it are not a Date.
   auto other = scan("HTTP/1.1 200 OK\r\nDates: 1\r\nDat: 2\r\nContent-Length: 3\r\n\r\n");
   REQUIRE(other);
