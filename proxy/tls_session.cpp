@@ -6,6 +6,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "proxy/router.hpp"
 #include "proxy/server.hpp"
 
 namespace wakegate::proxy {
@@ -19,19 +20,6 @@ namespace {
 constexpr auto tok = asio::as_tuple(asio::use_awaitable);
 constexpr auto close_notify_timeout = std::chrono::seconds(1);
 constexpr std::string_view challenge_prefix = "/.well-known/acme-challenge/";
-
-// Lower-case host of a Host header without its port ("" when malformed or too long).
-std::string_view host_of(std::string_view host_header, char (&buf)[256]) noexcept {
-  if (host_header.starts_with('[')) return {};  // IP literals are never covered by a certificate
-  auto colon = host_header.rfind(':');
-  if (colon != std::string_view::npos) host_header = host_header.substr(0, colon);
-  if (host_header.size() >= sizeof buf) return {};
-  for (std::size_t i = 0; i < host_header.size(); ++i) {
-    char c = host_header[i];
-    buf[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  }
-  return {buf, host_header.size()};
-}
 
 }  // namespace
 
@@ -67,9 +55,10 @@ plain_answer plain_http_answer(const worker& w, const http::request<http::buffer
     return a;  // not ours: an app may answer its own challenges
   }
   if (!w.opts->redirect_http || !w.certs) return a;
-  char buf[256];
-  std::string_view host = host_of(req[http::field::host], buf);
-  if (host.empty() || !w.certs->covers(host)) return a;
+  // The name as routing reads it (lower case, no port, no trailing dot): "a.test." is the app of
+  // "a.test" and must be redirected as it is (found by black-box testing: it was served in clear).
+  thread_local std::string host;
+  if (!router::normalize(req[http::field::host], host) || !w.certs->covers(host)) return a;
   a.status = 308;
   a.location.reserve(16 + host.size() + target.size());
   a.location.append("https://").append(host);

@@ -82,7 +82,11 @@ void cert_store::load(file_entry& e) {
         bool changed = !e.good || e.good->cert_pem != *cert || e.good->key_pem != *key;
         e.good = certificate_source{e.files.cert, std::move(*cert), std::move(*key)};
         e.names = std::move(check.info->names);
-        if (changed) log::info("certificate loaded", {{"cert", e.files.cert}, {"names", e.names.empty() ? "" : e.names.front()}});
+        if (changed) {
+          std::string names;  // every name, as /status lists them (the first alone misled)
+          for (const auto& n : e.names) names.append(names.empty() ? "" : ", ").append(n);
+          log::info("certificate loaded", {{"cert", e.files.cert}, {"names", names}});
+        }
         return;
       }
     } else {

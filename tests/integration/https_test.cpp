@@ -44,6 +44,7 @@ TEST_CASE("https: SNI picks the certificate by exact name, then wildcard, and th
   REQUIRE(wg.https_port() != 0);
   CHECK(presented_names(wg.https_port(), "a.test") == "a.test");
   CHECK(presented_names(wg.https_port(), "A.Test") == "a.test");
+  CHECK(presented_names(wg.https_port(), "a.test.") == "a.test");  // a trailing dot: the same name
   CHECK(presented_names(wg.https_port(), "one.b.test") == "*.b.test");
   // The wildcard stands for one label only; unknown names and no SNI get the default.
   CHECK(presented_names(wg.https_port(), "two.one.b.test") == "*.b.test");
@@ -156,6 +157,13 @@ TEST_CASE("https: redirect_http answers plain http for covered hosts with 308", 
   CHECK(r.header("Location") == "https://a.test:" + std::to_string(wg.https_port()) + "/some/path?q=1");
   auto wild = http_get(wg.http_port(), "x.b.test", "/");
   CHECK(wild.status == 308);
+  // A trailing dot names the same host (found by black-box testing: "a.test." was served in clear).
+  for (std::string dotted : {"a.test.", "A.TEST.:8080"}) {
+    auto d = http_get(wg.http_port(), dotted, "/x");
+    INFO(dotted << ": " << describe(d));
+    CHECK(d.status == 308);
+    CHECK(d.header("Location") == "https://a.test:" + std::to_string(wg.https_port()) + "/x");
+  }
   // No certificate covers plain.test: proxied as before.
   auto plain = http_get(wg.http_port(), "plain.test", "/");
   CHECK(plain.status == 200);
@@ -176,6 +184,11 @@ TEST_CASE("https: a changed certificate file is served to new connections, open 
   make_test_cert(s.certs.path(), "a", {"a.test", "www.a.test"}, s.ca);
   CHECK(wait_until([&] { return presented_names(wg.https_port(), "a.test") == "a.test,www.a.test"; }, 15s, 100ms));
   CHECK(kept.get("/", body) == 200);
+  CHECK(wg.wait_for_record(  // every name in the log line, not the first alone
+      [](const auto& x) {
+        return json_string(x, "msg") == "certificate loaded" && json_string(x, "names") == "a.test, www.a.test";
+      },
+      5s));
   CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "certificate file changed"; }, 1s));
 
   // A broken file: the old certificate stays in service and the log says why.
