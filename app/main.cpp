@@ -228,6 +228,10 @@ int run(const std::string& path) {
           if (n.http.text() != cfg.http.text() || n.admin.text() != cfg.admin.text() || n.workers != cfg.workers ||
               n.https.has_value() != cfg.https.has_value() || (n.https && n.https->text() != cfg.https->text()))
             log::warn("listen addresses and workers change only on restart");
+          // The ACME client is made once, at start (found by black-box testing: a changed
+          // directory or retry_after was dropped without a word). Its hosts follow the apps.
+          if (n.tls.acme != cfg.tls.acme) log::warn("tls.acme changes only on restart: keeping the running ACME settings");
+          n.tls.acme = cfg.tls.acme;
           n.https = cfg.https;
           n.http = cfg.http;
           n.admin = cfg.admin;

@@ -149,6 +149,7 @@ struct acme_config {
   std::string ca_bundle;          // PEM roots to trust for the ACME server; empty: the system's
   duration renew_before = std::chrono::days(30);  // renew when the certificate expires sooner than this
   duration retry_after = 1min;    // first backoff after a failed order (doubles, at most 1 day)
+  bool operator==(const acme_config&) const = default;
 };
 
 struct tls_config {

@@ -1,6 +1,7 @@
 // ACME end to end against Pebble: wakegate orders a certificate for an app host (HTTP-01 answered
 // on its own http listener, even with redirect_http on), serves it, keeps it across a restart
 // without ordering again, and renews it when renew_before exceeds the certificate's lifetime.
+#include <signal.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -144,4 +145,18 @@ TEST_CASE("acme: an unreachable CA is retried with backoff and logged, plain htt
   CHECK(r.status == 200);
   // No certificate yet: TLS handshakes fail instead of serving something wrong.
   CHECK(presented_names(wg.https_port(), "app.test").empty());
+
+  // The ACME client is made at start: a reload that changes tls.acme says it is kept (found by
+  // black-box testing: the change was dropped without a word), and the rest of the file applies.
+  config_yaml changed = c;
+  for (auto& line : changed.extra)
+    if (contains(line, "retry_after")) line = "    retry_after: 7s";
+  changed.apps.push_back(app_yaml("other", {"other.test"}, marker));
+  wg.write_config(changed.str());
+  wg.signal(SIGHUP);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "tls.acme changes only on restart: keeping the running ACME settings"; },
+      5s));
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reloaded"; }, 5s));
+  CHECK(http_get(wg.http_port(), "other.test", "/").status == 200);
 }
