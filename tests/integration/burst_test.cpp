@@ -49,14 +49,7 @@ TEST_CASE("a burst is absorbed without 503s in panic mode and the fleet shrinks 
       20ms);
 
   // The burst: 80 concurrent requests of 800 ms on one instance that takes at most 8 at once.
-  client_options slow;
-  slow.io_timeout = 60s;
-  auto responses = run_concurrently(80, [&](int) {
-    http_request r;
-    r.host = "t.test";
-    r.target = "/sleep?ms=800";
-    return http_send(wg.http_port(), r, {}, slow);
-  });
+  auto responses = get_concurrently(wg.http_port(), "t.test", "/sleep?ms=800", 80, 60s);
   sampler.stop();
   INFO("responses: " << summarize(responses) << "; max live " << max_live << ", max ready " << max_ready
                      << ", samples " << samples);
@@ -119,14 +112,7 @@ TEST_CASE("a cold burst is spread over the instances of the wake, not all given 
                        .env_var("STARTUP_DELAY_MS", "1000"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
 
-  client_options slow;
-  slow.io_timeout = 30s;
-  auto responses = run_concurrently(40, [&](int) {
-    http_request r;
-    r.host = "t.test";
-    r.target = "/sleep?ms=200";
-    return http_send(wg.http_port(), r, {}, slow);
-  });
+  auto responses = get_concurrently(wg.http_port(), "t.test", "/sleep?ms=200", 40, 30s);
   INFO("responses: " << summarize(responses));
   REQUIRE(count_status(responses, 200) == 40);
   std::map<std::string, int> served;

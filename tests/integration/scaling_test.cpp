@@ -51,14 +51,7 @@ TEST_CASE("a burst of 200 concurrent requests to a cold app all get 200 and scal
   instance_watch watch;
   background_sampler sampler([&] { watch.sample(wg.admin_port(), "t", marker); }, 20ms);
 
-  client_options slow;
-  slow.io_timeout = 60s;
-  auto responses = run_concurrently(200, [&](int) {
-    http_request req;
-    req.host = "t.test";
-    req.target = "/sleep?ms=300";
-    return http_send(wg.http_port(), req, {}, slow);
-  });
+  auto responses = get_concurrently(wg.http_port(), "t.test", "/sleep?ms=300", 200, 60s);
   // Scaling may trail the burst a little; keep sampling a bounded while if it has not shown yet.
   wait_until([&] { return watch.max_live.load() > 1; }, 3s);
   sampler.stop();

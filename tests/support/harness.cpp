@@ -22,6 +22,18 @@ std::vector<http_response> run_concurrently(int n, const std::function<http_resp
   return out;
 }
 
+std::vector<http_response> get_concurrently(std::uint16_t port, const std::string& host, const std::string& target,
+                                            int n, std::chrono::milliseconds io_timeout) {
+  client_options options;
+  options.io_timeout = io_timeout;
+  return run_concurrently(n, [&](int) {
+    http_request req;
+    req.host = host;
+    req.target = target;
+    return http_send(port, req, {}, options);
+  });
+}
+
 int count_status(const std::vector<http_response>& responses, int status) {
   int n = 0;
   for (const auto& r : responses)

@@ -19,6 +19,11 @@ namespace wakegate::test {
 // index order.
 std::vector<http_response> run_concurrently(int n, const std::function<http_response(int)>& fn);
 
+// `n` GETs of `target` for `host`, at once, each on a connection of its own whose reads and
+// writes may take `io_timeout` (a burst held through a cold start).
+std::vector<http_response> get_concurrently(std::uint16_t port, const std::string& host, const std::string& target,
+                                            int n, std::chrono::milliseconds io_timeout);
+
 // How many responses have `status` (0 counts those that failed without a status).
 int count_status(const std::vector<http_response>& responses, int status);
 
