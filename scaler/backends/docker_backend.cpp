@@ -33,6 +33,8 @@ constexpr std::chrono::milliseconds version_timeout = 5s;
 constexpr std::chrono::milliseconds pull_timeout = 10min;  // a large image over a slow link
 constexpr std::chrono::milliseconds events_backoff_first = 100ms;
 constexpr std::chrono::milliseconds events_backoff_max = 5s;
+constexpr std::chrono::milliseconds removal_backoff_first = 1s;
+constexpr std::chrono::milliseconds removal_backoff_max = 30s;
 
 constexpr const char* op_names[] = {"version", "create", "start", "inspect", "stop", "remove", "list", "events", "pull"};
 
@@ -143,7 +145,7 @@ asio::awaitable<void> docker_backend::sweep(std::string app, std::shared_ptr<cle
       const auto ids = docker::parse_container_ids(r.body);
       for (const auto& id : ids) {
         log::warn("removing a container left over from an earlier run", {{"app", app}, {"container", id.substr(0, 12)}});
-        co_await remove_container(id, false, 0ms);
+        co_await remove_or_retry(id, false, 0ms);
         if (alive.expired()) co_return;
       }
       gate->ok = true;
@@ -227,7 +229,7 @@ asio::awaitable<void> docker_backend::run_start(std::shared_ptr<instance> inst, 
     r.ok = true;
     r.host = "127.0.0.1";
     done(r);
-    if (!inst->container.empty()) co_await remove_container(inst->container, false, 0ms);
+    if (!inst->container.empty()) co_await remove_or_retry(inst->container, false, 0ms);
     if (!alive.expired()) finish_stop(inst);
     co_return;
   }
@@ -237,7 +239,7 @@ asio::awaitable<void> docker_backend::run_start(std::shared_ptr<instance> inst, 
     start_result r;
     r.error = err;
     done(r);
-    if (!inst->container.empty()) co_await remove_container(inst->container, false, 0ms);
+    if (!inst->container.empty()) co_await remove_or_retry(inst->container, false, 0ms);
     co_return;
   }
   inst->started = true;
@@ -295,7 +297,7 @@ asio::awaitable<std::string> docker_backend::create_container(instance& inst, co
     if (r.status == 409 && attempt == 0) {
       // The name is taken: a container of an earlier run that the leftover sweep did not see.
       log::warn("removing a container left over from an earlier run", {{"app", inst.app}, {"container", name}});
-      co_await remove_container(name, false, 0ms);
+      co_await remove_or_retry(name, false, 0ms);
       if (alive.expired()) co_return std::string("shutting down");
       continue;
     }
@@ -353,19 +355,19 @@ void docker_backend::stop(const std::string& id, std::function<void()> done) {
 
 asio::awaitable<void> docker_backend::run_stop(std::shared_ptr<instance> inst) {
   std::weak_ptr<bool> alive = alive_;
-  co_await remove_container(inst->container, !inst->died, inst->stop_timeout);
+  co_await remove_or_retry(inst->container, !inst->died, inst->stop_timeout);
   if (!alive.expired()) finish_stop(inst);
 }
 
-asio::awaitable<void> docker_backend::remove_container(const std::string& container, bool stop_first,
-                                                       std::chrono::milliseconds stop_timeout) {
+asio::awaitable<std::string> docker_backend::remove_container(const std::string& container, bool stop_first,
+                                                              std::chrono::milliseconds stop_timeout) {
   std::weak_ptr<bool> alive = alive_;
   if (stop_first) {
     const long t = stop_seconds(stop_timeout);
     const std::string target = "/containers/" + container + "/stop?t=" + std::to_string(t);
     const auto timeout = stop_timeout + call_timeout;
     auto r = co_await api_.request(http::verb::post, target, no_body, timeout);
-    if (alive.expired()) co_return;
+    if (alive.expired()) co_return std::string("shutting down");
     if (!r.ok() && r.status != 304 && r.status != 404) {
       count_error(op::stop);
       log::warn("cannot stop container", {{"container", container.substr(0, 12)}, {"error", describe(r)}});
@@ -373,12 +375,67 @@ asio::awaitable<void> docker_backend::remove_container(const std::string& contai
   }
   const std::string target = "/containers/" + container + "?force=1";
   auto r = co_await api_.request(http::verb::delete_, target, no_body, call_timeout);
-  if (alive.expired()) co_return;
+  if (alive.expired()) co_return std::string("shutting down");
   // 404: already gone; 409: its removal is already in progress.
-  if (!r.ok() && r.status != 404 && r.status != 409) {
-    count_error(op::remove);
-    log::warn("cannot remove container", {{"container", container.substr(0, 12)}, {"error", describe(r)}});
+  if (r.ok() || r.status == 404 || r.status == 409) co_return std::string();
+  count_error(op::remove);
+  co_return describe(r);
+}
+
+asio::awaitable<void> docker_backend::remove_or_retry(std::string container, bool stop_first,
+                                                      std::chrono::milliseconds stop_timeout) {
+  std::weak_ptr<bool> alive = alive_;
+  auto err = co_await remove_container(container, stop_first, stop_timeout);
+  if (alive.expired() || err.empty()) co_return;
+  log::warn("cannot remove container: retrying in the background",
+            {{"container", container.substr(0, 12)}, {"error", err}});
+  unremoved_.insert(container);
+  if (retrying_removals_ || stopping_all_) co_return;  // stop_all's last round tries it
+  retrying_removals_ = true;
+  asio::co_spawn(ctx_, retry_removals(), asio::detached);
+}
+
+asio::awaitable<void> docker_backend::retry_removals() {
+  std::weak_ptr<bool> alive = alive_;
+  asio::steady_timer wait(ctx_);
+  auto backoff = removal_backoff_first;
+  while (!unremoved_.empty() && !stopping_all_) {
+    wait.expires_after(backoff);
+    co_await wait.async_wait(tok);
+    if (alive.expired()) co_return;
+    backoff = std::min(backoff * 2, removal_backoff_max);
+    const std::vector<std::string> containers(unremoved_.begin(), unremoved_.end());
+    for (const auto& container : containers) {
+      if (stopping_all_) break;
+      auto err = co_await remove_container(container, false, 0ms);
+      if (alive.expired()) co_return;
+      if (!err.empty()) break;  // the daemon still fails: wait, then try them all again
+      unremoved_.erase(container);
+      log::info("container removed after an earlier failure", {{"container", container.substr(0, 12)}});
+    }
   }
+  retrying_removals_ = false;
+}
+
+// At shutdown: one more try for each container whose removal failed, then the log says which are
+// left (the next run's leftover sweep removes them).
+asio::awaitable<void> docker_backend::last_removals(std::function<void()> done) {
+  std::weak_ptr<bool> alive = alive_;
+  const std::vector<std::string> containers(unremoved_.begin(), unremoved_.end());
+  std::string left, err;
+  for (const auto& container : containers) {
+    if (err.empty()) err = co_await remove_container(container, false, 0ms);  // after one failure, skip the rest
+    if (alive.expired()) co_return;
+    if (err.empty()) {
+      unremoved_.erase(container);
+    } else {
+      left += (left.empty() ? "" : " ") + container.substr(0, 12);
+    }
+  }
+  if (!left.empty())
+    log::error("containers not removed: remove them with docker rm -f, or the next start of their app does",
+               {{"containers", left}, {"error", err}});
+  if (done) done();
 }
 
 void docker_backend::finish_stop(const std::shared_ptr<instance>& inst) {
@@ -391,17 +448,24 @@ void docker_backend::finish_stop(const std::shared_ptr<instance>& inst) {
 void docker_backend::stop_all(std::function<void()> done) {
   stopping_all_ = true;
   if (events_stream_) events_stream_->close();
+  auto finish = [this, done = std::move(done)]() mutable {
+    if (unremoved_.empty()) {
+      if (done) done();
+      return;
+    }
+    asio::co_spawn(ctx_, last_removals(std::move(done)), asio::detached);
+  };
   if (instances_.empty()) {
-    if (done) asio::post(ctx_, std::move(done));
+    asio::post(ctx_, std::move(finish));
     return;
   }
   auto left = std::make_shared<std::size_t>(instances_.size());
-  auto all_done = std::make_shared<std::function<void()>>(std::move(done));
+  auto all_done = std::make_shared<std::function<void()>>(std::move(finish));
   std::vector<std::string> ids;
   for (const auto& entry : instances_) ids.push_back(entry.first);
   for (const auto& id : ids) {
     stop(id, [left, all_done] {
-      if (--*left == 0 && *all_done) (*all_done)();
+      if (--*left == 0) (*all_done)();
     });
   }
 }
@@ -513,6 +577,9 @@ void docker_backend::write_metrics(metrics::text_writer& w) const {
            "Docker Engine API calls that failed (daemon unreachable or an error status), by operation.");
   for (int i = 0; i < static_cast<int>(op::count); ++i)
     w.sample("wakegate_docker_api_errors_total", {label{"operation", op_names[i]}}, static_cast<double>(api_errors_[i]));
+  w.family("wakegate_docker_containers_unremoved", "gauge",
+           "Containers of stopped instances whose removal failed, retried with backoff until the daemon answers.");
+  w.sample("wakegate_docker_containers_unremoved", {}, static_cast<double>(unremoved_.size()));
 }
 
 }  // namespace wakegate::scaler

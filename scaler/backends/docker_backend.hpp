@@ -11,7 +11,9 @@
 // - Deaths are seen on the /events stream (filtered by label, reconnected with backoff); after
 //   every (re)connect each running container is inspected once, so a death during a gap is not
 //   missed.
-// - stop(): POST /containers/{id}/stop?t=<stop_timeout>, then DELETE ...?force=1.
+// - stop(): POST /containers/{id}/stop?t=<stop_timeout>, then DELETE ...?force=1. A removal that
+//   fails is retried with backoff (retry_removals) until the daemon answers: the control plane is
+//   told the instance stopped at once, and the container is not forgotten.
 #pragma once
 
 #include <chrono>
@@ -56,8 +58,14 @@ class docker_backend final : public instance_backend {
   boost::asio::awaitable<std::string> create_container(instance& inst, const config::docker_backend& cfg);
   boost::asio::awaitable<std::string> pull(const std::string& image);
   boost::asio::awaitable<void> run_stop(std::shared_ptr<instance> inst);
-  boost::asio::awaitable<void> remove_container(const std::string& container, bool stop_first,
-                                                std::chrono::milliseconds stop_timeout);
+  // "" once the container is gone (or was already); else why not (nothing logged).
+  boost::asio::awaitable<std::string> remove_container(const std::string& container, bool stop_first,
+                                                       std::chrono::milliseconds stop_timeout);
+  // Removes `container`, or logs why it cannot and hands it to retry_removals.
+  boost::asio::awaitable<void> remove_or_retry(std::string container, bool stop_first,
+                                               std::chrono::milliseconds stop_timeout);
+  boost::asio::awaitable<void> retry_removals();
+  boost::asio::awaitable<void> last_removals(std::function<void()> done);
   boost::asio::awaitable<std::string> ensure_version();
   boost::asio::awaitable<void> ensure_clean(std::string app);
   boost::asio::awaitable<void> sweep(std::string app, std::shared_ptr<cleanup_gate> gate);
@@ -78,6 +86,10 @@ class docker_backend final : public instance_backend {
   std::shared_ptr<docker::local_stream> events_stream_;
   bool events_running_ = false;
   bool stopping_all_ = false;
+  // Containers of stopped instances whose removal failed (daemon unreachable or erroring), by
+  // container id: retry_removals tries again with backoff until each is gone.
+  std::set<std::string> unremoved_;
+  bool retrying_removals_ = false;
   std::uint64_t api_errors_[static_cast<int>(op::count)] = {};
   // Per app: create+start (to the container running with its address known), and readiness
   // (from then to the first successful probe).

@@ -280,6 +280,69 @@ TEST_CASE("docker: a container that dies while the event stream is down is found
   stop_and_check_no_leftovers(wg, app);
 }
 
+TEST_CASE("docker: a container whose removal fails while the daemon is away is removed once it is back",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkunrm");
+  container_sweeper sweep(app);
+  temp_dir dir;
+  unix_relay relay(dir.path() + "/docker.sock", docker_socket_path());
+  config_yaml c;
+  c.set_default("scale_to_zero_after", "1s");
+  c.apps.push_back(docker_app(app));
+  wakegate_options options;
+  options.env.emplace_back("DOCKER_HOST", "unix://" + relay.path());
+  wakegate_process wg(c.str(), options);
+
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  REQUIRE(r.status == 200);
+  const auto containers = containers_of_app(app);
+  REQUIRE(containers.size() == 1);
+
+  // The daemon goes away; the idle app scales to zero: its container cannot be stopped.
+  relay.cut();
+  REQUIRE(wait_app(wg.admin_port(), app, [](const app_status& a) { return a.instances.empty(); }, 20s));
+  REQUIRE(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "cannot remove container: retrying in the background"; },
+      10s));
+  CHECK(containers_of_app(app).size() == 1);  // still there, and wakegate knows it
+  CHECK(scrape_value(wg.admin_port(), "wakegate_docker_containers_unremoved") == std::optional<double>(1));
+
+  // Back: the retry removes it without any new request or stop.
+  relay.restore();
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "container removed after an earlier failure"; }, 60s));
+  CHECK(wait_until([&] { return containers_of_app(app).empty(); }, 10s, 100ms));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_docker_containers_unremoved") == std::optional<double>(0));
+  stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: at SIGTERM with the daemon away, wakegate exits and names the containers it could not remove",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkexit");
+  container_sweeper sweep(app);
+  temp_dir dir;
+  unix_relay relay(dir.path() + "/docker.sock", docker_socket_path());
+  config_yaml c;
+  c.apps.push_back(docker_app(app).set("min_instances", "1"));
+  wakegate_options options;
+  options.env.emplace_back("DOCKER_HOST", "unix://" + relay.path());
+  wakegate_process wg(c.str(), options);
+  REQUIRE(wait_one_ready(wg.admin_port(), app, 30s));
+  const auto containers = containers_of_app(app);
+  REQUIRE(containers.size() == 1);
+
+  relay.cut();
+  wg.signal(SIGTERM);
+  CHECK(wg.wait_exit(60s) == std::optional<int>(0));
+  auto left = wg.records_with_msg("containers not removed: remove them with docker rm -f, or the next start of their app does");
+  REQUIRE(left.size() == 1);
+  CHECK(json_string(left[0], "containers") == containers[0].substr(0, 12));
+  CHECK(containers_of_app(app).size() == 1);  // the sweeper removes it
+}
+
 TEST_CASE("docker: a missing image answers held requests 503 with the reason at once", "[integration][docker]") {
   require_docker();
   const auto app = unique_app_name("dknoimg");
