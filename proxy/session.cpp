@@ -365,6 +365,7 @@ class session {
     status_ = 0;
     bytes_in_ = bytes_out_ = 0;
     held_ = false;
+    retried_after_drop_ = false;
     held_ns_ = 0;
     sent_ns_ = answered_ns_ = 0;
     app_name_ = {};
@@ -484,7 +485,8 @@ class session {
       // Fast path: a ready instance with room and nobody queued ahead of us.
       if (app->queued.load(std::memory_order_relaxed) == 0) inst = scaler::acquire_least_loaded(app->ready_view(), max_c);
       // An instance that refuses the connection has sent nothing: the request waits for another
-      // one (the control plane replaces it) instead of failing, a bounded number of times.
+      // one (the control plane replaces it) instead of failing, a bounded number of times; so
+      // does an idempotent request the instance dropped unanswered (forward).
       for (int unreachable = 0;; ++unreachable) {
         if (!inst) {
           held_ = true;
@@ -520,7 +522,9 @@ class session {
   }
 
   // Forwards the request to `inst`, whose capacity it holds until the response ends. nullopt:
-  // the instance could not be reached and `may_redispatch` allowed handing the request back.
+  // `may_redispatch` allowed handing the request back to be held for another instance, because
+  // the instance could not be reached, or (once per request, for an idempotent request without a
+  // body) it closed the connection without answering.
   asio::awaitable<std::optional<bool>> forward(const scaler::app_ptr& app, const scaler::instance_ptr& inst,
                                                bool client_keep_alive, bool may_redispatch) {
     auto& req = parser_->get();
@@ -665,8 +669,17 @@ class session {
       // A reused connection closing is routine keep-alive churn, not a broken instance.
       if (result.failed == failure::upstream_io && result.answer_started)
         blame_dropped(app, inst, "connection lost mid-response");
-      else if (result.failed == failure::upstream_io && !reused)
+      else if (result.failed == failure::upstream_io && !reused) {
         blame_dropped(app, inst, "connection lost before the response");
+        // Nothing was answered: an idempotent request without a body goes to another instance,
+        // once (a request that kills each instance it reaches must not take down the fleet).
+        if (retryable && may_redispatch && !retried_after_drop_) {
+          retried_after_drop_ = true;
+          log::warn("instance dropped the connection before answering, request held for another",
+                    {{"app", app_name_}, {"instance", inst->id}, {"error", result.detail}});
+          co_return std::nullopt;
+        }
+      }
       fail_why = "instance " + inst->id + " failed: " + result.detail;
       break;
     }
@@ -1399,6 +1412,7 @@ class session {
   unsigned status_ = 0;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
   bool held_ = false;
+  bool retried_after_drop_ = false;  // sent once more after an instance dropped it unanswered
   bool client_gone_ = false;
   std::int64_t held_ns_ = 0;
   std::int64_t sent_ns_ = 0;      // the request went to the instance (its last attempt)

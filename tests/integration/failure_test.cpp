@@ -1,8 +1,10 @@
-// Instances that die: replaced, and requests in flight on them get 502.
+// Instances that die: replaced; requests in flight on them get 502, or go to another instance
+// when nothing was answered and they are safe to send again.
 #include <signal.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
+#include <future>
 #include <string>
 
 #include "tests/support/integration.hpp"
@@ -55,7 +57,7 @@ TEST_CASE("a killed instance is replaced and counted as a failure", "[integratio
   }
 }
 
-TEST_CASE("a request in flight when its instance dies gets 502 and the next one succeeds", "[integration][failure]") {
+TEST_CASE("a POST in flight when its instance dies gets 502 and the next request succeeds", "[integration][failure]") {
   auto marker = unique_marker();
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
@@ -64,7 +66,11 @@ TEST_CASE("a request in flight when its instance dies gets 502 and the next one 
   REQUIRE(wait_one_ready(wg.admin_port(), "t", 15s, &last));
   auto old = last.instances.front();
 
-  auto crash = http_get(wg.http_port(), "t.test", "/exit");
+  http_request post;  // not idempotent: never sent twice
+  post.method = "POST";
+  post.target = "/exit";
+  post.host = "t.test";
+  auto crash = http_send(wg.http_port(), post);
   INFO(describe(crash));
   CHECK(crash.status == 502);
   CHECK(wait_until([&] { return !process_alive(old.pid); }, 5s));
@@ -85,6 +91,55 @@ TEST_CASE("a request in flight when its instance dies gets 502 and the next one 
                json_number(x, "status").value_or(0) == 502;
       },
       3s));
+}
+
+TEST_CASE("a GET in flight when its instance is killed is answered by another instance", "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("k", {"k.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), "k", 15s, &last));
+  const auto old = last.instances.front();
+
+  auto pending = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "k.test", "/sleep?ms=1500"); });
+  REQUIRE(wait_until(
+      [&] { return scrape_value(wg.admin_port(), "wakegate_in_flight_requests", {{"app", "k"}}).value_or(0) == 1; }, 5s));
+  REQUIRE(::kill(old.pid, SIGKILL) == 0);
+  auto r = pending.get();
+  INFO(describe(r));
+  CHECK(r.status == 200);  // sent again, to the instance started in the killed one's place
+  CHECK(r.body == "slept 1500");
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance dropped the connection before answering, request held for another" &&
+               json_string(x, "instance") == old.id;
+      },
+      3s));
+  CHECK(wait_app(
+      wg.admin_port(), "k", [&](const app_status& a) { return a.instances.size() == 1 && a.instances[0].id != old.id; },
+      5s, &last));
+}
+
+TEST_CASE("a GET that kills every instance it reaches is sent to two of them, then answered 502",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("q", {"q.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "q", 15s));
+
+  auto r = http_get(wg.http_port(), "q.test", "/exit");
+  INFO(describe(r));
+  CHECK(r.status == 502);
+  CHECK(wg.records_with_msg("instance dropped the connection before answering, request held for another").size() == 1);
+  // Two instances died of it, and no third was tried: the next one serves.
+  app_status last;
+  CHECK(wait_app(
+      wg.admin_port(), "q", [](const app_status& a) { return a.ids("ready") == std::vector<std::string>{"q-3"}; }, 15s,
+      &last));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", "q"}}).value_or(0) == 2);
+  CHECK(http_get(wg.http_port(), "q.test", "/").status == 200);
 }
 
 TEST_CASE("an instance that dies mid-response: that client's connection closes short, others are served",

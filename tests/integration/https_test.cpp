@@ -138,7 +138,7 @@ TEST_CASE("https: curl --cacert through a cold start, X-Forwarded-Proto https, H
   CHECK(prom.exit_code == 0);
 
   // wakegate's own answer for the app carries its HSTS too: the instance dies without answering.
-  auto failed = curl_https(wg.https_port(), "a.test", "/exit", s.ca.cert);
+  auto failed = curl_https(wg.https_port(), "a.test", "/exit", s.ca.cert, {"-X", "POST"});
   INFO(failed.out << failed.err);
   CHECK(starts_with(failed.out, "HTTP/1.1 502"));
   CHECK(contains(to_lower(failed.out), "strict-transport-security: max-age=31536000"));
