@@ -339,7 +339,9 @@ class session {
       }
       if (client_dl_.timed_out(ec)) {
         if (!idle) co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
-        w_.owner->stats().hit(limit_hit::idle_timeout);
+        // Silent: closed without an answer, as nginx and HAProxy do. A new connection that never
+        // sent a byte (a port scan, a load balancer's TCP check) is not an idle keep-alive one.
+        w_.owner->stats().hit(first ? limit_hit::header_timeout : limit_hit::idle_timeout);
         co_return head_result::closed;
       }
       // A quiet close between requests is the normal end of a connection; one inside a header too.

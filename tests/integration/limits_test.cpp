@@ -116,6 +116,19 @@ TEST_CASE("slowloris: a header trickling in past header_timeout gets 408 and is 
   CHECK(http_get(wg.http_port(), "t.test", "/").status == 200);
 }
 
+TEST_CASE("a new connection that sends nothing is closed at header_timeout, without an answer",
+          "[integration][limits]") {
+  config_yaml c;
+  c.extra.push_back("limits: { header_timeout: 300ms, idle_timeout: 1h }");
+  wakegate_process wg(c.str());
+  raw_socket s(wg.http_port());
+  REQUIRE(s.ok());
+  REQUIRE(s.readable(5s));  // the close
+  CHECK(s.read_all(1s).empty());
+  CHECK(wait_until([&] { return limit_hits(wg.admin_port(), "header_timeout") == 1; }, 3s));
+  CHECK(limit_hits(wg.admin_port(), "idle_timeout") == 0);
+}
+
 TEST_CASE("header bomb: an endless header gets 431 at max_header_bytes and the edge keeps serving",
           "[integration][limits]") {
   auto marker = unique_marker();
