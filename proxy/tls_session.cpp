@@ -28,7 +28,11 @@ asio::awaitable<bool> tls_handshake(tls_stream& s, worker& w, deadline_slot& slo
   w.deadlines.arm_after(slot, w.opts->limits.header_timeout);
   auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, tok);
   if (ec) {
-    (slot.timed_out(ec) ? stats.tls_timeout : stats.tls_failed).add();
+    if (slot.timed_out(ec)) {
+      stats.tls_timeout.add();
+    } else if (BIO_number_read(SSL_get_rbio(s.native_handle())) != 0) {
+      stats.tls_failed.add();
+    }  // else closed before sending a byte (a TCP health check, a port scan): no handshake was tried
     co_return false;
   }
   (SSL_session_reused(s.native_handle()) == 1 ? stats.tls_resumed : stats.tls_full).add();

@@ -87,6 +87,24 @@ TEST_CASE("https: TLS 1.2 and 1.3 only, strong ciphers only, ALPN http/1.1", "[i
   CHECK(wait_metric(wg.admin_port(), "wakegate_tls_handshakes_total", {{"result", "failed"}}, 6, 5s));
 }
 
+TEST_CASE("https: a connection closed before a byte is no failed handshake, one that sends plain HTTP is",
+          "[integration][https]") {
+  https_setup s;
+  wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));
+  for (int i = 0; i < 3; ++i) {  // as a load balancer's TCP check does
+    http_connection check(wg.https_port());
+    REQUIRE(check.connect().empty());
+  }
+  REQUIRE(wait_metric(wg.admin_port(), "wakegate_connections_accepted_total", {}, 3, 5s));
+  REQUIRE(wait_metric(wg.admin_port(), "wakegate_open_connections", {}, 0, 5s));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_tls_handshakes_total", {{"result", "failed"}}) == std::optional<double>(0));
+
+  http_connection plain(wg.https_port());
+  REQUIRE(plain.write_raw("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n").empty());
+  CHECK(plain.wait_peer_close(5s));
+  CHECK(wait_metric(wg.admin_port(), "wakegate_tls_handshakes_total", {{"result", "failed"}}, 1, 5s));
+}
+
 TEST_CASE("https: curl --cacert through a cold start, X-Forwarded-Proto https, HSTS, resumption",
           "[integration][https]") {
   https_setup s;
