@@ -78,9 +78,10 @@ bool body_ignored_by_some(std::string_view method) noexcept {
          method == "CONNECT";
 }
 
-// A Host value as RFC 9112 3.2 allows it: uri-host [ ":" port ], whose characters are those of a
-// reg-name (unreserved, pct-encoded, sub-delims), an IP literal's brackets, and the port's colon.
-// Empty is allowed (a target without authority). Anything else (a space, '@', '/') gets 400.
+}  // namespace
+
+// The characters of a reg-name (unreserved, pct-encoded, sub-delims), an IP literal's brackets,
+// and the port's colon. Anything else (a space, '@', '/') gets 400.
 bool valid_host_value(std::string_view v) noexcept {
   for (char c : v) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -89,8 +90,6 @@ bool valid_host_value(std::string_view v) noexcept {
   }
   return true;
 }
-
-}  // namespace
 
 std::size_t find_head_end(std::string_view data, std::size_t from) noexcept {
   // Resume a few bytes back: the CRLF CRLF may straddle two reads.

@@ -31,4 +31,8 @@ std::size_t find_head_end(std::string_view data, std::size_t from = 0) noexcept;
 // `head` is the request line and field lines up to and including the empty line (CRLF CRLF).
 head_verdict check_head(std::string_view head, std::size_t max_fields) noexcept;
 
+// A Host value as RFC 9112 3.2 allows it: uri-host [ ":" port ] in the characters of a reg-name
+// or an IP literal. Empty is allowed (a target without authority).
+bool valid_host_value(std::string_view v) noexcept;
+
 }  // namespace wakegate::proxy

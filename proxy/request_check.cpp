@@ -1,12 +1,30 @@
 #include "proxy/request_check.hpp"
 
+#include <algorithm>
+#include <string>
+
+#include <boost/beast/core/string.hpp>
+
 namespace wakegate::proxy {
 
 namespace http = boost::beast::http;
 
-check_result check_request(const http::request_parser<http::buffer_body>& p, const head_verdict& v) noexcept {
+namespace {
+
+std::size_t scheme_length(std::string_view target) noexcept {
+  auto starts = [&](std::string_view prefix) {
+    return target.size() >= prefix.size() && boost::beast::iequals(target.substr(0, prefix.size()), prefix);
+  };
+  if (starts("http://")) return 7;
+  if (starts("https://")) return 8;
+  return 0;
+}
+
+}  // namespace
+
+check_result check_request(http::request_parser<http::buffer_body>& p, const head_verdict& v) {
   if (v.status != 0) return {v.status, v.reason};
-  const auto& req = p.get();
+  auto& req = p.get();
   if (req.version() != 10 && req.version() != 11) return {505, "HTTP version not supported"};
   if (req.method() == http::verb::unknown) return {400, "unknown method"};
 
@@ -29,8 +47,29 @@ check_result check_request(const http::request_parser<http::buffer_body>& p, con
       break;
   }
   if (!same) return {400, "ambiguous body framing"};
-  if (req.target().empty() || (req.target().front() != '/' && req.method() != http::verb::options))
-    return {400, "request target must be an absolute path"};
+  const std::string_view target = req.target();
+  if (!target.empty() && target.front() == '/') return {};  // origin-form: the common case
+  if (target == "*" && req.method() == http::verb::options) return {};
+  if (scheme_length(target) != 0) return to_origin_form(req);
+  return {400, "request target must be an absolute path"};
+}
+
+check_result to_origin_form(http::request_header<>& req) {
+  const std::string_view target = req.target();
+  const std::size_t scheme = scheme_length(target);
+  if (scheme == 0) return {};
+  const std::string_view rest = target.substr(scheme);
+  const std::size_t end = std::min(rest.find_first_of("/?#"), rest.size());
+  const std::string_view authority = rest.substr(0, end);
+  if (authority.empty() || authority.find('@') != std::string_view::npos || !valid_host_value(authority))
+    return {400, "invalid authority in absolute-form request target"};
+  if (rest.find('#', end) != std::string_view::npos) return {400, "fragment in request target"};
+  std::string path;
+  if (end == rest.size() || rest[end] == '?') path.push_back('/');  // "http://h" and "http://h?q" have path "/"
+  path.append(rest.substr(end));
+  std::string host(authority);
+  req.target(path);
+  req.set(http::field::host, host);
   return {};
 }
 

@@ -66,7 +66,9 @@ TEST_CASE("malformed requests are answered, closed and never reach the instance"
       {"path in Host", "GET PATH HTTP/1.1\r\nHost: t.test/x\r\n", "", 400},
       {"space in target", "GET PATH x HTTP/1.1\r\n", "", 400},
       {"control character in target", "GET PATH\x7f HTTP/1.1\r\n", "", 400},
-      {"absolute-form target", "GET http://t.testPATH HTTP/1.1\r\n", "", 400},
+      {"absolute-form target with userinfo", "GET http://u@t.testPATH HTTP/1.1\r\n", "", 400},
+      {"absolute-form target of another scheme", "GET ftp://t.testPATH HTTP/1.1\r\n", "", 400},
+      {"authority-form target (CONNECT)", "CONNECT t.test:80 HTTP/1.1\r\nX-Path: PATH\r\n", "", 400},
       {"HTTP/0.9 request line", "GET PATH\r\n", "", 400},
       {"HTTP/1.2", "GET PATH HTTP/1.2\r\n", "", 505},
       {"HTTP/2.0", "GET PATH HTTP/2.0\r\n", "", 505},
@@ -132,6 +134,26 @@ TEST_CASE("malformed requests are answered, closed and never reach the instance"
     INFO(req);
     CHECK(req.find("\r\nConnection: close\r\n") != std::string::npos);
     CHECK(seen.substr(at + req.size(), 3) == "abc");
+  }
+  {
+    // Absolute-form (RFC 9112 3.2.2): routed by the target's host, not the Host field, and
+    // forwarded in origin-form with that host as the one Host.
+    http_connection conn(wg.http_port());
+    REQUIRE(conn.write_raw("GET http://T.test/absolute-1?q=1 HTTP/1.1\r\nHost: other.test\r\n\r\n").empty());
+    auto r = conn.read_response();
+    INFO(describe(r));
+    CHECK(r.status == 404);  // the test app's answer to /absolute-1: it was forwarded to t
+    CHECK(r.keep_alive);
+    std::string seen = read_file(record);
+    auto at = seen.find("GET /absolute-1?q=1 HTTP/1.1\r\n");
+    REQUIRE(at != std::string::npos);
+    std::string head = seen.substr(at, seen.find("\r\n\r\n", at) - at);
+    INFO(head);
+    CHECK(head.find("\r\nHost: T.test\r\n") != std::string::npos);
+    CHECK(head.find("other.test") == std::string::npos);
+    CHECK(wg.wait_for_record(
+        [](const auto& x) { return json_string(x, "type") == "access" && json_string(x, "path") == "/absolute-1?q=1"; },
+        3s));
   }
   CHECK(scrape_value(wg.admin_port(), "wakegate_bad_requests_total", {}).value_or(0) >= std::size(rows));
 }

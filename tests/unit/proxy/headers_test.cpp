@@ -6,6 +6,7 @@
 #include <boost/beast/http.hpp>
 
 #include "proxy/headers.hpp"
+#include "proxy/inspect.hpp"
 #include "proxy/request_check.hpp"
 
 namespace http = boost::beast::http;
@@ -181,6 +182,48 @@ TEST_CASE("request check: framing that readers could disagree on is refused", "[
   for (const auto& r : rows) {
     INFO(r.raw);
     CHECK(check(r.raw).status == r.status);
+  }
+}
+
+TEST_CASE("request check: an absolute-form target goes on in origin-form, its authority the Host", "[request_check]") {
+  struct row {
+    std::string_view raw;
+    unsigned status;
+    std::string_view line;  // the forwarded request line
+    std::string_view host;  // the forwarded Host
+  };
+  const row rows[] = {
+      {"GET http://a.test/x?y=1 HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "GET /x?y=1 HTTP/1.1", "a.test"},
+      // RFC 9112 3.2.2: the target's host wins over the Host field.
+      {"GET HTTP://B.test:8080/p HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "GET /p HTTP/1.1", "B.test:8080"},
+      {"GET https://a.test HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "GET / HTTP/1.1", "a.test"},
+      {"GET http://a.test?q HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "GET /?q HTTP/1.1", "a.test"},
+      {"OPTIONS http://[::1]:80/ HTTP/1.1\r\nHost: x\r\n\r\n", 0, "OPTIONS / HTTP/1.1", "[::1]:80"},
+      {"GET http://a.test/ HTTP/1.0\r\n\r\n", 0, "GET / HTTP/1.1", "a.test"},  // HTTP/1.0: no Host needed
+      {"GET http://user@a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET http:///x HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET http://a.test/x#f HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET http://a.test#f HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET http://a\"b/ HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET ftp://a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET http:/a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET http://a.test/ HTTP/1.1\r\n\r\n", 400, "", ""},  // HTTP/1.1 still needs a Host field
+      {"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "OPTIONS * HTTP/1.1", "a.test"},
+      {"GET * HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+  };
+  config::limits_config limits;
+  for (const auto& r : rows) {
+    INFO(r.raw);
+    auto got = proxy::inspect_request(r.raw, limits);
+    INFO(got.reason);
+    REQUIRE(got.status == r.status);
+    if (r.status != 0) continue;
+    CHECK(got.forwarded.substr(0, got.forwarded.find("\r\n")) == r.line);
+    CHECK(got.forwarded.find("\r\nHost: " + std::string(r.host) + "\r\n") != std::string::npos);
+    CHECK(got.forwarded.find("\r\nX-Forwarded-Host: " + std::string(r.host) + "\r\n") != std::string::npos);
+    // Exactly one Host line.
+    CHECK(got.forwarded.find("\r\nHost: ") == got.forwarded.rfind("\r\nHost: "));
   }
 }
 
