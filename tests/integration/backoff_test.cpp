@@ -2,6 +2,7 @@
 // and starts back off (README "Instances"). Found by black-box testing: a wake's instances failing
 // together doubled the backoff once each; requests during a long backoff waited the whole
 // queue_timeout for a "queue timeout"; a crash loop restarted without any backoff.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -84,4 +85,50 @@ TEST_CASE("an instance that crashes soon after it got ready is replaced with a b
       },
       20s, 20ms));
   CHECK(wg.records_with_msg("instance ready", "t").size() >= 3);
+}
+
+TEST_CASE("a crash loop backs off although a healthy sibling stays ready", "[integration][failure]") {
+  auto marker = unique_marker();
+  temp_dir dir;
+  // The first instance to start takes the lock and stays up; every later one crashes 300 ms
+  // after it got ready.
+  const std::string lock = dir.path() + "/healthy";
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .with_command({"/bin/sh", "-c",
+                                      "if mkdir \"$0\" 2>/dev/null; then exec /usr/bin/python3 \"$1\" \"$2\" \"$3\"; "
+                                      "else EXIT_AFTER_MS=300 exec /usr/bin/python3 \"$1\" \"$2\" \"$3\"; fi",
+                                      lock, test_app_path(), "${PORT}", "--marker=" + marker})
+                       .set("min_instances", "2")
+                       .set("max_instances", "2"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_until([&] { return consecutive_failures(wg.admin_port(), "t") >= 2; }, 15s, 50ms));
+  auto first = fetch_app_status(wg.admin_port(), "t");
+  REQUIRE(first);
+  const instance_status* oldest = nullptr;
+  for (const auto& i : first->instances)
+    if (i.state == "ready" && (oldest == nullptr || i.age_seconds > oldest->age_seconds)) oldest = &i;
+  REQUIRE(oldest != nullptr);
+  const std::string healthy = oldest->id;
+
+  // Backoff 250 ms, 500 ms, 1 s, 2 s, 4 s, 8 s: five failures within about 6 s. Once the healthy
+  // instance has been ready for more than 10 s, the count must still be there: it got ready
+  // before the failures, so it says nothing about whether the crash loop is over.
+  double age = 0;
+  CHECK(wait_until(
+      [&] {
+        auto st = fetch_app_status(wg.admin_port(), "t");
+        if (!st) return false;
+        for (const auto& i : st->instances)
+          if (i.id == healthy) age = i.age_seconds;
+        return age > 11;
+      },
+      20s, 100ms));
+  INFO("the healthy instance's age: " << age);
+  CHECK(consecutive_failures(wg.admin_port(), "t") >= 5);
+  auto st = fetch_app_status(wg.admin_port(), "t");
+  REQUIRE(st);
+  const auto ready = st->ids("ready");
+  CHECK(std::find(ready.begin(), ready.end(), healthy) != ready.end());  // up the whole time, and serving
+  CHECK(http_get(wg.http_port(), "t.test", "/").status == 200);
 }
