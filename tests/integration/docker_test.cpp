@@ -42,6 +42,18 @@ struct image_remover {
 
 bool daemon_has_image(const std::string& ref) { return docker_cli({"image", "inspect", ref}).exit_code == 0; }
 
+// The daemon behind a relay the test can cut (tests/support/unix_relay.hpp).
+struct relayed_daemon {
+  temp_dir dir;
+  unix_relay relay{dir.path() + "/docker.sock", docker_socket_path()};
+  // wakegate's options to reach the daemon through the relay.
+  wakegate_options options() const {
+    wakegate_options o;
+    o.env.emplace_back("DOCKER_HOST", "unix://" + relay.path());
+    return o;
+  }
+};
+
 // SIGTERM, a clean exit, and no container of the app left.
 void stop_and_check_no_leftovers(wakegate_process& wg, const std::string& app) {
   wg.signal(SIGTERM);
@@ -242,13 +254,11 @@ TEST_CASE("docker: a container that dies while the event stream is down is found
   require_docker();
   const auto app = unique_app_name("dkreconn");
   container_sweeper sweep(app);
-  temp_dir dir;
-  unix_relay relay(dir.path() + "/docker.sock", docker_socket_path());
+  relayed_daemon daemon;
+  auto& relay = daemon.relay;
   config_yaml c;
   c.apps.push_back(docker_app(app).set("min_instances", "1"));
-  wakegate_options options;
-  options.env.emplace_back("DOCKER_HOST", "unix://" + relay.path());
-  wakegate_process wg(c.str(), options);
+  wakegate_process wg(c.str(), daemon.options());
 
   app_status last;
   REQUIRE(wait_one_ready(wg.admin_port(), app, 30s, &last));
@@ -285,14 +295,12 @@ TEST_CASE("docker: a container whose removal fails while the daemon is away is r
   require_docker();
   const auto app = unique_app_name("dkunrm");
   container_sweeper sweep(app);
-  temp_dir dir;
-  unix_relay relay(dir.path() + "/docker.sock", docker_socket_path());
+  relayed_daemon daemon;
+  auto& relay = daemon.relay;
   config_yaml c;
   c.set_default("scale_to_zero_after", "1s");
   c.apps.push_back(docker_app(app));
-  wakegate_options options;
-  options.env.emplace_back("DOCKER_HOST", "unix://" + relay.path());
-  wakegate_process wg(c.str(), options);
+  wakegate_process wg(c.str(), daemon.options());
 
   auto r = http_get(wg.http_port(), app + ".test", "/");
   INFO(describe(r));
@@ -323,13 +331,11 @@ TEST_CASE("docker: at SIGTERM with the daemon away, wakegate exits and names the
   require_docker();
   const auto app = unique_app_name("dkexit");
   container_sweeper sweep(app);
-  temp_dir dir;
-  unix_relay relay(dir.path() + "/docker.sock", docker_socket_path());
+  relayed_daemon daemon;
+  auto& relay = daemon.relay;
   config_yaml c;
   c.apps.push_back(docker_app(app).set("min_instances", "1"));
-  wakegate_options options;
-  options.env.emplace_back("DOCKER_HOST", "unix://" + relay.path());
-  wakegate_process wg(c.str(), options);
+  wakegate_process wg(c.str(), daemon.options());
   REQUIRE(wait_one_ready(wg.admin_port(), app, 30s));
   const auto containers = containers_of_app(app);
   REQUIRE(containers.size() == 1);
