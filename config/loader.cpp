@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
@@ -319,7 +320,9 @@ class loader {
       }
     } catch (const YAML::Exception& e) {
       std::string message = "invalid YAML: " + e.msg;
-      if (e.msg == YAML::ErrorMsg::UNKNOWN_ANCHOR) {
+      if (dynamic_cast<const YAML::DeepRecursion*>(&e) != nullptr) {
+        message = "invalid YAML: nested too deeply (yaml-cpp's limit is 2000 levels)";  // its own message says "bad file"
+      } else if (e.msg == YAML::ErrorMsg::UNKNOWN_ANCHOR) {
         message += " (values starting with '*' must be quoted, e.g. \"*.example.com\")";
       }
       error(position_of(e.mark), std::move(message));

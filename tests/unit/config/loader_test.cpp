@@ -633,6 +633,12 @@ apps:
         "must be quoted, e.g. \"*.example.com\")"}},
   });
 
+  // yaml-cpp stops at 2000 levels with the message "bad file"; the error says what is wrong.
+  const load_result deep = load("apps: " + std::string(3000, '[') + std::string(3000, ']') + "\n");
+  REQUIRE(lines(deep.errors).size() == 1);
+  CHECK(lines(deep.errors)[0].starts_with("t.yaml:1:"));
+  CHECK(lines(deep.errors)[0].ends_with("invalid YAML: nested too deeply (yaml-cpp's limit is 2000 levels)"));
+
   const load_result result = load(R"(
 apps:
   - name: a
