@@ -48,6 +48,8 @@ std::string openssl_reason() {
 
 }  // namespace
 
+int refuse_pass_phrase(char*, int, int, void*) noexcept { return -1; }
+
 std::optional<std::string> read_text_file(const std::string& path, std::string& error) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -63,15 +65,19 @@ certificate_check inspect_certificate_pem(std::string_view cert_pem, std::string
   certificate_check out;
   ERR_clear_error();
   std::unique_ptr<BIO, bio_free> cb(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
-  std::unique_ptr<X509, x509_free> leaf(PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr));
+  std::unique_ptr<X509, x509_free> leaf(PEM_read_bio_X509(cb.get(), nullptr, refuse_pass_phrase, nullptr));
   if (!leaf) {
     out.error = "no PEM certificate (" + openssl_reason() + ")";
     return out;
   }
   std::unique_ptr<BIO, bio_free> kb(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
-  std::unique_ptr<EVP_PKEY, pkey_free> key(PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr));
+  std::unique_ptr<EVP_PKEY, pkey_free> key(PEM_read_bio_PrivateKey(kb.get(), nullptr, refuse_pass_phrase, nullptr));
   if (!key) {
-    out.error = "no PEM private key (" + openssl_reason() + ")";
+    const bool encrypted = key_pem.find("ENCRYPTED") != std::string_view::npos;  // PKCS#8 or the old Proc-Type
+    out.error = encrypted ? "private key is encrypted: wakegate reads unencrypted keys only (decrypt it with "
+                            "'openssl pkey -in KEY -out PLAIN_KEY')"
+                          : "no PEM private key (" + openssl_reason() + ")";
+    ERR_clear_error();
     return out;
   }
   if (X509_check_private_key(leaf.get(), key.get()) != 1) {

@@ -21,6 +21,10 @@ struct certificate_check {
   std::string error;                     // otherwise why not, e.g. "private key does not match the certificate"
 };
 
+// OpenSSL's pass-phrase callback for every PEM read: refuses. A null callback would make OpenSSL
+// prompt on the terminal, blocking the thread that reads the key (found by black-box testing).
+int refuse_pass_phrase(char* buf, int size, int rwflag, void* userdata) noexcept;
+
 // Whole file; nullopt (and `error` set) when it cannot be read.
 std::optional<std::string> read_text_file(const std::string& path, std::string& error);
 

@@ -196,7 +196,7 @@ std::string private_key_pem(EVP_PKEY* key) {
 
 pkey_ptr private_key_from_pem(std::string_view pem) {
   BIO* b = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  pkey_ptr k(PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr));
+  pkey_ptr k(PEM_read_bio_PrivateKey(b, nullptr, config::refuse_pass_phrase, nullptr));
   BIO_free(b);
   ERR_clear_error();
   return k;

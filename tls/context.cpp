@@ -105,6 +105,7 @@ std::unique_ptr<asio::ssl::context> make_context(const certificate_source& src) 
   SSL_CTX_set_session_id_context(c, session_id_context, sizeof session_id_context - 1);
   SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticket_callback);
   SSL_CTX_set_alpn_select_cb(c, alpn_callback, nullptr);
+  SSL_CTX_set_default_passwd_cb(c, config::refuse_pass_phrase);  // never a prompt on the terminal
   boost::system::error_code ec;
   ctx->use_certificate_chain(asio::buffer(src.cert_pem), ec);
   if (ec) throw std::runtime_error(src.origin + ": certificate chain: " + ec.message());

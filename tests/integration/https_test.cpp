@@ -1,6 +1,7 @@
 // The https listener with certificate files: SNI, safe defaults, requests through a cold start,
 // resumption, redirect from http, and certificate reload with a connection kept open.
 #include <csignal>
+#include <fstream>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -228,6 +229,44 @@ TEST_CASE("https: a changed certificate file is served to new connections, open 
   CHECK(wait_until([&] { return presented_names(wg.https_port(), "a.test") == "a.test,v3.a.test"; }, 15s, 100ms));
   CHECK(kept.get("/", body) == 200);
   CHECK(kept.peer_names() == "a.test");
+}
+
+TEST_CASE("https: an encrypted private key is refused with the reason, never a pass-phrase prompt",
+          "[integration][https]") {
+  https_setup s;
+  const std::string encrypted = s.certs.path() + "/a-encrypted.key";
+  auto made = run_command({"/usr/bin/openssl", "pkey", "-in", s.a.key, "-aes128", "-passout", "pass:secret", "-out",
+                           encrypted});
+  REQUIRE(made.exit_code == 0);
+  const std::string reason = "private key is encrypted: wakegate reads unencrypted keys only";
+
+  // `check` on a terminal (script gives it one): OpenSSL's default would prompt and wait there.
+  temp_dir dir;
+  const std::string config_path = dir.path() + "/wakegate.yaml";
+  {
+    config_yaml c = s.config();
+    c.extra[2] = "    - { cert: " + yaml_quote(s.a.cert) + ", key: " + yaml_quote(encrypted) + " }";
+    std::ofstream(config_path) << c.str();
+  }
+  auto checked = run_command({"/usr/bin/script", "-qec", std::string(WAKEGATE_BINARY) + " check --config " + config_path,
+                              "/dev/null"},
+                             {}, 20s);
+  INFO(checked.out << checked.err);
+  CHECK(checked.exit_code == 1);
+  CHECK(contains(checked.out, reason));
+  CHECK_FALSE(contains(checked.out, "pass phrase"));
+
+  // Swapped in at run time: the previous certificate stays in service.
+  wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));
+  REQUIRE(presented_names(wg.https_port(), "a.test") == "a.test");
+  std::rename(encrypted.c_str(), s.a.key.c_str());
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "certificate reload failed: keeping the previous certificate" &&
+               contains(json_string(x, "error"), reason);
+      },
+      15s));
+  CHECK(presented_names(wg.https_port(), "a.test") == "a.test");
 }
 
 TEST_CASE("https: a client that hangs up while held leaves the queue and in-flight gauges at 0",
