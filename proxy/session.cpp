@@ -217,22 +217,28 @@ class session {
     deadline_guard client_deadline(w.deadlines, self.client_dl_, &self.client_);
     deadline_guard up_deadline(w.deadlines, self.up_dl_, nullptr);
 
+    // The first request's header must be in within header_timeout of the accept, the TLS
+    // handshake included (found by black-box testing: each step had a timeout of its own).
+    std::int64_t first_deadline = now_ns() + ns(w.opts->limits.header_timeout);
     if constexpr (is_tls) {
-      if (!co_await tls_handshake(self.stream_, w, self.client_dl_)) {
+      // Listed as idle during the handshake: a draining server closes it (nothing was asked yet).
+      auto idle_it = w.idle.insert(w.idle.end(), &self.client_);
+      const bool ok = co_await tls_handshake(self.stream_, w, self.client_dl_);
+      w.idle.erase(idle_it);
+      if (!ok) {
         beast::error_code ignored;
         self.client_.close(ignored);
         co_return;
       }
     }
-    bool first = true;
     for (;;) {
       if (w.draining) break;
       const auto& limits = w.opts->limits;
       self.parser_.emplace();
       self.parser_->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
       self.parser_->body_limit(boost::none);
-      auto head = co_await self.read_head(first);
-      first = false;
+      auto head = co_await self.read_head(first_deadline);
+      first_deadline = 0;
       if (head != head_result::ready) break;
       bool keep = co_await self.handle_request();
       if (!keep) break;
@@ -277,7 +283,10 @@ class session {
   // Reading a request header: wakegate finds its end and checks its bytes (check_head) before
   // Beast parses it, under max_header_bytes, max_header_count and header_timeout.
 
-  asio::awaitable<head_result> read_head(bool first) {
+  // `first_deadline`: for a connection's first request, when its whole header must be in (0 for
+  // the requests after it).
+  asio::awaitable<head_result> read_head(std::int64_t first_deadline) {
+    const bool first = first_deadline != 0;
     auto opts = w_.opts;  // a reload (SIGHUP) may replace w_.opts while this connection waits
     const auto& limits = opts->limits;
     // Requests the client sent before getting the previous response (pipelined).
@@ -285,10 +294,11 @@ class session {
     last_pipelined_ = pipelined_ >= limits.max_pipelined;
     if (last_pipelined_) w_.owner->stats().hit(limit_hit::pipelined);
 
-    // Waiting for a request's first byte: idle_timeout (header_timeout on a new connection), then
-    // a quiet close. From its first byte: header_timeout for the whole header, then 408.
+    // Waiting for a request's first byte: idle_timeout, then a quiet close. From its first byte:
+    // header_timeout for the whole header, then 408. A new connection has header_timeout from
+    // its accept for both.
     auto now = now_ns();
-    const std::int64_t idle_deadline = now + ns(first ? limits.header_timeout : limits.idle_timeout);
+    const std::int64_t idle_deadline = first ? first_deadline : now + ns(limits.idle_timeout);
     std::int64_t header_deadline = deadline_slot::never;
     std::size_t scanned = 0;
     for (;;) {
@@ -320,7 +330,7 @@ class session {
         // An incomplete head: header_timeout runs from its first bytes, which came with this read.
         if (header_deadline == deadline_slot::never) {
           now = now_ns();
-          header_deadline = now + ns(limits.header_timeout);
+          header_deadline = first ? first_deadline : now + ns(limits.header_timeout);
         }
       }
       std::size_t space = read_space();

@@ -28,7 +28,9 @@ asio::awaitable<bool> tls_handshake(tls_stream& s, worker& w, deadline_slot& slo
   w.deadlines.arm_after(slot, w.opts->limits.header_timeout);
   auto [ec] = co_await s.async_handshake(asio::ssl::stream_base::server, tok);
   if (ec) {
-    if (slot.timed_out(ec)) {
+    if (w.draining) {
+      // closed by the drain (the connection had asked nothing yet): not a failure
+    } else if (slot.timed_out(ec)) {
       stats.tls_timeout.add();
     } else if (BIO_number_read(SSL_get_rbio(s.native_handle())) != 0) {
       stats.tls_failed.add();

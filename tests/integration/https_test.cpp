@@ -106,6 +106,19 @@ TEST_CASE("https: a connection closed before a byte is no failed handshake, one 
   CHECK(wait_metric(wg.admin_port(), "wakegate_tls_handshakes_total", {{"result", "failed"}}, 1, 5s));
 }
 
+TEST_CASE("https: SIGTERM closes a connection that has not finished its handshake at once", "[integration][https]") {
+  https_setup s;
+  auto c = s.config();
+  c.shutdown_timeout = "60s";
+  wakegate_process wg(c.str(), wakegate_options::cleaning({s.marker}));
+  http_connection silent(wg.https_port());  // TCP only: no ClientHello (a health check, a scanner)
+  REQUIRE(silent.connect().empty());
+  REQUIRE(wait_metric(wg.admin_port(), "wakegate_open_connections", {}, 1, 5s));
+  wg.signal(SIGTERM);
+  CHECK(wg.wait_exit(20s) == std::optional<int>(0));  // not after shutdown_timeout (60 s)
+  CHECK(silent.wait_peer_close(5s));
+}
+
 TEST_CASE("https: curl --cacert through a cold start, X-Forwarded-Proto https, HSTS, resumption",
           "[integration][https]") {
   https_setup s;

@@ -116,6 +116,26 @@ TEST_CASE("slowloris: a header trickling in past header_timeout gets 408 and is 
   CHECK(http_get(wg.http_port(), "t.test", "/").status == 200);
 }
 
+TEST_CASE("a connection's first header must be in within header_timeout of its accept, not of its first byte",
+          "[integration][limits]") {
+  config_yaml c;
+  c.extra.push_back("limits: { header_timeout: 2s }");
+  wakegate_process wg(c.str());
+  raw_socket s(wg.http_port());
+  REQUIRE(s.ok());
+  const auto accepted = std::chrono::steady_clock::now();
+  CHECK_FALSE(s.readable(1500ms));  // quiet for 1.5 s: nothing may happen yet
+  REQUIRE(s.send("GET / HTTP/1.1\r\n"));
+  REQUIRE(s.readable(5s));
+  const auto answered = std::chrono::steady_clock::now() - accepted;
+  std::string response = s.read_all(3s);
+  INFO(response);
+  CHECK(status_of(response) == 408);
+  // 2 s after the accept, where a deadline counted from the first byte would answer at 3.5 s.
+  CHECK(answered < 3s);
+  CHECK(limit_hits(wg.admin_port(), "header_timeout") == 1);
+}
+
 TEST_CASE("a new connection that sends nothing is closed at header_timeout, without an answer",
           "[integration][limits]") {
   config_yaml c;
