@@ -643,18 +643,8 @@ class session {
         co_return result.client_keep_alive;
       }
       if (result.failed == failure::client) {
-        if (!result.response_started && body_too_large_) {
-          w_.owner->stats().hit(limit_hit::body_size);
-          linger_ = true;
-          co_await respond_too_large(max_body_);
-          co_return false;
-        }
-        if (!result.response_started && status_ == 400) {  // the body's chunked framing was invalid
-          w_.owner->stats().bad_requests.add();
-          linger_ = true;
-          co_await respond_local(400, "bad request body (invalid chunked framing, or trailer fields)\n", false);
-          co_return false;
-        }
+        if (!result.response_started && (body_too_large_ || status_ == 400 || status_ == 408))
+          co_return co_await refuse_body();
         client_gone_ = true;
         co_return false;
       }
@@ -696,6 +686,27 @@ class session {
       break;
     }
     co_return co_await fail_upstream(fail_status, fail_why, client_keep_alive);
+  }
+
+  // The request body failed on the client's side before the response started: answered, and
+  // closed (lingering: body bytes may follow). 413 past max_body, 400 for invalid chunked framing,
+  // 408 when the client sent nothing for io_timeout, 504 at request_timeout (found by black-box
+  // testing: the two timeouts closed the connection without an answer). Always false.
+  asio::awaitable<bool> refuse_body() {
+    linger_ = true;
+    if (body_too_large_) {
+      w_.owner->stats().hit(limit_hit::body_size);
+      co_await respond_too_large(max_body_);
+    } else if (status_ == 400) {
+      w_.owner->stats().bad_requests.add();
+      co_await respond_local(400, "bad request body (invalid chunked framing, or trailer fields)\n", false);
+    } else if (past_deadline()) {
+      w_.owner->stats().hit(limit_hit::request_timeout);
+      co_await respond_local(504, "request timeout: the request body did not arrive in time\n", false);
+    } else {
+      co_await respond_local(408, "request body timeout: nothing received for io_timeout\n", false);
+    }
+    co_return false;
   }
 
   // The instance dropped this exchange's connection: it is failed (stopped and replaced, its
@@ -944,6 +955,7 @@ class session {
           }
           co_return;
         }
+        deadline_sweeper::disarm(client_read);  // as up_write below: the download may write to the client
         got = relay_chunk - req.body().size;
         // Beast adds trailer fields to the header: refused, as an instance could take them for
         // header fields (found by fuzzing).
@@ -972,6 +984,10 @@ class session {
           res.detail = ec.message();
           co_return;
         }
+        // Done: while the next body bytes are awaited, this deadline must not cancel the
+        // instance connection, whose response the download is reading (found by black-box
+        // testing: a client stalled mid-body looked like an instance failure, and got no 408).
+        deadline_sweeper::disarm(up_write);
         head = {};
       }
       if (last) break;

@@ -136,6 +136,42 @@ TEST_CASE("a connection's first header must be in within header_timeout of its a
   CHECK(limit_hits(wg.admin_port(), "header_timeout") == 1);
 }
 
+TEST_CASE("a client that stops sending its body gets 408 at io_timeout, or 504 at request_timeout",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 500ms }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  c.apps.push_back(app_yaml("r", {"r.test"}, marker).set("min_instances", "1").set("request_timeout", "300ms"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  REQUIRE(wait_one_ready(wg.admin_port(), "r"));
+
+  struct row {
+    const char* host;
+    int status;
+  };
+  for (const row& r : {row{"t.test", 408}, row{"r.test", 504}}) {
+    INFO(r.host);
+    raw_socket s(wg.http_port());
+    REQUIRE(s.ok());
+    // Half of the body, then nothing (the test app reads a POST's whole body before its 404).
+    REQUIRE(s.send(std::string("POST /stalled HTTP/1.1\r\nHost: ") + r.host + "\r\nContent-Length: 10\r\n\r\n01234"));
+    REQUIRE(s.readable(10s));
+    std::string response = s.read_all(3s);
+    INFO(response);
+    CHECK(status_of(response) == r.status);
+    CHECK(response.find("Connection: close") != std::string::npos);
+    CHECK(wg.wait_for_record(
+        [&](const auto& x) {
+          return json_string(x, "type") == "access" && json_string(x, "path") == "/stalled" &&
+                 json_number(x, "status").value_or(0) == r.status && json_string(x, "app") == std::string(r.host, 1);
+        },
+        3s));
+  }
+  CHECK(limit_hits(wg.admin_port(), "request_timeout") == 1);
+}
+
 TEST_CASE("a new connection that sends nothing is closed at header_timeout, without an answer",
           "[integration][limits]") {
   config_yaml c;
