@@ -189,6 +189,13 @@ TEST_CASE("https: redirect_http answers plain http for covered hosts with 308", 
   CHECK(r.header("Location") == "https://a.test:" + std::to_string(wg.https_port()) + "/some/path?q=1");
   auto wild = http_get(wg.http_port(), "x.b.test", "/");
   CHECK(wild.status == 308);
+  http_request asterisk;  // OPTIONS * names no resource: to the root
+  asterisk.method = "OPTIONS";
+  asterisk.target = "*";
+  asterisk.host = "a.test";
+  auto options = http_send(wg.http_port(), asterisk);
+  CHECK(options.status == 308);
+  CHECK(options.header("Location") == "https://a.test:" + std::to_string(wg.https_port()) + "/");
   // A trailing dot names the same host (found by black-box testing: "a.test." was served in clear).
   for (std::string dotted : {"a.test.", "A.TEST.:8080"}) {
     auto d = http_get(wg.http_port(), dotted, "/x");
