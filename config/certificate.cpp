@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -49,6 +50,15 @@ std::string openssl_reason() {
 }  // namespace
 
 int refuse_pass_phrase(char*, int, int, void*) noexcept { return -1; }
+
+std::string utc_time_text(std::int64_t unix_seconds) {
+  const auto t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return text;
+}
 
 std::optional<std::string> read_text_file(const std::string& path, std::string& error) {
   std::ifstream in(path, std::ios::binary);

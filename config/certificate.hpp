@@ -25,6 +25,9 @@ struct certificate_check {
 // prompt on the terminal, blocking the thread that reads the key (found by black-box testing).
 int refuse_pass_phrase(char* buf, int size, int rwflag, void* userdata) noexcept;
 
+// "2026-12-02 10:00:00 UTC", for messages about a certificate's validity.
+std::string utc_time_text(std::int64_t unix_seconds);
+
 // Whole file; nullopt (and `error` set) when it cannot be read.
 std::optional<std::string> read_text_file(const std::string& path, std::string& error);
 

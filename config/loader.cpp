@@ -1576,6 +1576,9 @@ class loader {
         ok = false;
         continue;
       }
+      if (check.info->not_before > now)
+        warn(cert_e->value_pos, "certificate " + in_quotes(cf.cert) + " is not valid before " +
+                                    utc_time_text(check.info->not_before) + ": clients refuse it until then");
       infos.push_back(std::move(*check.info));
       cfg_.tls.certificates.push_back(std::move(cf));
     }

@@ -18,6 +18,12 @@ cert_store::cert_store(boost::asio::io_context& ctx, callbacks cb)
 
 void cert_store::apply(const config::tls_config& cfg) {
   bool rotation_changed = cfg.ticket_key_rotation != cfg_.ticket_key_rotation;
+  // A new set (new SSL_CTXs) empties the session-ID cache: built only when something changed
+  // (found by black-box testing: every SIGHUP cost TLS 1.2 clients without tickets a full handshake).
+  bool changed = !started_ || cfg.default_certificate != cfg_.default_certificate ||
+                 cfg.certificates.size() != files_.size();
+  for (std::size_t i = 0; !changed && i < files_.size(); ++i)
+    changed = cfg.certificates[i].cert != files_[i].files.cert || cfg.certificates[i].key != files_[i].files.key;
   cfg_ = cfg;
   std::vector<file_entry> next;
   for (const auto& f : cfg.certificates) {
@@ -30,8 +36,8 @@ void cert_store::apply(const config::tls_config& cfg) {
     next.push_back(std::move(e));
   }
   files_ = std::move(next);
-  for (auto& e : files_) load(e);
-  rebuild();
+  for (auto& e : files_) changed = load(e) || changed;
+  if (changed) rebuild();
   if (!started_) {
     started_ = true;
     rotate_tickets();
@@ -42,8 +48,9 @@ void cert_store::apply(const config::tls_config& cfg) {
 }
 
 void cert_store::reload() {
-  for (auto& e : files_) load(e);
-  rebuild();
+  bool changed = false;
+  for (auto& e : files_) changed = load(e) || changed;
+  if (changed) rebuild();
 }
 
 void cert_store::set_acme_certificate(const std::string& host, certificate_source source) {
@@ -57,7 +64,7 @@ bool cert_store::file_covers(const std::string& host) const {
   return false;
 }
 
-void cert_store::load(file_entry& e) {
+bool cert_store::load(file_entry& e) {
   auto stamp_of = [](const std::string& path) {
     file_stamp s;
     struct stat st {};
@@ -73,11 +80,18 @@ void cert_store::load(file_entry& e) {
   std::string why;
   auto cert = config::read_text_file(e.files.cert, why);
   auto key = cert ? config::read_text_file(e.files.key, why) : std::nullopt;
+  e.valid_from = 0;
   if (cert && key) {
     auto check = config::inspect_certificate_pem(*cert, *key);
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
     if (check.info) {
-      if (check.info->not_after <= static_cast<std::int64_t>(std::time(nullptr))) {
+      if (check.info->not_after <= now) {
         why = "certificate has expired";
+      } else if (check.info->not_before > now && e.good) {
+        // Clients would refuse it until then (found by black-box testing: it replaced a good one).
+        why = "certificate is not valid before " + config::utc_time_text(check.info->not_before) +
+              ": it replaces the previous one then";
+        e.valid_from = check.info->not_before;
       } else {
         bool changed = !e.good || e.good->cert_pem != *cert || e.good->key_pem != *key;
         e.good = certificate_source{e.files.cert, std::move(*cert), std::move(*key)};
@@ -87,7 +101,7 @@ void cert_store::load(file_entry& e) {
           for (const auto& n : e.names) names.append(names.empty() ? "" : ", ").append(n);
           log::info("certificate loaded", {{"cert", e.files.cert}, {"names", names}});
         }
-        return;
+        return changed;
       }
     } else {
       why = check.error;
@@ -97,6 +111,7 @@ void cert_store::load(file_entry& e) {
     log::error("certificate reload failed: keeping the previous certificate", {{"cert", e.files.cert}, {"error", why}});
   else
     log::error("certificate cannot be loaded", {{"cert", e.files.cert}, {"error", why}});
+  return false;
 }
 
 void cert_store::rebuild() {
@@ -125,7 +140,13 @@ void cert_store::watch() {
   watch_timer_.async_wait([this](boost::system::error_code ec) {
     if (ec) return;
     bool changed = false;
+    const auto now = static_cast<std::int64_t>(std::time(nullptr));
     for (auto& e : files_) {
+      if (e.valid_from != 0 && now >= e.valid_from) {
+        log::info("certificate now valid", {{"cert", e.files.cert}});
+        changed = load(e) || changed;
+        continue;
+      }
       file_stamp c, k;
       struct stat st {};
       if (::stat(e.files.cert.c_str(), &st) == 0)
@@ -136,8 +157,7 @@ void cert_store::watch() {
              static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
       if (c == e.cert_stamp && k == e.key_stamp) continue;
       log::info("certificate file changed", {{"cert", e.files.cert}});
-      load(e);
-      changed = true;
+      changed = load(e) || changed;
     }
     if (changed) rebuild();
     watch();

@@ -61,9 +61,13 @@ class cert_store {
     std::optional<certificate_source> good;  // the last version that loaded
     std::vector<std::string> names;
     file_stamp cert_stamp, key_stamp;
+    // The files hold a certificate not valid before this (Unix seconds), kept aside while the
+    // previous one serves: loaded again then, unchanged or not. 0: none.
+    std::int64_t valid_from = 0;
   };
 
-  void load(file_entry& e);
+  // True when what the entry serves changed.
+  bool load(file_entry& e);
   void rebuild();
   void watch();
   void rotate_tickets();

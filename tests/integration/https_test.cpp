@@ -289,6 +289,53 @@ TEST_CASE("https: an encrypted private key is refused with the reason, never a p
   CHECK(presented_names(wg.https_port(), "a.test") == "a.test");
 }
 
+TEST_CASE("https: a certificate not valid yet is kept aside until it is, the previous one serving meanwhile",
+          "[integration][https]") {
+  https_setup s;
+  wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));
+  REQUIRE(presented_names(wg.https_port(), "a.test") == "a.test");
+
+  // Valid from 4 s from now: written aside, then moved over the served files.
+  temp_dir aside;
+  auto soon = make_self_signed_cert(aside.path(), "soon", {"a.test", "soon.a.test"}, 4, 30 * 86400);
+  std::rename(soon.key.c_str(), s.a.key.c_str());
+  std::rename(soon.cert.c_str(), s.a.cert.c_str());
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "msg") == "certificate reload failed: keeping the previous certificate" &&
+               contains(json_string(x, "error"), "is not valid before");
+      },
+      15s));
+  CHECK(presented_names(wg.https_port(), "a.test") == "a.test");
+  // Then it serves, with no change to the files.
+  CHECK(wait_until([&] { return presented_names(wg.https_port(), "a.test") == "a.test,soon.a.test"; }, 20s, 200ms));
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "certificate now valid"; }, 1s));
+}
+
+TEST_CASE("https: a reload that changes no certificate keeps TLS sessions resumable by id", "[integration][https]") {
+  https_setup s;
+  wakegate_process wg(s.config().str(), wakegate_options::cleaning({s.marker}));
+  temp_dir dir;
+  const std::string session = dir.path() + "/session.pem";
+  const std::vector<std::string> base{"-tls1_2", "-no_ticket", "-CAfile", s.ca.cert};
+  auto with = [&](std::vector<std::string> more) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  };
+  auto first = s_client(wg.https_port(), "a.test", with({"-sess_out", session}));
+  INFO(first.out);
+  REQUIRE(contains(first.out, "New, TLSv1.2"));
+  auto again = s_client(wg.https_port(), "a.test", with({"-sess_in", session}));
+  REQUIRE(contains(again.out, "Reused, TLSv1.2"));
+
+  wg.signal(SIGHUP);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reloaded"; }, 10s));
+  auto after = s_client(wg.https_port(), "a.test", with({"-sess_in", session}));
+  INFO(after.out);
+  CHECK(contains(after.out, "Reused, TLSv1.2"));
+}
+
 TEST_CASE("https: a client that hangs up while held leaves the queue and in-flight gauges at 0",
           "[integration][https]") {
   https_setup s;

@@ -75,18 +75,25 @@ cert_files make_test_cert(const std::string& dir, const std::string& file, const
 }
 
 cert_files make_expired_cert(const std::string& dir, const std::string& file, const std::string& name) {
+  return make_self_signed_cert(dir, file, {name}, -3 * 86400, -86400);
+}
+
+cert_files make_self_signed_cert(const std::string& dir, const std::string& file, const std::vector<std::string>& names,
+                                 long not_before_s, long not_after_s) {
+  const std::string& name = names.front();
   cert_files c{dir + "/" + file + ".pem", dir + "/" + file + ".key"};
   EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
   X509* x = X509_new();
   X509_set_version(x, 2);
   ASN1_INTEGER_set(X509_get_serialNumber(x), 7);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3 * 86400);
-  X509_gmtime_adj(X509_getm_notAfter(x), -86400);
+  X509_gmtime_adj(X509_getm_notBefore(x), not_before_s);
+  X509_gmtime_adj(X509_getm_notAfter(x), not_after_s);
   X509_set_pubkey(x, key);
   X509_NAME* n = X509_get_subject_name(x);
   X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
   X509_set_issuer_name(x, n);
-  std::string san = "DNS:" + name;
+  std::string san;
+  for (const auto& n : names) san += (san.empty() ? "DNS:" : ",DNS:") + n;
   X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san.c_str());
   X509_add_ext(x, ext, -1);
   X509_EXTENSION_free(ext);

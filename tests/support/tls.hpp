@@ -26,6 +26,10 @@ cert_files make_test_cert(const std::string& dir, const std::string& file, const
                           const cert_files& ca, int days = 30);
 // A self-signed certificate for `name` that expired yesterday.
 cert_files make_expired_cert(const std::string& dir, const std::string& file, const std::string& name);
+// A self-signed certificate (ECDSA P-256) for `names`, valid from now + not_before_s to now +
+// not_after_s (seconds, either may be negative), written to dir/<file>.pem and dir/<file>.key.
+cert_files make_self_signed_cert(const std::string& dir, const std::string& file, const std::vector<std::string>& names,
+                                 long not_before_s, long not_after_s);
 
 // `openssl s_client` against 127.0.0.1:port. `servername` empty: no SNI. Extra args as given;
 // `input` goes to its stdin.

@@ -1,5 +1,6 @@
 // listen.https, tls: and hsts: certificate files checked at load time with FILE:LINE:COLUMN
 // diagnostics (unreadable, not PEM, key mismatch, expired, uncovered hosts, default certificate).
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 
@@ -75,6 +76,15 @@ TEST_CASE("tls: bad certificate files are errors at the offending value", "[conf
         std::vector<std::string>{"t.yaml:4:38: private key does not match the certificate"});
   CHECK(errors("tls:\n  certificates: [{ cert: old.pem, key: old.key }]\n") ==
         std::vector<std::string>{"t.yaml:4:26: certificate '" + dir + "/old.pem' has expired"});
+  // Not valid yet: served (there may be nothing else for its names), with a warning.
+  make_self_signed_cert(d.path(), "soon", {"a.test"}, 2 * 86400, 30 * 86400);
+  auto soon = load(config_with("tls:\n  certificates: [{ cert: soon.pem, key: soon.key }]\n"), d.path());
+  CHECK(soon.errors.empty());
+  const auto warned = lines(soon.warnings);
+  CHECK(std::count_if(warned.begin(), warned.end(), [&](const std::string& w) {
+          return w.starts_with("t.yaml:4:26: certificate '" + dir + "/soon.pem' is not valid before ") &&
+                 w.ends_with(" UTC: clients refuse it until then");
+        }) == 1);
   CHECK(errors("tls:\n  certificates: [{ cert: a.pem }]\n") ==
         std::vector<std::string>{"t.yaml:4:18: missing required key 'key' in tls.certificates"});
   CHECK(errors("tls:\n  certificates: [{ cert: a.pem, key: a.key, chain: x }]\n") ==
