@@ -247,15 +247,15 @@ std::string parse_created_id(std::string_view body) {
   return v ? string_at(*v, {"Id"}) : std::string();
 }
 
-std::vector<std::string> parse_container_ids(std::string_view body) {
-  std::vector<std::string> ids;
+std::vector<listed_container> parse_container_list(std::string_view body) {
+  std::vector<listed_container> out;
   auto v = parse_json(body);
-  if (!v || !v->is_array()) return ids;
+  if (!v || !v->is_array()) return out;
   for (const auto& c : v->get_array()) {
     auto id = string_at(c, {"Id"});
-    if (!id.empty()) ids.push_back(std::move(id));
+    if (!id.empty()) out.push_back({std::move(id), string_at(c, {"Labels", instance_label})});
   }
-  return ids;
+  return out;
 }
 
 std::optional<event> parse_event(std::string_view line) {

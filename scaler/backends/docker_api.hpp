@@ -84,8 +84,13 @@ inspect_result parse_inspect(std::string_view body, std::uint16_t container_port
 // POST /containers/create: the new container's id ("" if the body has none).
 std::string parse_created_id(std::string_view body);
 
-// GET /containers/json: the ids in the list.
-std::vector<std::string> parse_container_ids(std::string_view body);
+// GET /containers/json: each container's id and its wakegate.instance label ("" if none).
+struct listed_container {
+  std::string id;
+  std::string instance;
+  bool operator==(const listed_container&) const = default;
+};
+std::vector<listed_container> parse_container_list(std::string_view body);
 
 // One event of GET /events, reduced.
 struct event {

@@ -4,6 +4,8 @@
 // its labels remains. Without a usable daemon each test exits 77 (ctest: SKIPPED) with the reason.
 #include <signal.h>
 
+#include <algorithm>
+
 #include <boost/json/serialize.hpp>
 #include <catch2/catch.hpp>
 #include <set>
@@ -347,6 +349,35 @@ TEST_CASE("docker: at SIGTERM with the daemon away, wakegate exits and names the
   REQUIRE(left.size() == 1);
   CHECK(json_string(left[0], "containers") == containers[0].substr(0, 12));
   CHECK(containers_of_app(app).size() == 1);  // the sweeper removes it
+}
+
+TEST_CASE("docker: a leftover sweep after one that failed spares this run's own containers", "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dksweep");
+  container_sweeper sweep(app);
+  relayed_daemon daemon;
+  daemon.relay.fail_next("/containers/json?all=1", 1);  // the first sweep's list call fails
+  config_yaml c;
+  c.apps.push_back(docker_app(app).set("min_instances", "1"));
+  wakegate_process wg(c.str(), daemon.options());
+  REQUIRE(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "cannot look for leftover containers"; }, 30s));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), app, 30s, &last));
+  const auto first = last.instances.front().id;
+
+  // A second start sweeps again: the serving container is this run's, not a leftover.
+  c.apps[0].set("min_instances", "2");
+  wg.write_config(c.str());
+  wg.signal(SIGHUP);
+  CHECK(wait_app(
+      wg.admin_port(), app, [](const app_status& a) { return a.ids("ready").size() == 2; }, 30s, &last));
+  INFO("instances: " << instance_list(last));
+  const auto ready = last.ids("ready");
+  CHECK(std::find(ready.begin(), ready.end(), first) != ready.end());
+  CHECK(wg.records_with_msg("removing a container left over from an earlier run").empty());
+  CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", app}}).value_or(0) == 0);
+  stop_and_check_no_leftovers(wg, app);
 }
 
 TEST_CASE("docker: a missing image answers held requests 503 with the reason at once", "[integration][docker]") {

@@ -19,13 +19,30 @@ using unix_socket = asio::local::stream_protocol::socket;
 // One relayed connection: the client's side and the target's, each direction pumped until either
 // side ends; then both are closed.
 struct unix_relay::pair : std::enable_shared_from_this<pair> {
-  explicit pair(asio::io_context& ioc) : client(ioc), target(ioc) {}
+  pair(asio::io_context& ioc, unix_relay& r) : relay(r), client(ioc), target(ioc) {}
+  unix_relay& relay;
   unix_socket client, target;
   std::array<char, 16384> to_target{}, to_client{};
+  std::string injected;  // a 500 being written to the client instead of relaying its request
 
   void start() {
     pump(client, target, to_target);
     pump(target, client, to_client);
+  }
+  // A request fail_next picked: answered here, then the client's next request is read.
+  bool inject_failure(std::string_view request) {
+    if (relay.fail_left_ <= 0) return false;
+    const auto line = request.substr(0, request.find("\r\n"));
+    if (line.find(relay.fail_part_) == std::string_view::npos) return false;
+    --relay.fail_left_;
+    const std::string body = R"({"message":"failure injected by the test relay"})";
+    injected = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: " +
+               std::to_string(body.size()) + "\r\n\r\n" + body;
+    asio::async_write(client, asio::buffer(injected), [self = shared_from_this()](auto ec, std::size_t) {
+      if (ec) return self->close();
+      self->pump(self->client, self->target, self->to_target);
+    });
+    return true;
   }
   void close() {
     boost::system::error_code ignored;
@@ -35,6 +52,7 @@ struct unix_relay::pair : std::enable_shared_from_this<pair> {
   void pump(unix_socket& from, unix_socket& to, std::array<char, 16384>& buf) {
     from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](auto ec, std::size_t n) {
       if (ec) return self->close();
+      if (&from == &self->client && self->inject_failure(std::string_view(buf.data(), n))) return;
       asio::async_write(to, asio::buffer(buf.data(), n), [self, &from, &to, &buf](auto wec, std::size_t) {
         if (wec) return self->close();
         self->pump(from, to, buf);
@@ -66,7 +84,7 @@ unix_relay::~unix_relay() {
 }
 
 void unix_relay::accept_next() {
-  auto p = std::make_shared<pair>(ioc_);
+  auto p = std::make_shared<pair>(ioc_, *this);
   acceptor_.async_accept(p->client, [this, p](boost::system::error_code ec) {
     if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     if (!ec) {
@@ -109,6 +127,13 @@ void unix_relay::cut() {
 
 void unix_relay::restore() {
   run_on_thread([this] { cut_ = false; });
+}
+
+void unix_relay::fail_next(std::string request_line_part, int count) {
+  run_on_thread([&] {
+    fail_part_ = std::move(request_line_part);
+    fail_left_ = count;
+  });
 }
 
 std::string docker_socket_path() {

@@ -28,6 +28,10 @@ class unix_relay {
   void restore();
   // Connections relayed to the target so far (refused ones not counted).
   std::size_t relayed() const { return relayed_.load(); }
+  // The next `count` requests whose request line starts with `prefix` (e.g. "GET /containers/json"
+  // after the API version, matched anywhere in the line) are answered 500 by the relay itself,
+  // not passed on: a daemon failing one call. Requests must arrive whole in one read (small ones do).
+  void fail_next(std::string request_line_part, int count);
 
  private:
   struct pair;
@@ -39,6 +43,8 @@ class unix_relay {
   boost::asio::local::stream_protocol::acceptor acceptor_;
   std::vector<std::weak_ptr<pair>> open_;
   bool cut_ = false;
+  std::string fail_part_;  // fail_next's, used on the relay thread
+  int fail_left_ = 0;
   std::atomic<std::size_t> relayed_{0};
   std::thread thread_;
 };

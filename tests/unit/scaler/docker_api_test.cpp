@@ -146,9 +146,10 @@ TEST_CASE("inspect: running state, exit code and the published loopback port", "
 }
 
 TEST_CASE("container lists and create answers", "[scaler][docker]") {
-  CHECK(parse_container_ids(R"([{"Id":"a1","Names":["/x"]},{"Id":"b2"}])") == std::vector<std::string>{"a1", "b2"});
-  CHECK(parse_container_ids("[]").empty());
-  CHECK(parse_container_ids("{}").empty());
+  CHECK(parse_container_list(R"([{"Id":"a1","Names":["/x"],"Labels":{"wakegate.instance":"web-3","x":"y"}},{"Id":"b2"}])") ==
+        std::vector<listed_container>{{"a1", "web-3"}, {"b2", ""}});
+  CHECK(parse_container_list("[]").empty());
+  CHECK(parse_container_list("{}").empty());
   CHECK(parse_created_id(R"({"Id":"f00d","Warnings":[]})") == "f00d");
   CHECK(parse_created_id("garbage").empty());
 }
