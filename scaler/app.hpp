@@ -132,6 +132,7 @@ class app {
   clock_time last_start_failure{};
   clock_time next_start_allowed{};
   clock_time last_request{};         // derived from meter arrivals at each evaluation
+  clock_time last_busy{};            // the last evaluation that saw a request in flight or held
   std::uint64_t last_arrivals = 0;
   clock_time first_held_at{};        // cold start measurement: first held request with no ready instance
   bool removed = false;              // no longer in the config: draining out

@@ -173,6 +173,7 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
     a->last_arrivals = reading.arrivals;
     a->last_request = now;
   }
+  if (reading.in_flight > 0) a->last_busy = now;
   a->window.reserve(std::max(s.stable_window, s.panic_window));
   a->window.record(now, reading.area, reading.arrivals);
 
@@ -200,6 +201,7 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
   in.in_flight = static_cast<int>(reading.in_flight);
   in.queued = static_cast<int>(a->queue.size());
   in.last_request = a->last_request;
+  in.last_busy = a->last_busy;
   in.ready = ready;
   in.current = current;
   in.scheduled_min = a->zone ? scheduled_min(s.schedule, *a->zone, unix_now()) : 0;

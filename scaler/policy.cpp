@@ -64,7 +64,10 @@ policy_decision decide(const config::app_settings& s, const policy_input& in, po
   const int lo = std::min(std::max({s.min_instances, in.scheduled_min, 0}), hi);
   const bool busy = in.in_flight > 0 || in.queued > 0;
   const bool ever_requested = in.last_request != clock_time{};
-  const bool recent_request = ever_requested && in.now - in.last_request < d.grace;
+  // The grace period runs from the end of the last request, not its arrival (found by black-box
+  // testing: a 7 s request with a 5 s grace period was followed by a cold start).
+  const clock_time last_active = std::max(in.last_request, in.last_busy);
+  const bool recent_request = ever_requested && in.now - last_active < d.grace;
 
   if (lo <= 0 && !busy && !recent_request) {
     st.recent.clear();

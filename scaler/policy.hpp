@@ -41,6 +41,7 @@ struct policy_input {
   int in_flight = 0;              // right now, held included
   int queued = 0;                 // held right now
   clock_time last_request{};      // arrival of the most recent request (epoch = never)
+  clock_time last_busy{};         // last seen with a request in flight or held (epoch = never)
   int ready = 0;                  // ready instances
   int current = 0;                // instances starting + ready (not draining)
   int scheduled_min = 0;          // min_instances raised by `schedule` right now

@@ -78,6 +78,25 @@ TEST_CASE("policy: scales to zero only after scale_to_zero_after without request
   CHECK(std::string(d.reason) == "idle");
 }
 
+TEST_CASE("policy: scale_to_zero_after counts from the end of the last request, not its arrival", "[policy]") {
+  virtual_clock c;
+  auto s = make_settings(0, 10, 10);
+  s.scale_to_zero_after = 5s;
+  policy_state st;
+  const clock_time arrived = c.now;
+  c.advance(7s);  // a 7 s request ends now: last seen in flight at this evaluation
+  const clock_time ended = c.now;
+  auto in = idle_since(c, arrived);
+  in.last_busy = ended;
+  c.advance(1s);
+  in.now = c.now;
+  auto d = decide(s, in, st);
+  CHECK(d.desired == 1);  // 8 s after it arrived, 1 s after it ended
+  c.advance(4s);
+  in.now = c.now;
+  CHECK(decide(s, in, st).desired == 0);  // 5 s after it ended
+}
+
 TEST_CASE("policy: never scales to zero while requests are in flight or queued", "[policy]") {
   virtual_clock c;
   auto s = make_settings(0, 10, 10);
