@@ -509,6 +509,7 @@ void control_plane::post_cancel(app_ptr a, waiter_ptr w) {
     if (it != a->queue.end()) {
       a->queue.erase(it);
       a->queued.fetch_sub(1);
+      if (a->queue.empty()) a->first_held_at = {};  // no one waits for this cold start any more
     }
     // Not found: post_enqueue has not run yet and will drop it (state is no longer waiting).
   });
@@ -593,6 +594,9 @@ void control_plane::fail_waiters(const app_ptr& a, waiter::why why, const std::s
     if (w->state.compare_exchange_strong(expected, waiter::failed))
       wake(w);
   }
+  // The cold start these requests waited for did not happen: a later one is measured from its
+  // own first held request (found by black-box testing: 8 s recorded for a 52 ms start).
+  a->first_held_at = {};
 }
 
 // ---------------------------------------------------------------------------------------------
