@@ -66,7 +66,14 @@ class shutdown_sequence {
                     scaler::control_plane& control)
       : ctx_(ctx), srv_(srv), admin_(admin), control_(control), timer_(ctx) {}
 
+  bool started() const { return started_; }
+
   void begin(config::duration timeout) {
+    if (finishing_) {  // another signal while the instances stop: now (found by black-box testing)
+      log::warn("second signal: killing instances now");
+      control_.hurry_shutdown();
+      return;
+    }
     if (started_) {  // a second signal: stop waiting for connections
       finish();
       return;
@@ -97,6 +104,10 @@ class shutdown_sequence {
     timer_.cancel();
     auto left = srv_.open_connections();
     if (left > 0) log::warn("shutdown timeout: closing connections still open", {{"connections", left}});
+    // The proxy threads end here: nothing more reaches a client whose request is cut (found by
+    // black-box testing: a stream went on until its instance was killed, past shutdown_timeout).
+    srv_.stop();
+    log::info("stopping instances");
     control_.shutdown([this] {
       log::info("stopped");
       admin_.stop();
@@ -212,7 +223,10 @@ int run(const std::string& path) {
   std::function<void()> wait_signal = [&] {
     signals.async_wait([&](boost::system::error_code ec, int sig) {
       if (ec) return;
-      if (sig == SIGHUP) {
+      if (sig == SIGHUP && shutdown.started()) {
+        // Found by black-box testing: a reload during the drain started new instances.
+        log::warn("reload ignored: shutting down");
+      } else if (sig == SIGHUP) {
         log::info("reloading", {{"file", path}});
         auto next = config::load_file(path);
         for (const auto& [d, warning] : config::in_file_order(next)) {

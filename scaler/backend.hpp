@@ -44,6 +44,9 @@ class instance_backend {
   // Stops every instance now (shutdown path): graceful signal, then kill after the timeouts.
   // Calls `done` once all are gone.
   virtual void stop_all(std::function<void()> done) = 0;
+  // A second shutdown signal: the stops under way end at once where the backend can do that
+  // (processes: SIGKILL now). Default: nothing (they end at their stop timeout).
+  virtual void hurry() {}
 
   // Control plane hooks with no-op defaults: the configuration was (re)applied; an instance
   // passed its readiness probe; the backend's own metric families for /metrics.

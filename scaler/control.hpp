@@ -34,6 +34,8 @@ class control_plane {
   std::function<void(const std::vector<app_ptr>&)> on_apps_changed;
   // Control thread. Fails held requests, stops every instance, then calls done.
   void shutdown(std::function<void()> done);
+  // Control thread, after shutdown: a second signal; the instance stops end now (backend hurry).
+  void hurry_shutdown() { backend_->hurry(); }
 
   // ---- any thread (proxy threads): hand work to the control thread ----
   void post_enqueue(app_ptr a, waiter_ptr w);                 // caller already did a->queued++

@@ -46,6 +46,11 @@ void backend_set::stop(const std::string& id, std::function<void()> done) {
   });
 }
 
+void backend_set::hurry() {
+  for (auto& kind : kinds_)
+    if (kind) kind->hurry();
+}
+
 void backend_set::stop_all(std::function<void()> done) {
   auto left = std::make_shared<int>(0);
   for (auto& kind : kinds_)

@@ -18,6 +18,7 @@ class backend_set final : public instance_backend {
   void start(const instance_spec& spec, std::function<void(start_result)> done) override;
   void stop(const std::string& id, std::function<void()> done) override;
   void stop_all(std::function<void()> done) override;
+  void hurry() override;
   void configure(const config::config& cfg) override;
   void instance_ready(const std::string& id) override;
   void write_metrics(metrics::text_writer& w) const override;

@@ -36,6 +36,7 @@ class process_backend final : public instance_backend {
   void start(const instance_spec& spec, std::function<void(start_result)> done) override;
   void stop(const std::string& id, std::function<void()> done) override;
   void stop_all(std::function<void()> done) override;
+  void hurry() override { kill_all(true); }
 
   // Last resort, synchronous: SIGKILLs every instance group and reaps the leaders. Pending
   // stop callbacks are posted as completed; on_exit is not called.

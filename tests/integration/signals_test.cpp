@@ -234,6 +234,49 @@ TEST_CASE("SIGTERM: a request still running at shutdown_timeout is cut off, and 
   CHECK(count_processes(marker) == 0);
 }
 
+TEST_CASE("SIGTERM twice: instances that ignore their stop signal are killed at once, not after stop_timeout",
+          "[integration][signals]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  auto app = app_yaml("s", {"s.test"}, marker).set("min_instances", "1").env_var("IGNORE_SIGTERM", "1");
+  app.stop_timeout = "60s";
+  c.apps.push_back(app);
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  wait_ready(wg);
+  wg.signal(SIGTERM);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "shutting down: draining connections"; },
+                             5s));
+  // No connection open: the instances are being stopped now, and this one ignores SIGTERM.
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "stopping instances"; }, 5s));
+  wg.signal(SIGTERM);
+  auto status = wg.wait_exit(15s);  // not after the 60 s stop_timeout
+  REQUIRE(status);
+  CHECK(*status == 0);
+  CHECK(wg.records_with_msg("second signal: killing instances now").size() == 1);
+  CHECK(count_processes(marker) == 0);
+}
+
+TEST_CASE("SIGHUP during the SIGTERM drain is ignored: no instance is started", "[integration][signals]") {
+  auto marker = unique_marker();
+  wakegate_process wg(one_app_config(marker, "10s"), wakegate_options::cleaning({marker}));
+  wait_ready(wg);
+  std::thread client([&] { http_get(wg.http_port(), "s.test", "/sleep?ms=1500"); });
+  wait_in_flight(wg);
+  wg.signal(SIGTERM);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "shutting down: draining connections"; },
+                             5s));
+  config_yaml c;  // two instances wanted now
+  c.shutdown_timeout = "10s";
+  c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "2"));
+  wg.write_config(c.str());
+  wg.signal(SIGHUP);
+  CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reload ignored: shutting down"; }, 5s));
+  client.join();
+  CHECK(wg.wait_exit(15s) == std::optional<int>(0));
+  CHECK(wg.records_with_msg("instance starting", "s").size() == 1);  // the first one only
+  CHECK(count_processes(marker) == 0);
+}
+
 TEST_CASE("SIGKILL of wakegate leaves no instance and no child of an instance", "[integration][signals]") {
   auto marker = unique_marker();
   config_yaml c;
