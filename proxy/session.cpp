@@ -243,7 +243,8 @@ class session {
       bool keep = co_await self.handle_request();
       if (!keep) break;
     }
-    if constexpr (is_tls) co_await tls_close(self.stream_, !self.client_gone_, w.deadlines, self.client_dl_);
+    if constexpr (is_tls)
+      co_await tls_close(self.stream_, !self.client_gone_ && !self.response_cut_, w.deadlines, self.client_dl_);
     beast::error_code ignored;
     self.client_.shutdown(tcp::socket::shutdown_send, ignored);
     if (self.linger_) co_await self.linger();
@@ -660,7 +661,11 @@ class session {
       if (result.response_started) {
         status_ = 502;
         if (result.failed != failure::upstream_timeout) blame_dropped(app, inst, "connection lost mid-response");
-        co_return false;  // the client got part of a response: only closing tells it
+        // The client got part of a response: only closing tells it, and over TLS without
+        // close_notify, which would say that a body read to the close is complete (RFC 9112
+        // 9.8; found by black-box testing: an HTTP/1.0 client could not tell).
+        response_cut_ = true;
+        co_return false;
       }
       if (result.failed == failure::upstream_timeout) {
         fail_status = 504;
@@ -1442,6 +1447,7 @@ class session {
   bool held_ = false;
   bool retried_after_drop_ = false;  // sent once more after an instance dropped it unanswered
   bool client_gone_ = false;
+  bool response_cut_ = false;  // a response ended short: the connection closes without close_notify
   std::int64_t held_ns_ = 0;
   std::int64_t sent_ns_ = 0;      // the request went to the instance (its last attempt)
   std::int64_t answered_ns_ = 0;  // the instance's response started going to the client; 0: none did

@@ -62,17 +62,6 @@ std::string pattern(std::size_t n) {
   return s;
 }
 
-// The test app's /raw target that makes the instance write `raw` as it is, then close.
-std::string raw_target(std::string_view raw) {
-  std::string target = "/raw?r=";
-  for (unsigned char ch : raw) {
-    char hex[4];
-    std::snprintf(hex, sizeof hex, "%%%02X", ch);
-    target += hex;
-  }
-  return target;
-}
-
 // A Date value (IMF-fixdate) as seconds since the epoch; -1 when it is not one.
 std::time_t date_seconds(const std::string& value) {
   std::tm tm{};

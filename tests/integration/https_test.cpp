@@ -4,6 +4,11 @@
 #include <fstream>
 #include <string>
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
 #include <catch2/catch.hpp>
 
 #include "tests/support/integration.hpp"
@@ -334,6 +339,51 @@ TEST_CASE("https: a reload that changes no certificate keeps TLS sessions resuma
   auto after = s_client(wg.https_port(), "a.test", with({"-sess_in", session}));
   INFO(after.out);
   CHECK(contains(after.out, "Reused, TLSv1.2"));
+}
+
+namespace {
+
+// An HTTP/1.0 GET of `target` over TLS; how the stream ended: "close_notify" (a clean end),
+// "truncated" (closed without close_notify) or another error, and what was read.
+std::string tls_http10_end(std::uint16_t port, const std::string& ca, const std::string& target, std::string& got) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(ca);
+  asio::ssl::stream<asio::ip::tcp::socket> s(ioc, ctx);
+  SSL_set_tlsext_host_name(s.native_handle(), "a.test");
+  s.next_layer().connect({asio::ip::make_address("127.0.0.1"), port});
+  s.handshake(asio::ssl::stream_base::client);
+  asio::write(s, asio::buffer("GET " + target + " HTTP/1.0\r\nHost: a.test\r\n\r\n"));
+  boost::system::error_code ec;
+  char buf[4096];
+  for (int reads = 0; reads < 1000; ++reads) {  // bounded: each read blocks until data or the end
+    std::size_t n = s.read_some(asio::buffer(buf), ec);
+    got.append(buf, n);
+    if (ec) break;
+  }
+  if (ec == asio::error::eof) return "close_notify";
+  if (ec == asio::ssl::error::stream_truncated) return "truncated";
+  return ec.message();
+}
+
+}  // namespace
+
+TEST_CASE("https: a response cut short ends without close_notify, a whole one with it", "[integration][https]") {
+  https_setup s;
+  auto c = s.config();
+  c.apps[0].set("min_instances", "1");
+  wakegate_process wg(c.str(), wakegate_options::cleaning({s.marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "a"));
+  std::string got;
+  // Read to the close by an HTTP/1.0 client: the instance's chunked body, cut mid-chunk.
+  CHECK(tls_http10_end(wg.https_port(), s.ca.cert,
+                       raw_target("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n400\r\npartial"), got) ==
+        "truncated");
+  INFO(got);
+  CHECK(contains(got, "partial"));
+  got.clear();
+  CHECK(tls_http10_end(wg.https_port(), s.ca.cert, "/eof?n=3000", got) == "close_notify");
 }
 
 TEST_CASE("https: a client that hangs up while held leaves the queue and in-flight gauges at 0",

@@ -1,8 +1,20 @@
 #include "tests/support/config_yaml.hpp"
 
+#include <cstdio>
+
 namespace wakegate::test {
 
 std::string test_app_path() { return std::string(WAKEGATE_SOURCE_DIR) + "/tests/support/apps/test_app.py"; }
+
+std::string raw_target(std::string_view raw) {
+  std::string target = "/raw?r=";
+  for (unsigned char ch : raw) {
+    char hex[4];
+    std::snprintf(hex, sizeof hex, "%%%02X", ch);
+    target += hex;
+  }
+  return target;
+}
 
 std::vector<std::string> test_app_command(const std::string& marker) {
   return {"/usr/bin/python3", test_app_path(), "${PORT}", "--marker=" + marker};

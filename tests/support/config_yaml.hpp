@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -13,6 +14,8 @@ using key_values = std::vector<std::pair<std::string, std::string>>;
 std::string test_app_path();
 // {/usr/bin/python3, test_app.py, "${PORT}", "--marker=<marker>"}
 std::vector<std::string> test_app_command(const std::string& marker);
+// The test app's /raw target that makes the instance write `raw` as it is, then close.
+std::string raw_target(std::string_view raw);
 
 // A YAML double-quoted scalar ("..." with \\ and \" escaped).
 std::string yaml_quote(const std::string& s);
