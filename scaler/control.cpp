@@ -93,11 +93,16 @@ void control_plane::apply(const config::config& cfg) {
       existing->cfg_ = std::make_shared<const config::app_config>(ac);
       existing->zone = load_zone(ac.settings, ac.name);
       if (backend_changed) {
-        // New instances run the new backend; the old ones drain once nothing routes to them.
+        // New instances run the new backend. The old ready ones serve until new ones are ready
+        // to take their place (reconcile), so a deploy costs no cold start, and one that fails
+        // to start leaves the old ones serving (found by black-box testing: they were drained at
+        // once). Old ones still starting are of no use: stopped.
         log::info("app backend changed: replacing instances", {{"app", ac.name}});
         reset_backoff(*existing);
-        for (auto& i : std::vector<instance_ptr>(existing->instances))
-          if (i->state == instance_state::starting || i->state == instance_state::ready) drain(existing, i);
+        for (auto& i : std::vector<instance_ptr>(existing->instances)) {
+          if (i->state == instance_state::starting) drain(existing, i);
+          if (i->state == instance_state::ready) i->outdated = true;
+        }
       }
       next.push_back(existing);
     } else {
@@ -227,10 +232,23 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
 
 void control_plane::reconcile(const app_ptr& a, clock_time now) {
   if (shutting_down_ || a->removed) return;
-  std::vector<instance_ptr> live;
-  for (auto& i : a->instances)
-    if (i->state == instance_state::starting || i->state == instance_state::ready) live.push_back(i);
+  std::vector<instance_ptr> live, outdated;
+  int fresh_ready = 0;
+  for (auto& i : a->instances) {
+    if (i->state != instance_state::starting && i->state != instance_state::ready) continue;
+    (i->outdated ? outdated : live).push_back(i);
+    if (!i->outdated && i->state == instance_state::ready) ++fresh_ready;
+  }
   int current = static_cast<int>(live.size());
+  // Instances of a previous backend serve while fewer new ones are ready than wanted: each new
+  // one that gets ready lets one go (fewest requests in flight first).
+  const int keep_outdated = std::max(0, a->desired - fresh_ready);
+  if (static_cast<int>(outdated.size()) > keep_outdated) {
+    std::stable_sort(outdated.begin(), outdated.end(), [](const instance_ptr& x, const instance_ptr& y) {
+      return x->in_flight.load() < y->in_flight.load();
+    });
+    for (std::size_t n = 0; n < outdated.size() - static_cast<std::size_t>(keep_outdated); ++n) drain(a, outdated[n]);
+  }
 
   if (a->desired > current) {
     if (now < a->next_start_allowed) {
@@ -363,6 +381,9 @@ void control_plane::on_ready(const app_ptr& a, const instance_ptr& i) {
   }
   publish(a);
   dispatch(a);
+  // An instance of a previous backend may go now that this one can take its place.
+  if (std::any_of(a->instances.begin(), a->instances.end(), [](const instance_ptr& o) { return o->outdated; }))
+    reconcile(a, now);
 }
 
 void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, const std::string& reason) {
@@ -684,6 +705,7 @@ std::string control_plane::status_json() const {
       io["container"] = i->container;
       io["in_flight"] = i->in_flight.load();
       io["age_seconds"] = seconds_between(i->created_at, now);
+      if (i->outdated) io["outdated"] = true;  // runs the previous backend, until replaced
       insts.emplace_back(std::move(io));
     }
     o["instances"] = std::move(insts);

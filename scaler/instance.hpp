@@ -38,6 +38,9 @@ struct instance {
   int pid = 0;
   std::string container;  // the Docker container's id; "" for processes
   bool stop_requested = false;
+  // Runs the app's previous backend (a reload changed it): serves until a new instance is
+  // ready to take its place, then drains (control_plane::reconcile).
+  bool outdated = false;
 
   // Set before the instance is published to proxy threads, constant afterwards.
   boost::asio::ip::tcp::endpoint endpoint;

@@ -178,6 +178,55 @@ TEST_CASE("SIGHUP: an app removed and added back while its instance drains is th
   CHECK(std::adjacent_find(series.begin(), series.end()) == series.end());
 }
 
+TEST_CASE("SIGHUP that changes the backend: the old instance serves until the new one is ready, and a broken one "
+          "leaves it serving",
+          "[integration][signals]") {
+  auto marker = unique_marker();
+  auto config = [&](const std::string& delay, std::vector<std::string> command = {}) {
+    config_yaml c;
+    auto a = app_yaml("s", {"s.test"}, marker).set("min_instances", "1").env_var("STARTUP_DELAY_MS", delay);
+    if (!command.empty()) a.with_command(std::move(command));
+    c.apps.push_back(a);
+    return c.str();
+  };
+  wakegate_process wg(config("0"), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), "s", 15s, &last));
+  const auto old = last.instances.front();
+
+  // A new env: the new instance takes 1.5 s to start, and requests meanwhile go to the old one.
+  wg.write_config(config("1500"));
+  wg.signal(SIGHUP);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reloaded"; }, 5s));
+  auto during = http_get(wg.http_port(), "s.test", "/");
+  INFO(describe(during));
+  CHECK(during.status == 200);
+  CHECK(during.body == "ok " + std::to_string(old.pid));  // not held for the new start
+  CHECK(wait_app(
+      wg.admin_port(), "s",
+      [&](const app_status& a) { return a.instances.size() == 1 && a.instances[0].id != old.id && a.instances[0].state == "ready"; },
+      15s, &last));
+  const auto second = last.instances.front();
+  auto after = http_get(wg.http_port(), "s.test", "/");
+  CHECK(after.body == "ok " + std::to_string(second.pid));
+
+  // A backend that cannot start: the running instance keeps serving, and /status says both.
+  wg.write_config(config("0", {"/bin/false", "--marker=" + marker}));
+  wg.signal(SIGHUP);
+  REQUIRE(wait_app(wg.admin_port(), "s", [](const app_status& a) { return !a.last_error.empty(); }, 10s, &last));
+  auto broken = http_get(wg.http_port(), "s.test", "/");
+  INFO(describe(broken));
+  CHECK(broken.status == 200);
+  CHECK(broken.body == "ok " + std::to_string(second.pid));
+  auto st = fetch_status_json(wg.admin_port());
+  REQUIRE(st);
+  bool outdated_shown = false;
+  for (const auto& a : st->at("apps").as_array())
+    for (const auto& i : a.at("instances").as_array())
+      if (i.at("id").as_string() == second.id && i.as_object().contains("outdated")) outdated_shown = i.at("outdated").as_bool();
+  CHECK(outdated_shown);
+}
+
 TEST_CASE("SIGTERM: in-flight requests complete while new connections are refused then instances stop and exit is 0",
           "[integration][signals]") {
   auto marker = unique_marker();
