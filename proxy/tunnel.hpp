@@ -32,10 +32,13 @@ using tunnel_registry = std::list<std::function<void()>>;
 // Copies bytes both ways between `client` (read and written through it; `client_tcp` is its TCP
 // layer, for cancel and half-close) and the instance connection `up`. What is already buffered
 // goes first: `client_buf` (bytes the client sent after its request head) to the instance,
-// `up_buf` (bytes after the 101 head) to the client. When one side closes, the other side's send
-// is shut down (on a plain TCP client; a TLS client gets close_notify from the session after the
-// tunnel) and the tunnel ends. `idle`: no byte either way for this long ends it. The caller
-// closes both connections afterwards; neither is reusable.
+// `up_buf` (bytes after the 101 head) to the client. A side that ends its sending (a FIN, or a
+// TLS client's close_notify) half-closes: the other side's send is shut down, and the other
+// direction goes on until it ends too, as HAProxy keeps half-closed tunnels (found by black-box
+// testing: the first FIN ended both directions, losing the replies to a client's last bytes).
+// An instance's FIN to a TLS client ends the tunnel (the session then sends close_notify); an
+// error either way ends it. `idle`: no byte either way for this long ends it. The caller closes
+// both connections afterwards; neither is reusable.
 template <class ClientStream, class ClientBuffer, class UpBuffer>
 boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::asio::ip::tcp::socket& client_tcp,
                                                  ClientBuffer& client_buf, boost::asio::ip::tcp::socket& up,
@@ -61,6 +64,10 @@ boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::as
     up.cancel(ignored);
     watchdog.cancel();
   };
+  int ended = 0;  // directions over: the tunnel ends with the second
+  auto direction_over = [&] {
+    if (++ended == 2) finish();
+  };
   auto reg = registry.insert(registry.end(), finish);
   struct unregister {
     tunnel_registry& r;
@@ -83,11 +90,13 @@ boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::as
     while (!done) {
       auto [ec, n] = co_await client.async_read_some(asio::buffer(b.get(), chunk), tok);
       if (done) break;
-      if (ec) {  // the client closed (or reset): the instance reads EOF
+      if (ec == asio::error::eof) {  // the client is done sending: so is the instance's side
         boost::system::error_code ignored;
         up.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
-        break;
+        direction_over();
+        co_return;
       }
+      if (ec) break;
       last = clock::now();
       auto [wec, wn] = co_await asio::async_write(up, asio::buffer(b.get(), n), tok);
       if (wec) break;
@@ -111,13 +120,16 @@ boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::as
     while (!done) {
       auto [ec, n] = co_await up.async_read_some(asio::buffer(b.get(), chunk), tok);
       if (done) break;
-      if (ec) {  // the instance closed: so does the client's side of the tunnel
+      if (ec == asio::error::eof) {  // the instance is done sending: so is the client's side
         if constexpr (plain) {
           boost::system::error_code ignored;
           client_tcp.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+          direction_over();
+          co_return;
         }
-        break;
+        break;  // a TLS stream cannot half-close here: the tunnel ends
       }
+      if (ec) break;
       last = clock::now();
       auto [wec, wn] = co_await asio::async_write(client, asio::buffer(b.get(), n), tok);
       if (wec) break;

@@ -6,6 +6,8 @@
 #include <string>
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -158,6 +160,40 @@ TEST_CASE("websocket: over https the handshake and messages pass through the TLS
   ws.close(websocket::close_code::normal, ec);
   INFO("close: " << ec.message());
   CHECK((!ec || ec == asio::error::eof || ec == asio::ssl::error::stream_truncated));
+  CHECK(wait_app(
+      wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s));
+}
+
+TEST_CASE("websocket: a client that half-closes after its last frame still gets the reply", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "w"));
+
+  asio::io_context ioc;
+  tcp::socket s(ioc);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), wg.http_port()));
+  asio::write(s, asio::buffer(std::string("GET /ws HTTP/1.1\r\nHost: w.test\r\nUpgrade: websocket\r\n"
+                                          "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")));
+  std::string in;
+  auto head_end = asio::read_until(s, asio::dynamic_buffer(in), "\r\n\r\n");
+  REQUIRE(in.substr(0, 12) == "HTTP/1.1 101");
+  in.erase(0, head_end);
+  // A masked text frame "last" (mask 0), then the client's FIN.
+  const std::string frame("\x81\x84\0\0\0\0last", 10);
+  asio::write(s, asio::buffer(frame));
+  s.shutdown(tcp::socket::shutdown_send);
+  // The instance echoes the frame, then sees EOF and closes: the echo reaches the client.
+  beast::error_code ec;
+  char buf[4096];
+  for (int reads = 0; reads < 100 && !ec; ++reads) {
+    auto n = s.read_some(asio::buffer(buf), ec);
+    in.append(buf, n);
+  }
+  CHECK(ec == asio::error::eof);
+  CHECK(in == "\x81\x04last");
   CHECK(wait_app(
       wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 5s));
 }
