@@ -305,7 +305,16 @@ void control_plane::start_instance(const app_ptr& a) {
   auto cfg = a->cfg_;
   backend_->start(spec, [this, alive = alive_, a, i, cfg](start_result r) {
     if (!*alive) return;
+    i->backend_answered = true;
     on_started(a, i, r);
+  });
+  // startup_timeout covers the backend's part too (a Docker pull or create that hangs): found by
+  // black-box testing, the deadline was kept only by the readiness probes, which start after it.
+  auto timer = std::make_shared<asio::steady_timer>(ctx_, i->created_at + cfg->settings.startup_timeout);
+  timer->async_wait([this, alive = alive_, a, i, timer, timeout = cfg->settings.startup_timeout](boost::system::error_code ec) {
+    if (ec || !*alive || i->backend_answered || i->state != instance_state::starting || i->stop_requested) return;
+    on_start_failed(a, i, "not started after startup_timeout (" + std::to_string(timeout.count()) +
+                              "ms): the backend is still creating it");
   });
 }
 
@@ -324,7 +333,8 @@ void control_plane::on_started(const app_ptr& a, const instance_ptr& i, const st
   i->address = r.host + ":" + std::to_string(r.port);
   i->pid = r.pid;
   i->container = r.container;
-  if (i->state != instance_state::starting) return;  // stopped while the backend was starting it
+  // Stopped while the backend was starting it (at shutdown too: no probes, no "not ready" then).
+  if (i->state != instance_state::starting || i->stop_requested) return;
 
   // Probe until ready, failed, or no longer wanted.
   auto cfg = a->cfg_;

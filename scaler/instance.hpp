@@ -38,6 +38,7 @@ struct instance {
   int pid = 0;
   std::string container;  // the Docker container's id; "" for processes
   bool stop_requested = false;
+  bool backend_answered = false;  // the backend's start callback came (with an address or an error)
   // Runs the app's previous backend (a reload changed it): serves until a new instance is
   // ready to take its place, then drains (control_plane::reconcile).
   bool outdated = false;

@@ -349,6 +349,13 @@ void docker_backend::stop(const std::string& id, std::function<void()> done) {
   }
   auto inst = it->second;
   if (done) inst->stop_waiters.push_back(std::move(done));
+  if (!inst->started && stopping_all_) {
+    // At shutdown a start in progress is not waited for: it may be in a pull that takes minutes
+    // (found by black-box testing: SIGTERM waited for it). run_start still removes what it made.
+    inst->stopping = true;
+    finish_stop(inst);
+    return;
+  }
   if (inst->stopping) return;
   inst->stopping = true;
   if (!inst->started) return;  // run_start sees `stopping` and removes what it created

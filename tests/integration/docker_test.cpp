@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "tests/support/docker.hpp"
 #include "tests/support/integration.hpp"
@@ -378,6 +379,54 @@ TEST_CASE("docker: a leftover sweep after one that failed spares this run's own 
   CHECK(wg.records_with_msg("removing a container left over from an earlier run").empty());
   CHECK(scrape_value(wg.admin_port(), "wakegate_instance_failures_total", {{"app", app}}).value_or(0) == 0);
   stop_and_check_no_leftovers(wg, app);
+}
+
+TEST_CASE("docker: a pull that hangs fails the start at startup_timeout, and SIGTERM does not wait for it",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkhang");
+  container_sweeper sweep(app);
+  // A "registry" that accepts connections and never answers.
+  temp_dir dir;
+  const auto port = free_port();
+  const pid_t registry = spawn_logged(
+      {"/usr/bin/python3", "-c",
+       "import socket, time\n"
+       "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+       "s.bind(('127.0.0.1', " + std::to_string(port) + ")); s.listen(16); held = []\n"
+       "deadline = time.time() + 120\n"
+       "s.settimeout(1)\n"
+       "while time.time() < deadline:\n"
+       "    try: held.append(s.accept()[0])\n"
+       "    except socket.timeout: pass\n"},
+      dir.path() + "/registry.log");
+  struct reaper {
+    pid_t pid;
+    ~reaper() { kill_group(pid); }
+  } reap{registry};
+  REQUIRE(wait_until([&] { return can_connect(port); }, 10s, 50ms));
+
+  config_yaml c;
+  c.shutdown_timeout = "2s";
+  c.set_default("queue_timeout", "30s");
+  c.apps.push_back(docker_app(app, {}, "127.0.0.1:" + std::to_string(port) + "/hang/img:1", "always")
+                       .set("startup_timeout", "2s"));
+  wakegate_process wg(c.str());
+  auto r = http_get(wg.http_port(), app + ".test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(contains(r.body, "not started after startup_timeout (2000ms)"));
+  CHECK(r.elapsed < 15s);  // the daemon's own pull timeout is far longer
+
+  // The next start hangs in its pull too: SIGTERM does not wait for it.
+  const auto http_port = wg.http_port();
+  std::thread held([&] { http_get(http_port, app + ".test", "/", {}, {.io_timeout = 5s}); });
+  CHECK(wait_app(wg.admin_port(), app, [](const app_status& a) { return !a.instances.empty(); }, 10s));
+  wg.signal(SIGTERM);
+  CHECK(wg.wait_exit(10s) == std::optional<int>(0));
+  held.join();
+  CHECK(wg.records_with_msg("instance failed").size() >= 1);
+  CHECK(containers_of_app(app).empty());
 }
 
 TEST_CASE("docker: a missing image answers held requests 503 with the reason at once", "[integration][docker]") {
