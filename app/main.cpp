@@ -104,9 +104,9 @@ class shutdown_sequence {
     timer_.cancel();
     auto left = srv_.open_connections();
     if (left > 0) log::warn("shutdown timeout: closing connections still open", {{"connections", left}});
-    // The proxy threads end here: nothing more reaches a client whose request is cut (found by
-    // black-box testing: a stream went on until its instance was killed, past shutdown_timeout).
-    srv_.stop();
+    // Requests still running are cut now (found by black-box testing: a stream went on until its
+    // instance was killed, past shutdown_timeout); held ones get 503 from control_.shutdown.
+    if (left > 0) srv_.cut_all();
     log::info("stopping instances");
     control_.shutdown([this] {
       log::info("stopped");

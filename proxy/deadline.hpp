@@ -83,6 +83,13 @@ class deadline_sweeper {
     s.at_ns = deadline_slot::never;
     s.expired = false;
   }
+  // Every watched slot's deadline is now: each operation waiting on a connection ends as at a
+  // timeout (the shutdown deadline: requests still open are cut, answered 504 if nothing of
+  // their response was sent yet).
+  void expire_all() {
+    for (deadline_slot* s = head_; s != nullptr; s = s->next) s->at_ns = 0;
+    sweep();
+  }
 
  private:
   static constexpr std::int64_t max_step_ns = 1'000'000'000;  // a sweep at least every second while armed

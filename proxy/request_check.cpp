@@ -65,8 +65,12 @@ check_result to_origin_form(http::request_header<>& req) {
     return {400, "invalid authority in absolute-form request target"};
   if (rest.find('#', end) != std::string_view::npos) return {400, "fragment in request target"};
   std::string path;
-  if (end == rest.size() || rest[end] == '?') path.push_back('/');  // "http://h" and "http://h?q" have path "/"
-  path.append(rest.substr(end));
+  if (end == rest.size() && req.method() == http::verb::options) {
+    path = "*";  // RFC 9112 3.2.4: OPTIONS of the server itself goes on as asterisk-form
+  } else {
+    if (end == rest.size() || rest[end] == '?') path.push_back('/');  // "http://h" and "http://h?q" have path "/"
+    path.append(rest.substr(end));
+  }
   std::string host(authority);
   req.target(path);
   req.set(http::field::host, host);

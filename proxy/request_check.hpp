@@ -25,7 +25,7 @@ check_result check_request(boost::beast::http::request_parser<boost::beast::http
 
 // RFC 9112 3.2.2: a server must accept a target in absolute-form with scheme http or https
 // ("http://a.test/x", the scheme in any case) and take the host from it, ignoring any Host field.
-// Rewrites such a request to origin-form ("/x"; "/" for an empty path) with its authority as the
+// Rewrites such a request to origin-form ("/x"; "/" for an empty path, "*" for OPTIONS) with its authority as the
 // one Host field, so that routing, the instance and the access log all see one name. 400 for
 // userinfo ("user@host"), an empty or invalid authority, or a fragment. Any other target is left
 // alone. Only absolute-form requests pay for it (the target and Host are copied).

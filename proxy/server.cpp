@@ -178,6 +178,10 @@ void server::begin_drain() {
   }
 }
 
+void server::cut_all() {
+  for (auto& w : workers_) asio::post(w->ioc, [wp = w.get()] { wp->deadlines.expire_all(); });
+}
+
 void server::stop() {
   if (!started_) return;
   started_ = false;

@@ -115,6 +115,9 @@ class server {
   // After stop(), before the control plane is destroyed: the requests still open on the stopped
   // threads are destroyed with the server, after the control plane, and must not report to it.
   void detach() noexcept { control_ = nullptr; }
+  // The shutdown deadline: every connection still open has its pending operation end as at a
+  // timeout (deadline_sweeper::expire_all), so requests still running are cut now.
+  void cut_all();
 
   // Binds the listeners (throws on failure, e.g. address in use) and starts the threads.
   // Returns the bound address (port filled in when the config said 0).

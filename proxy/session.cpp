@@ -221,6 +221,7 @@ class session {
     // handshake included (found by black-box testing: each step had a timeout of its own).
     std::int64_t first_deadline = now_ns() + ns(w.opts->limits.header_timeout);
     if constexpr (is_tls) {
+      if (w.draining) co_return;  // accepted just before the drain began: nothing asked yet
       // Listed as idle during the handshake: a draining server closes it (nothing was asked yet).
       auto idle_it = w.idle.insert(w.idle.end(), &self.client_);
       const bool ok = co_await tls_handshake(self.stream_, w, self.client_dl_);
@@ -474,7 +475,7 @@ class session {
     if (cfg->settings.request_timeout.count() > 0)
       deadline_ = now_ns() + ns(cfg->settings.request_timeout);
     max_body_ = cfg->settings.max_body;
-    body_too_large_ = false;
+    body_fail_ = body_fail::none;
 
     // In flight from routing until the response ends (held time included).
     app->meter.add(+1, start_ns_);
@@ -644,7 +645,7 @@ class session {
         co_return result.client_keep_alive;
       }
       if (result.failed == failure::client) {
-        if (!result.response_started && (body_too_large_ || status_ == 400 || status_ == 408))
+        if (!result.response_started && body_fail_ != body_fail::none)
           co_return co_await refuse_body();
         client_gone_ = true;
         co_return false;
@@ -699,10 +700,10 @@ class session {
   // testing: the two timeouts closed the connection without an answer). Always false.
   asio::awaitable<bool> refuse_body() {
     linger_ = true;
-    if (body_too_large_) {
+    if (body_fail_ == body_fail::too_large) {
       w_.owner->stats().hit(limit_hit::body_size);
       co_await respond_too_large(max_body_);
-    } else if (status_ == 400) {
+    } else if (body_fail_ == body_fail::bad) {
       w_.owner->stats().bad_requests.add();
       co_await respond_local(400, "bad request body (invalid chunked framing, or trailer fields)\n", false);
     } else if (past_deadline()) {
@@ -957,6 +958,7 @@ class session {
                         ec == asio::error::eof || ec == asio::error::connection_reset ||
                         ec == asio::ssl::error::stream_truncated;  // a TLS client closing without close_notify
             status_ = client_read.timed_out(ec) ? 408 : gone ? 499 : 400;
+            body_fail_ = client_read.timed_out(ec) ? body_fail::timeout : gone ? body_fail::none : body_fail::bad;
           }
           co_return;
         }
@@ -968,11 +970,12 @@ class session {
             static_cast<std::size_t>(std::distance(req.begin(), req.end())) != forward_fields_) {
           res.failed = failure::client;
           status_ = 400;
+          body_fail_ = body_fail::bad;
           co_return;
         }
         bytes_in_ += got;
         if (max_body_ != 0 && bytes_in_ > max_body_) {  // a chunked body past the app's max_body
-          body_too_large_ = true;
+          body_fail_ = body_fail::too_large;
           res.failed = failure::client;
           status_ = 413;
           co_return;
@@ -1437,7 +1440,9 @@ class session {
   std::int64_t deadline_ = deadline_slot::never;  // request_timeout (now_ns)
   std::uint64_t max_body_ = 0;
   std::size_t forward_fields_ = 0;  // header fields as forwarded (chunked requests)
-  bool body_too_large_ = false;
+  // Why the request body failed on the client's side (its own member: status_ may hold the
+  // instance's status by then, found in review).
+  enum class body_fail { none, too_large, bad, timeout } body_fail_ = body_fail::none;
 
   // Per request (reset in handle_request).
   std::int64_t start_ns_ = 0;

@@ -233,21 +233,20 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
 void control_plane::reconcile(const app_ptr& a, clock_time now) {
   if (shutting_down_ || a->removed) return;
   std::vector<instance_ptr> live, outdated;
-  int fresh_ready = 0;
+  int proven = 0;  // new-backend instances ready for stable_after: past a crash loop's reach
   for (auto& i : a->instances) {
     if (i->state != instance_state::starting && i->state != instance_state::ready) continue;
     (i->outdated ? outdated : live).push_back(i);
-    if (!i->outdated && i->state == instance_state::ready) ++fresh_ready;
+    if (!i->outdated && i->state == instance_state::ready && now - i->ready_at >= stable_after) ++proven;
   }
   int current = static_cast<int>(live.size());
-  // Instances of a previous backend serve while fewer new ones are ready than wanted: each new
-  // one that gets ready lets one go (fewest requests in flight first).
-  const int keep_outdated = std::max(0, a->desired - fresh_ready);
+  // Instances of a previous backend serve while fewer new ones have proven themselves than are
+  // wanted: each new one that has stayed ready for stable_after lets one go (fewest requests in
+  // flight first). Not at once when it gets ready: a new backend that crashes soon after would
+  // take the old ones down with it (found in review).
+  const int keep_outdated = a->desired > 0 ? std::max(0, a->desired - proven) : 0;
   if (static_cast<int>(outdated.size()) > keep_outdated) {
-    std::stable_sort(outdated.begin(), outdated.end(), [](const instance_ptr& x, const instance_ptr& y) {
-      return x->in_flight.load() < y->in_flight.load();
-    });
-    for (std::size_t n = 0; n < outdated.size() - static_cast<std::size_t>(keep_outdated); ++n) drain(a, outdated[n]);
+    drain_fewest_in_flight(a, outdated, outdated.size() - static_cast<std::size_t>(keep_outdated));
   }
 
   if (a->desired > current) {
@@ -256,7 +255,8 @@ void control_plane::reconcile(const app_ptr& a, clock_time now) {
       // Nothing can be ready within queue_timeout: the held requests get the reason now (found by
       // black-box testing: they waited the whole queue_timeout, then got "queue timeout").
       const auto wait = a->next_start_allowed - now;
-      if (current == 0 && wait >= a->cfg_->settings.queue_timeout) {
+      // (Instances of a previous backend still serve the held requests: not failed then.)
+      if (!has_live_instance(*a) && wait >= a->cfg_->settings.queue_timeout) {
         const auto seconds = static_cast<int>(std::chrono::ceil<std::chrono::seconds>(wait).count());
         fail_waiters(a, waiter::why::start_failed,
                      "app " + a->name() + " failed to start: " + a->last_error + " (next attempt in " +
@@ -269,14 +269,21 @@ void control_plane::reconcile(const app_ptr& a, clock_time now) {
     for (int n = current; n < a->desired; ++n) start_instance(a);
   } else if (a->desired < current) {
     // Remove starting instances first (no traffic), then the ready ones with fewest in flight.
-    std::stable_sort(live.begin(), live.end(), [](const instance_ptr& x, const instance_ptr& y) {
-      bool xs = x->state == instance_state::starting, ys = y->state == instance_state::starting;
-      if (xs != ys) return xs;
-      return x->in_flight.load() < y->in_flight.load();
-    });
     a->stats.scale_down.add();
-    for (int n = 0; n < current - a->desired; ++n) drain(a, live[static_cast<std::size_t>(n)]);
+    drain_fewest_in_flight(a, live, static_cast<std::size_t>(current - a->desired));
   }
+}
+
+// Drains `n` of `candidates`: those starting first (no traffic), then the ready ones with the
+// fewest requests in flight, as counted once here (proxy threads change the counts meanwhile: a
+// sort must not read them again, found in review).
+void control_plane::drain_fewest_in_flight(const app_ptr& a, const std::vector<instance_ptr>& candidates, std::size_t n) {
+  std::vector<std::pair<long, instance_ptr>> order;
+  order.reserve(candidates.size());
+  for (const auto& i : candidates)
+    order.emplace_back(i->state == instance_state::starting ? -1L : static_cast<long>(i->in_flight.load()), i);
+  std::stable_sort(order.begin(), order.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (std::size_t k = 0; k < n && k < order.size(); ++k) drain(a, order[k].second);
 }
 
 void control_plane::schedule_retry(clock_time when) {
@@ -391,9 +398,6 @@ void control_plane::on_ready(const app_ptr& a, const instance_ptr& i) {
   }
   publish(a);
   dispatch(a);
-  // An instance of a previous backend may go now that this one can take its place.
-  if (std::any_of(a->instances.begin(), a->instances.end(), [](const instance_ptr& o) { return o->outdated; }))
-    reconcile(a, now);
 }
 
 void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, const std::string& reason) {

@@ -58,6 +58,7 @@ class control_plane {
   void tick();
   void evaluate(const app_ptr& a, clock_time now);
   void reconcile(const app_ptr& a, clock_time now);
+  void drain_fewest_in_flight(const app_ptr& a, const std::vector<instance_ptr>& candidates, std::size_t n);
   void start_instance(const app_ptr& a);
   void on_started(const app_ptr& a, const instance_ptr& i, const start_result& r);
   void on_ready(const app_ptr& a, const instance_ptr& i);

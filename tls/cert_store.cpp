@@ -37,7 +37,7 @@ void cert_store::apply(const config::tls_config& cfg) {
   }
   files_ = std::move(next);
   for (auto& e : files_) changed = load(e) || changed;
-  if (changed) rebuild();
+  if (changed || rebuild_failed_) rebuild();
   if (!started_) {
     started_ = true;
     rotate_tickets();
@@ -50,7 +50,7 @@ void cert_store::apply(const config::tls_config& cfg) {
 void cert_store::reload() {
   bool changed = false;
   for (auto& e : files_) changed = load(e) || changed;
-  if (changed) rebuild();
+  if (changed || rebuild_failed_) rebuild();
 }
 
 void cert_store::set_acme_certificate(const std::string& host, certificate_source source) {
@@ -129,9 +129,11 @@ void cert_store::rebuild() {
       current_ = cert_set::build(sources, def);
     } catch (const std::exception& e) {
       log::error("certificates not updated", {{"error", e.what()}});
+      rebuild_failed_ = true;  // tried again at the next reload (found in review)
       return;
     }
   }
+  rebuild_failed_ = false;
   if (cb_.publish_certificates) cb_.publish_certificates(current_);
 }
 

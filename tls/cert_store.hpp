@@ -82,6 +82,7 @@ class cert_store {
   boost::asio::steady_timer watch_timer_;
   boost::asio::steady_timer ticket_timer_;
   bool started_ = false;
+  bool rebuild_failed_ = false;  // the last rebuild threw: the next reload rebuilds
 };
 
 }  // namespace wakegate::tls

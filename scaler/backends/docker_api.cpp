@@ -116,7 +116,8 @@ std::string url_encode(std::string_view text) {
   return out;
 }
 
-std::string create_body(const config::docker_backend& cfg, std::string_view app, std::string_view instance_id) {
+std::string create_body(const config::docker_backend& cfg, std::string_view app, std::string_view instance_id,
+                        std::string_view run_id) {
   json::object body;
   body["Image"] = cfg.image;
   if (!cfg.command.empty()) {
@@ -133,6 +134,7 @@ std::string create_body(const config::docker_backend& cfg, std::string_view app,
   for (const auto& [name, value] : cfg.labels) labels[name] = value;
   labels[app_label] = app;
   labels[instance_label] = instance_id;
+  if (!run_id.empty()) labels[run_label] = run_id;
   body["Labels"] = std::move(labels);
   const std::string port_key = std::to_string(cfg.port) + "/tcp";
   json::object exposed;
@@ -173,6 +175,20 @@ image_ref split_image(std::string_view image) {
     ref.tag = "latest";
   }
   return ref;
+}
+
+std::string demux_logs(std::string_view body) {
+  std::string out;
+  std::size_t at = 0;
+  while (at + 8 <= body.size()) {
+    const auto* h = reinterpret_cast<const unsigned char*>(body.data() + at);
+    if (h[0] > 2 || h[1] != 0 || h[2] != 0 || h[3] != 0) return std::string(body);  // not framed
+    const std::size_t n = (std::size_t{h[4]} << 24) | (std::size_t{h[5]} << 16) | (std::size_t{h[6]} << 8) | h[7];
+    at += 8;
+    out.append(body.substr(at, std::min(n, body.size() - at)));
+    at += n;
+  }
+  return at == body.size() || body.empty() ? out : std::string(body);
 }
 
 std::string error_message(std::string_view body) {
@@ -253,7 +269,8 @@ std::vector<listed_container> parse_container_list(std::string_view body) {
   if (!v || !v->is_array()) return out;
   for (const auto& c : v->get_array()) {
     auto id = string_at(c, {"Id"});
-    if (!id.empty()) out.push_back({std::move(id), string_at(c, {"Labels", instance_label})});
+    if (!id.empty())
+      out.push_back({std::move(id), string_at(c, {"Labels", instance_label}), string_at(c, {"Labels", run_label})});
   }
   return out;
 }

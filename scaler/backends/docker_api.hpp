@@ -33,6 +33,7 @@ inline constexpr std::string_view min_api_version = "1.25";
 // Labels every container of wakegate carries; `wakegate.instance` is the instance id.
 inline constexpr std::string_view app_label = "wakegate.app";
 inline constexpr std::string_view instance_label = "wakegate.instance";
+inline constexpr std::string_view run_label = "wakegate.run";  // which wakegate process made it
 
 // "wakegate-" + instance id: unique per app and instance, readable in `docker ps`.
 std::string container_name(std::string_view instance_id);
@@ -53,7 +54,8 @@ std::optional<std::string> negotiate_version(std::string_view server_api_version
 std::string url_encode(std::string_view text);
 
 // The body of POST /containers/create for one instance.
-std::string create_body(const config::docker_backend& cfg, std::string_view app, std::string_view instance_id);
+std::string create_body(const config::docker_backend& cfg, std::string_view app, std::string_view instance_id,
+                        std::string_view run_id = {});
 
 // "repo:tag" -> (fromImage, tag) for POST /images/create; a digest or no tag keeps fromImage whole.
 struct image_ref {
@@ -67,6 +69,11 @@ std::string error_message(std::string_view body);
 
 // The JSON-lines progress stream of /images/create: the first {"error": ...}, or "".
 std::string pull_error(std::string_view body);
+
+// GET /containers/{id}/logs of a container without a TTY: Docker's multiplexed stream (frames of
+// an 8-byte header: stream, 3 zero bytes, size big-endian; then the bytes) as plain text, stdout
+// and stderr interleaved as written. A body that is not framed so is returned as it is.
+std::string demux_logs(std::string_view body);
 
 // GET /containers/{id}/json, reduced to what starting an instance needs.
 struct inspect_result {
@@ -84,10 +91,12 @@ inspect_result parse_inspect(std::string_view body, std::uint16_t container_port
 // POST /containers/create: the new container's id ("" if the body has none).
 std::string parse_created_id(std::string_view body);
 
-// GET /containers/json: each container's id and its wakegate.instance label ("" if none).
+// GET /containers/json: each container's id and its wakegate.instance and wakegate.run labels
+// ("" if none).
 struct listed_container {
   std::string id;
   std::string instance;
+  std::string run;
   bool operator==(const listed_container&) const = default;
 };
 std::vector<listed_container> parse_container_list(std::string_view body);

@@ -3,7 +3,9 @@
 // GCC 12 misreads Asio's coroutine frame allocator as a new/delete mismatch (a false positive).
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 
+#include <cstdio>
 #include <cstdlib>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -71,6 +73,10 @@ struct docker_backend::cleanup_gate {
 
 docker_backend::docker_backend(asio::io_context& ctx, std::string socket_path)
     : ctx_(ctx), api_(ctx.get_executor(), std::string()) {
+  std::random_device rd;
+  char id[17];
+  std::snprintf(id, sizeof id, "%08x%08x", rd(), rd());
+  run_id_ = id;
   if (socket_path.empty()) {
     auto address = docker::socket_from_docker_host(std::getenv("DOCKER_HOST"));
     config_error_ = address.error;
@@ -143,9 +149,11 @@ asio::awaitable<void> docker_backend::sweep(std::string app, std::shared_ptr<cle
     if (alive.expired()) co_return;
     if (r.ok()) {
       for (const auto& c : docker::parse_container_list(r.body)) {
-        // One of this run's instances (a sweep again after one that failed): not a leftover
-        // (found by black-box testing: a serving container was removed). Ids never repeat in a run.
-        if (!c.instance.empty() && instances_.count(c.instance) != 0) continue;
+        // Made by this run (a sweep again after one that failed): not a leftover (found by
+        // black-box testing: a serving container was removed). Instance ids repeat across runs,
+        // so the run label tells (found in review); a create still under way has no container
+        // in the list yet, or is this run's.
+        if (c.run == run_id_) continue;
         log::warn("removing a container left over from an earlier run", {{"app", app}, {"container", c.id.substr(0, 12)}});
         co_await remove_or_retry(c.id, false, 0ms);
         if (alive.expired()) co_return;
@@ -262,7 +270,7 @@ asio::awaitable<std::string> docker_backend::create_container(instance& inst, co
   std::weak_ptr<bool> alive = alive_;
   const std::string name = docker::container_name(inst.id);
   const std::string target = "/containers/create?name=" + docker::url_encode(name);
-  const std::string body = docker::create_body(cfg, inst.app, inst.id);
+  const std::string body = docker::create_body(cfg, inst.app, inst.id, run_id_);
   bool pulled = false;
   if (cfg.pull == config::pull_policy::always) {
     auto err = co_await pull(cfg.image);

@@ -99,6 +99,7 @@ class docker_backend final : public instance_backend {
   };
   std::map<std::string, std::unique_ptr<app_histograms>> start_times_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::string run_id_;  // this process's wakegate.run label: random at construction
 };
 
 }  // namespace wakegate::scaler

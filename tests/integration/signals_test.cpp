@@ -205,7 +205,7 @@ TEST_CASE("SIGHUP that changes the backend: the old instance serves until the ne
   CHECK(wait_app(
       wg.admin_port(), "s",
       [&](const app_status& a) { return a.instances.size() == 1 && a.instances[0].id != old.id && a.instances[0].state == "ready"; },
-      15s, &last));
+      30s, &last));  // the old one goes once the new one has been ready for 10 s
   const auto second = last.instances.front();
   auto after = http_get(wg.http_port(), "s.test", "/");
   CHECK(after.body == "ok " + std::to_string(second.pid));
@@ -225,6 +225,28 @@ TEST_CASE("SIGHUP that changes the backend: the old instance serves until the ne
     for (const auto& i : a.at("instances").as_array())
       if (i.at("id").as_string() == second.id && i.as_object().contains("outdated")) outdated_shown = i.at("outdated").as_bool();
   CHECK(outdated_shown);
+}
+
+TEST_CASE("SIGHUP to a backend that crashes soon after it gets ready leaves the old instance serving",
+          "[integration][signals]") {
+  auto marker = unique_marker();
+  auto config = [&](const std::string& exit_after) {
+    config_yaml c;
+    c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1").env_var("EXIT_AFTER_MS", exit_after));
+    return c.str();
+  };
+  wakegate_process wg(config("0"), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), "s", 15s, &last));
+  const auto old = last.instances.front();
+  wg.write_config(config("500"));
+  wg.signal(SIGHUP);
+  // The new instance gets ready, then exits 0.5 s later: twice, with backoff.
+  REQUIRE(wait_until([&] { return wg.records_with_msg("instance failed", "s").size() >= 2; }, 15s, 50ms));
+  auto r = http_get(wg.http_port(), "s.test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK(r.body == "ok " + std::to_string(old.pid));
 }
 
 TEST_CASE("SIGTERM: in-flight requests complete while new connections are refused then instances stop and exit is 0",
@@ -303,6 +325,29 @@ TEST_CASE("SIGTERM twice: instances that ignore their stop signal are killed at 
   CHECK(*status == 0);
   CHECK(wg.records_with_msg("second signal: killing instances now").size() == 1);
   CHECK(count_processes(marker) == 0);
+}
+
+TEST_CASE("SIGTERM: at shutdown_timeout a request still waiting for its response gets 504 at once, not at exit",
+          "[integration][signals]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.shutdown_timeout = "300ms";
+  auto app = app_yaml("s", {"s.test"}, marker).set("min_instances", "1").env_var("IGNORE_SIGTERM", "1");
+  app.stop_timeout = "30s";  // the instance outlives the deadline by far
+  c.apps.push_back(app);
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  wait_ready(wg);
+  const auto port = wg.http_port();
+  http_response slow;
+  std::thread client([&] { slow = http_get(port, "s.test", "/sleep?ms=25000"); });
+  wait_in_flight(wg);
+  wg.signal(SIGTERM);
+  client.join();
+  INFO(describe(slow));
+  CHECK(slow.status == 504);
+  CHECK(wg.running());  // answered while the instance is still being stopped
+  wg.signal(SIGTERM);   // then no waiting for its stop_timeout
+  CHECK(wg.wait_exit(10s) == std::optional<int>(0));
 }
 
 TEST_CASE("SIGHUP during the SIGTERM drain is ignored: no instance is started", "[integration][signals]") {

@@ -199,6 +199,7 @@ TEST_CASE("request check: an absolute-form target goes on in origin-form, its au
       {"GET https://a.test HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "GET / HTTP/1.1", "a.test"},
       {"GET http://a.test?q HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "GET /?q HTTP/1.1", "a.test"},
       {"OPTIONS http://[::1]:80/ HTTP/1.1\r\nHost: x\r\n\r\n", 0, "OPTIONS / HTTP/1.1", "[::1]:80"},
+      {"OPTIONS http://a.test HTTP/1.1\r\nHost: x\r\n\r\n", 0, "OPTIONS * HTTP/1.1", "a.test"},  // RFC 9112 3.2.4
       {"GET http://a.test/ HTTP/1.0\r\n\r\n", 0, "GET / HTTP/1.1", "a.test"},  // HTTP/1.0: no Host needed
       {"GET http://user@a.test/ HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
       {"GET http:///x HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},

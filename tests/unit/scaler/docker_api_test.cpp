@@ -52,7 +52,7 @@ TEST_CASE("create body: image, command, env with PORT, labels, loopback port bin
   cfg.labels = {{"team", "web"}};
   cfg.memory = 64 * 1024 * 1024;
   cfg.nano_cpus = 500'000'000;
-  auto body = json::parse(create_body(cfg, "hello", "hello-3")).as_object();
+  auto body = json::parse(create_body(cfg, "hello", "hello-3", "run-7")).as_object();
 
   CHECK(body.at("Image").as_string() == "wakegate-test/httpd:1");
   CHECK(body.at("Cmd").as_array() == json::array{"/bin/httpd", "-f"});
@@ -61,6 +61,7 @@ TEST_CASE("create body: image, command, env with PORT, labels, loopback port bin
   CHECK(labels.at("wakegate.app").as_string() == "hello");
   CHECK(labels.at("wakegate.instance").as_string() == "hello-3");
   CHECK(labels.at("team").as_string() == "web");
+  CHECK(labels.at("wakegate.run").as_string() == "run-7");
   CHECK(body.at("ExposedPorts").as_object().contains("8080/tcp"));
   const auto& host = body.at("HostConfig").as_object();
   const auto& binding = host.at("PortBindings").at("8080/tcp").as_array().at(0).as_object();
@@ -146,8 +147,9 @@ TEST_CASE("inspect: running state, exit code and the published loopback port", "
 }
 
 TEST_CASE("container lists and create answers", "[scaler][docker]") {
-  CHECK(parse_container_list(R"([{"Id":"a1","Names":["/x"],"Labels":{"wakegate.instance":"web-3","x":"y"}},{"Id":"b2"}])") ==
-        std::vector<listed_container>{{"a1", "web-3"}, {"b2", ""}});
+  CHECK(parse_container_list(
+            R"([{"Id":"a1","Names":["/x"],"Labels":{"wakegate.instance":"web-3","wakegate.run":"r1","x":"y"}},{"Id":"b2"}])") ==
+        std::vector<listed_container>{{"a1", "web-3", "r1"}, {"b2", "", ""}});
   CHECK(parse_container_list("[]").empty());
   CHECK(parse_container_list("{}").empty());
   CHECK(parse_created_id(R"({"Id":"f00d","Warnings":[]})") == "f00d");
