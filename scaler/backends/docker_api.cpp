@@ -188,7 +188,7 @@ std::string demux_logs(std::string_view body) {
     out.append(body.substr(at, std::min(n, body.size() - at)));
     at += n;
   }
-  return at == body.size() || body.empty() ? out : std::string(body);
+  return at == 0 ? std::string(body) : out;  // no frame: not framed (a TTY container's log)
 }
 
 std::string error_message(std::string_view body) {

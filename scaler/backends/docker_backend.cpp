@@ -40,6 +40,14 @@ constexpr std::chrono::milliseconds removal_backoff_max = 30s;
 
 constexpr const char* op_names[] = {"version", "create", "start", "inspect", "stop", "remove", "list", "events", "pull"};
 
+// The last non-empty line of `text`.
+std::string last_line(const std::string& text) {
+  auto end = text.find_last_not_of("\r\n");
+  if (end == std::string::npos) return {};
+  auto begin = text.rfind('\n', end);
+  return text.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
+}
+
 std::string describe(const docker::api_response& r) {
   if (!r.error.empty()) return r.error;
   return "status " + std::to_string(r.status) + ": " + docker::error_message(r.body);
@@ -230,6 +238,12 @@ asio::awaitable<void> docker_backend::run_start(std::shared_ptr<instance> inst, 
       } else if (!info.problem.empty()) {
         err = "container " + name + ": " + info.problem;
       }
+      if (inst->died || (info.parsed && !info.running)) {
+        // Its own words, before the container is removed (found by black-box testing: they were lost).
+        const std::string said = co_await output_tail(*inst);
+        if (alive.expired()) co_return;
+        if (!said.empty()) err += " (its last output: " + last_line(said) + ")";
+      }
     }
   }
 
@@ -372,8 +386,27 @@ void docker_backend::stop(const std::string& id, std::function<void()> done) {
 
 asio::awaitable<void> docker_backend::run_stop(std::shared_ptr<instance> inst) {
   std::weak_ptr<bool> alive = alive_;
+  if (inst->died) {
+    co_await output_tail(*inst);  // logged: what it said before it died, before it is removed
+    if (alive.expired()) co_return;
+  }
   co_await remove_or_retry(inst->container, !inst->died, inst->stop_timeout);
   if (!alive.expired()) finish_stop(inst);
+}
+
+// The container's last lines of output (stdout and stderr, at most 20 lines and 4 KiB), logged as
+// "container output"; "" when there is none or the daemon does not give it.
+asio::awaitable<std::string> docker_backend::output_tail(const instance& inst) {
+  std::weak_ptr<bool> alive = alive_;
+  const std::string target = "/containers/" + inst.container + "/logs?stdout=1&stderr=1&tail=20";
+  auto r = co_await api_.request(http::verb::get, target, no_body, call_timeout);
+  if (alive.expired() || !r.ok()) co_return std::string();
+  std::string text = docker::demux_logs(r.body);
+  if (text.size() > 4096) text.erase(0, text.size() - 4096);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (!text.empty())
+    log::warn("container output", {{"app", inst.app}, {"instance", inst.id}, {"output", text}});
+  co_return text;
 }
 
 asio::awaitable<std::string> docker_backend::remove_container(const std::string& container, bool stop_first,

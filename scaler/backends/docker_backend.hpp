@@ -58,6 +58,7 @@ class docker_backend final : public instance_backend {
   boost::asio::awaitable<std::string> create_container(instance& inst, const config::docker_backend& cfg);
   boost::asio::awaitable<std::string> pull(const std::string& image);
   boost::asio::awaitable<void> run_stop(std::shared_ptr<instance> inst);
+  boost::asio::awaitable<std::string> output_tail(const instance& inst);
   // "" once the container is gone (or was already); else why not (nothing logged).
   boost::asio::awaitable<std::string> remove_container(const std::string& container, bool stop_first,
                                                        std::chrono::milliseconds stop_timeout);

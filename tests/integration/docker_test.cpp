@@ -571,19 +571,24 @@ TEST_CASE("docker: with pull: always, a start runs the registry's image, not the
   stop_and_check_no_leftovers(wg, app);
 }
 
-TEST_CASE("docker: a container that exits at start fails the start with its exit code", "[integration][docker]") {
+TEST_CASE("docker: a container that exits at start fails the start with its exit code and its last output",
+          "[integration][docker]") {
   require_docker();
   const auto app = unique_app_name("dkexit");
   container_sweeper sweep(app);
   config_yaml c;
   c.set_default("queue_timeout", "20s");
-  c.apps.push_back(docker_app(app, {R"(command: [/bin/sh, -c, "exit 3"])"}));
+  c.apps.push_back(docker_app(app, {R"(command: [/bin/sh, -c, "echo starting; echo FATAL no DB_URL >&2; exit 3"])"}));
   wakegate_process wg(c.str());
 
   auto r = http_get(wg.http_port(), app + ".test", "/");
   INFO(describe(r));
   CHECK(r.status == 503);
   CHECK(contains(r.body, "with code 3"));
+  CHECK(contains(r.body, "(its last output: FATAL no DB_URL)"));  // read before the container is removed
+  auto said = wg.records_with_msg("container output");
+  REQUIRE_FALSE(said.empty());
+  CHECK(json_string(said[0], "output") == "starting\nFATAL no DB_URL");
   CHECK(r.elapsed < 20s);
   CHECK(wait_until([&] { return containers_of_app(app).empty(); }, 10s, 100ms));
   stop_and_check_no_leftovers(wg, app);

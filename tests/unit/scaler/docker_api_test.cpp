@@ -146,6 +146,15 @@ TEST_CASE("inspect: running state, exit code and the published loopback port", "
   CHECK_FALSE(parse_inspect("not json", 8080, {}).parsed);
 }
 
+TEST_CASE("container logs: the multiplexed stream is joined, other text kept as it is", "[scaler][docker]") {
+  using namespace std::string_literals;
+  const std::string framed = "\x01\0\0\0\0\0\0\x03"s + "out" + "\x02\0\0\0\0\0\0\x04"s + "err\n";
+  CHECK(demux_logs(framed) == "outerr\n");
+  CHECK(demux_logs("plain text\n") == "plain text\n");  // a TTY container's log is not framed
+  CHECK(demux_logs("") == "");
+  CHECK(demux_logs("\x01\0\0\0\0\0\0\x09"s + "cut") == "cut");  // a frame cut short: what there is
+}
+
 TEST_CASE("container lists and create answers", "[scaler][docker]") {
   CHECK(parse_container_list(
             R"([{"Id":"a1","Names":["/x"],"Labels":{"wakegate.instance":"web-3","wakegate.run":"r1","x":"y"}},{"Id":"b2"}])") ==
