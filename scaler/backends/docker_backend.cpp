@@ -38,7 +38,7 @@ constexpr std::chrono::milliseconds events_backoff_max = 5s;
 constexpr std::chrono::milliseconds removal_backoff_first = 1s;
 constexpr std::chrono::milliseconds removal_backoff_max = 30s;
 
-constexpr const char* op_names[] = {"version", "create", "start", "inspect", "stop", "remove", "list", "events", "pull"};
+constexpr const char* op_names[] = {"version", "create", "start", "inspect", "stop", "remove", "list", "events", "pull", "kill"};
 
 // The last non-empty line of `text`.
 std::string last_line(const std::string& text) {
@@ -68,6 +68,7 @@ struct docker_backend::instance {
   std::string died_reason;
   bool stopping = false;
   bool readiness_seen = false;
+  bool output_read = false;  // its last output was read and logged (once it died)
   clock_time running_at{};
   std::vector<std::function<void()>> stop_waiters;
 };
@@ -242,6 +243,7 @@ asio::awaitable<void> docker_backend::run_start(std::shared_ptr<instance> inst, 
         // Its own words, before the container is removed (found by black-box testing: they were lost).
         const std::string said = co_await output_tail(*inst);
         if (alive.expired()) co_return;
+        inst->output_read = true;
         if (!said.empty()) err += " (its last output: " + last_line(said) + ")";
       }
     }
@@ -386,7 +388,7 @@ void docker_backend::stop(const std::string& id, std::function<void()> done) {
 
 asio::awaitable<void> docker_backend::run_stop(std::shared_ptr<instance> inst) {
   std::weak_ptr<bool> alive = alive_;
-  if (inst->died) {
+  if (inst->died && !inst->output_read) {
     co_await output_tail(*inst);  // logged: what it said before it died, before it is removed
     if (alive.expired()) co_return;
   }
@@ -493,6 +495,23 @@ void docker_backend::finish_stop(const std::shared_ptr<instance>& inst) {
   auto waiters = std::move(inst->stop_waiters);
   inst->stop_waiters.clear();
   for (auto& w : waiters) w();
+}
+
+// A second shutdown signal: containers being stopped are killed now (SIGKILL through the Engine
+// API) instead of being given their stop_timeout; their stop then completes as usual.
+void docker_backend::hurry() {
+  for (const auto& [id, inst] : instances_) {
+    if (!inst->started || !inst->stopping || inst->container.empty()) continue;
+    asio::co_spawn(
+        ctx_,
+        [this, alive = std::weak_ptr<bool>(alive_), container = inst->container]() -> asio::awaitable<void> {
+          const std::string target = "/containers/" + container + "/kill";
+          auto r = co_await api_.request(http::verb::post, target, no_body, call_timeout);
+          if (alive.expired()) co_return;
+          if (!r.ok() && r.status != 404 && r.status != 409) count_error(op::kill);  // 409: not running
+        },
+        asio::detached);
+  }
 }
 
 void docker_backend::stop_all(std::function<void()> done) {
@@ -602,10 +621,19 @@ void docker_backend::exited(const std::shared_ptr<instance>& inst, const std::st
   inst->died = true;
   inst->died_reason = reason;
   if (!inst->started) return;  // run_start reports it when its inspection is done
-  if (on_exit) {
-    const auto callback = on_exit;
-    callback(inst->id, reason);
-  }
+  // Reported with its last words, read before anything removes the container.
+  asio::co_spawn(
+      ctx_,
+      [this, alive = std::weak_ptr<bool>(alive_), inst, reason]() -> asio::awaitable<void> {
+        const std::string said = co_await output_tail(*inst);
+        if (alive.expired()) co_return;
+        inst->output_read = true;
+        if (on_exit) {
+          const auto callback = on_exit;
+          callback(inst->id, said.empty() ? reason : reason + " (its last output: " + last_line(said) + ")");
+        }
+      },
+      asio::detached);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ class docker_backend final : public instance_backend {
   void start(const instance_spec& spec, std::function<void(start_result)> done) override;
   void stop(const std::string& id, std::function<void()> done) override;
   void stop_all(std::function<void()> done) override;
+  void hurry() override;
   void configure(const config::config& cfg) override;
   void instance_ready(const std::string& id) override;
   void write_metrics(metrics::text_writer& w) const override;
@@ -51,7 +52,7 @@ class docker_backend final : public instance_backend {
  private:
   struct instance;
   struct cleanup_gate;
-  enum class op { version, create, start, inspect, stop, remove, list, events, pull, count };
+  enum class op { version, create, start, inspect, stop, remove, list, events, pull, kill, count };
 
   boost::asio::awaitable<void> run_start(std::shared_ptr<instance> inst, config::docker_backend cfg,
                                          std::function<void(start_result)> done);

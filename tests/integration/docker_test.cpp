@@ -429,6 +429,27 @@ TEST_CASE("docker: a pull that hangs fails the start at startup_timeout, and SIG
   CHECK(containers_of_app(app).empty());
 }
 
+TEST_CASE("docker: a second SIGTERM kills containers being stopped instead of waiting for stop_timeout",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkhurry");
+  container_sweeper sweep(app);
+  config_yaml c;
+  // A container that ignores SIGTERM (ignored dispositions survive exec): docker stop would
+  // wait the whole stop_timeout.
+  auto a = docker_app(app, {R"(command: [/bin/sh, -c, "trap '' TERM; exec /bin/httpd -f -p 8080 -h /www"])"})
+               .set("min_instances", "1");
+  a.raw_backend.replace(a.raw_backend.find("stop_timeout: 2s"), 16, "stop_timeout: 60s");
+  c.apps.push_back(a);
+  wakegate_process wg(c.str());
+  REQUIRE(wait_one_ready(wg.admin_port(), app, 30s));
+  wg.signal(SIGTERM);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "stopping instances"; }, 10s));
+  wg.signal(SIGTERM);
+  CHECK(wg.wait_exit(20s) == std::optional<int>(0));  // not after the 60 s stop_timeout
+  CHECK(containers_of_app(app).empty());
+}
+
 TEST_CASE("docker: a missing image answers held requests 503 with the reason at once", "[integration][docker]") {
   require_docker();
   const auto app = unique_app_name("dknoimg");
@@ -578,7 +599,7 @@ TEST_CASE("docker: a container that exits at start fails the start with its exit
   container_sweeper sweep(app);
   config_yaml c;
   c.set_default("queue_timeout", "20s");
-  c.apps.push_back(docker_app(app, {R"(command: [/bin/sh, -c, "echo starting; echo FATAL no DB_URL >&2; exit 3"])"}));
+  c.apps.push_back(docker_app(app, {R"(command: [/bin/sh, -c, "echo starting >&2; echo FATAL no DB_URL >&2; exit 3"])"}));
   wakegate_process wg(c.str());
 
   auto r = http_get(wg.http_port(), app + ".test", "/");
@@ -588,6 +609,7 @@ TEST_CASE("docker: a container that exits at start fails the start with its exit
   CHECK(contains(r.body, "(its last output: FATAL no DB_URL)"));  // read before the container is removed
   auto said = wg.records_with_msg("container output");
   REQUIRE_FALSE(said.empty());
+  // (One stream: Docker orders stdout against stderr only by their timestamps.)
   CHECK(json_string(said[0], "output") == "starting\nFATAL no DB_URL");
   CHECK(r.elapsed < 20s);
   CHECK(wait_until([&] { return containers_of_app(app).empty(); }, 10s, 100ms));
