@@ -244,7 +244,7 @@ void control_plane::reconcile(const app_ptr& a, clock_time now) {
   // wanted: each new one that has stayed ready for stable_after lets one go (fewest requests in
   // flight first). Not at once when it gets ready: a new backend that crashes soon after would
   // take the old ones down with it (found in review).
-  const int keep_outdated = a->desired > 0 ? std::max(0, a->desired - proven) : 0;
+  const int keep_outdated = std::max(0, a->desired - proven);  // 0 when the app goes idle
   if (static_cast<int>(outdated.size()) > keep_outdated) {
     drain_fewest_in_flight(a, outdated, outdated.size() - static_cast<std::size_t>(keep_outdated));
   }

@@ -95,10 +95,8 @@ TEST_CASE("a crash loop backs off although a healthy sibling stays ready", "[int
   const std::string lock = dir.path() + "/healthy";
   config_yaml c;
   c.apps.push_back(app_yaml("t", {"t.test"}, marker)
-                       .with_command({"/bin/sh", "-c",
-                                      "if mkdir \"$0\" 2>/dev/null; then exec /usr/bin/python3 \"$1\" \"$2\" \"$3\"; "
-                                      "else EXIT_AFTER_MS=300 exec /usr/bin/python3 \"$1\" \"$2\" \"$3\"; fi",
-                                      lock, test_app_path(), "${PORT}", "--marker=" + marker})
+                       .with_command(test_app_after_shell(
+                           "mkdir \"$0\" 2>/dev/null || export EXIT_AFTER_MS=300;", lock, marker))
                        .set("min_instances", "2")
                        .set("max_instances", "2"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));

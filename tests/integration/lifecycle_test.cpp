@@ -264,9 +264,7 @@ TEST_CASE("a cold start that failed is not counted into the next one's time", "[
   config_yaml c;
   // Fails to start until the flag file exists.
   c.apps.push_back(app_yaml("t", {"t.test"}, marker)
-                       .with_command({"/bin/sh", "-c",
-                                      "[ -e \"$0\" ] || exit 3; exec /usr/bin/python3 \"$1\" \"$2\" \"$3\"", flag,
-                                      test_app_path(), "${PORT}", "--marker=" + marker}));
+                       .with_command(test_app_after_shell("[ -e \"$0\" ] || exit 3;", flag, marker)));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   auto failed = http_get(wg.http_port(), "t.test", "/");
   INFO(describe(failed));

@@ -16,6 +16,11 @@ std::string raw_target(std::string_view raw) {
   return target;
 }
 
+std::vector<std::string> test_app_after_shell(const std::string& shell, const std::string& arg, const std::string& marker) {
+  return {"/bin/sh", "-c", shell + " exec /usr/bin/python3 \"$1\" \"$2\" \"$3\"", arg, test_app_path(), "${PORT}",
+          "--marker=" + marker};
+}
+
 std::vector<std::string> test_app_command(const std::string& marker) {
   return {"/usr/bin/python3", test_app_path(), "${PORT}", "--marker=" + marker};
 }

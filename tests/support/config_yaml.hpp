@@ -14,6 +14,9 @@ using key_values = std::vector<std::pair<std::string, std::string>>;
 std::string test_app_path();
 // {/usr/bin/python3, test_app.py, "${PORT}", "--marker=<marker>"}
 std::vector<std::string> test_app_command(const std::string& marker);
+// The test app run by `/bin/sh -c "<shell> exec python3 test_app ..."`, with `arg` as the script's
+// $0: the shell may exit first (a start that fails) or export settings (e.g. EXIT_AFTER_MS).
+std::vector<std::string> test_app_after_shell(const std::string& shell, const std::string& arg, const std::string& marker);
 // The test app's /raw target that makes the instance write `raw` as it is, then close.
 std::string raw_target(std::string_view raw);
 
