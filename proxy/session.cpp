@@ -25,6 +25,7 @@
 #include "proxy/request_check.hpp"
 #include "proxy/response_head.hpp"
 #include "proxy/server.hpp"
+#include "proxy/text_scan.hpp"
 #include "proxy/wire.hpp"
 #include "proxy/tls_session.hpp"
 #include "proxy/tunnel.hpp"
@@ -558,7 +559,7 @@ class session {
     if (!parser_->is_done() && client_version_ == 11)
       if (auto expect = req.find(http::field::expect); expect != req.end())
         // Answer 100-continue ourselves: the instance is chosen, the body may come.
-        if (beast::iequals(expect->value(), "100-continue") && !co_await send_continue()) co_return false;
+        if (iequals(expect->value(), "100-continue") && !co_await send_continue()) co_return false;
     // Expect is not forwarded (append_forward_request)
 
     // Every way this ends in an error response of ours goes through the one co_await at the end:

@@ -212,6 +212,9 @@ TEST_CASE("request check: an absolute-form target goes on in origin-form, its au
       {"CONNECT a.test:443 HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
       {"OPTIONS * HTTP/1.1\r\nHost: a.test\r\n\r\n", 0, "OPTIONS * HTTP/1.1", "a.test"},
       {"GET * HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      // A target that is just the scheme, in another case: found by the fuzzer, a read past the end under ASan.
+      {"GET HTTP:// HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
+      {"GET hTTPS:// HTTP/1.1\r\nHost: a.test\r\n\r\n", 400, "", ""},
   };
   config::limits_config limits;
   for (const auto& r : rows) {
