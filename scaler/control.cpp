@@ -47,6 +47,19 @@ std::optional<time_zone> load_zone(const config::app_settings& s, const std::str
   return z;
 }
 
+// Whether instances started with `a` run what `b` would start. Settings that apply to running
+// instances (how they are stopped) do not count.
+bool same_backend(const config::backend& a, const config::backend& b) {
+  if (a.index() != b.index()) return false;
+  if (const auto* o = std::get_if<config::process_backend>(&a)) {
+    const auto& n = std::get<config::process_backend>(b);
+    return o->command == n.command && o->cwd == n.cwd && o->env == n.env;
+  }
+  auto o = std::get<config::docker_backend>(a);
+  o.stop_timeout = std::get<config::docker_backend>(b).stop_timeout;
+  return o == std::get<config::docker_backend>(b);
+}
+
 }  // namespace
 
 control_plane::control_plane(asio::io_context& ctx, std::vector<asio::any_io_executor> workers,
@@ -79,30 +92,22 @@ void control_plane::apply(const config::config& cfg) {
       }
     }
     if (existing) {
-      bool backend_changed = !(existing->cfg_->backend.index() == ac.backend.index());
-      if (!backend_changed) {
-        if (const auto* o = std::get_if<config::process_backend>(&existing->cfg_->backend)) {
-          const auto& n = std::get<config::process_backend>(ac.backend);
-          backend_changed = o->command != n.command || o->cwd != n.cwd || o->env != n.env;
-        } else {
-          auto od = std::get<config::docker_backend>(existing->cfg_->backend);
-          od.stop_timeout = std::get<config::docker_backend>(ac.backend).stop_timeout;  // applies to running ones
-          backend_changed = od != std::get<config::docker_backend>(ac.backend);
-        }
-      }
+      const bool backend_changed = !same_backend(existing->cfg_->backend, ac.backend);
       existing->cfg_ = std::make_shared<const config::app_config>(ac);
       existing->zone = load_zone(ac.settings, ac.name);
       if (backend_changed) {
-        // New instances run the new backend. The old ready ones serve until new ones are ready
-        // to take their place (reconcile), so a deploy costs no cold start, and one that fails
-        // to start leaves the old ones serving (found by black-box testing: they were drained at
-        // once). Old ones still starting are of no use: stopped.
         log::info("app backend changed: replacing instances", {{"app", ac.name}});
         reset_backoff(*existing);
-        for (auto& i : std::vector<instance_ptr>(existing->instances)) {
-          if (i->state == instance_state::starting) drain(existing, i);
-          if (i->state == instance_state::ready) i->outdated = true;
-        }
+      }
+      // New instances run the new backend. The old ready ones serve until new ones are ready to
+      // take their place (reconcile), so a deploy costs no cold start, and one that fails to start
+      // leaves the old ones serving (found by black-box testing: they were drained at once). Old
+      // ones still starting are of no use: stopped. Each instance is compared with the backend it
+      // was started with, so a reload that reverts a deploy keeps the instances that run it.
+      for (auto& i : std::vector<instance_ptr>(existing->instances)) {
+        const bool old = !same_backend(i->started_with->backend, ac.backend);
+        if (old && i->state == instance_state::starting) drain(existing, i);
+        if (i->state == instance_state::ready) i->outdated = old;
       }
       next.push_back(existing);
     } else {
@@ -305,6 +310,7 @@ void control_plane::schedule_retry(clock_time when) {
 
 void control_plane::start_instance(const app_ptr& a) {
   auto i = std::make_shared<instance>(a->name() + "-" + std::to_string(++instance_seq_[a->name()]), a->name());
+  i->started_with = a->cfg_;
   a->instances.push_back(i);
   log::info("instance starting", {{"app", a->name()}, {"instance", i->id}});
   instance_spec spec{a->name(), i->id, &a->cfg_->backend};

@@ -13,6 +13,7 @@
 
 #include "common/shard.hpp"
 #include "common/time.hpp"
+#include "config/config.hpp"
 
 namespace wakegate::scaler {
 
@@ -39,7 +40,9 @@ struct instance {
   std::string container;  // the Docker container's id; "" for processes
   bool stop_requested = false;
   bool backend_answered = false;  // the backend's start callback came (with an address or an error)
-  // Runs the app's previous backend (a reload changed it): serves until a new instance is
+  // The app's configuration when this instance was started: its backend is what it runs.
+  std::shared_ptr<const config::app_config> started_with;
+  // Runs a backend other than the app's (a reload changed it): serves until a new instance is
   // ready to take its place, then drains (control_plane::reconcile).
   bool outdated = false;
 

@@ -218,13 +218,46 @@ TEST_CASE("SIGHUP that changes the backend: the old instance serves until the ne
   INFO(describe(broken));
   CHECK(broken.status == 200);
   CHECK(broken.body == "ok " + std::to_string(second.pid));
-  auto st = fetch_status_json(wg.admin_port());
+  auto st = fetch_app_status(wg.admin_port(), "s");
   REQUIRE(st);
-  bool outdated_shown = false;
-  for (const auto& a : st->at("apps").as_array())
-    for (const auto& i : a.at("instances").as_array())
-      if (i.at("id").as_string() == second.id && i.as_object().contains("outdated")) outdated_shown = i.at("outdated").as_bool();
-  CHECK(outdated_shown);
+  REQUIRE(st->find(second.id));
+  CHECK(st->find(second.id)->outdated);
+}
+
+TEST_CASE("SIGHUP that reverts a backend change keeps the instances that run it", "[integration][signals]") {
+  auto marker = unique_marker();
+  auto config = [&](const std::string& delay) {
+    config_yaml c;
+    c.apps.push_back(app_yaml("s", {"s.test"}, marker).set("min_instances", "1").env_var("STARTUP_DELAY_MS", delay));
+    return c.str();
+  };
+  wakegate_process wg(config("0"), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), "s", 15s, &last));
+  const auto old = last.instances.front();
+
+  // A deploy whose instance takes 30 s to start; the running instance is outdated meanwhile.
+  wg.write_config(config("30000"));
+  wg.signal(SIGHUP);
+  REQUIRE(wait_app(
+      wg.admin_port(), "s",
+      [&](const app_status& a) { return a.find(old.id) && a.find(old.id)->outdated && a.count("starting") == 1; }, 10s,
+      &last));
+  const auto deploying = last.ids("starting").front();
+
+  // Reverted: the running instance runs the app's backend again, and the one starting is stopped.
+  wg.write_config(config("0"));
+  wg.signal(SIGHUP);
+  REQUIRE(wait_until([&] { return wg.records_with_msg("reloaded").size() >= 2; }, 5s, 20ms));
+  CHECK(wait_app(
+      wg.admin_port(), "s", [&](const app_status& a) { return a.live() == 1 && a.find(old.id) != nullptr; }, 10s, &last));
+  INFO("instances: " << last.ids().size());
+  REQUIRE(last.find(old.id));
+  CHECK(last.find(old.id)->state == "ready");
+  CHECK_FALSE(last.find(old.id)->outdated);
+  CHECK((last.find(deploying) == nullptr || !last.find(deploying)->live()));
+  auto r = http_get(wg.http_port(), "s.test", "/");
+  CHECK(r.body == "ok " + std::to_string(old.pid));
 }
 
 TEST_CASE("SIGHUP to a backend that crashes soon after it gets ready leaves the old instance serving",

@@ -111,6 +111,7 @@ std::optional<std::vector<app_status>> fetch_status(std::uint16_t admin_port) {
         in.container = json_string(io, "container");
         in.in_flight = int_field(io, "in_flight");
         in.age_seconds = json_number(io, "age_seconds").value_or(0);
+        if (auto o = io.find("outdated"); o != io.end() && o->value().is_bool()) in.outdated = o->value().as_bool();
         s.instances.push_back(std::move(in));
       }
     }

@@ -28,6 +28,7 @@ struct instance_status {
   std::string container;  // "" for a process instance
   int in_flight = 0;
   double age_seconds = 0;
+  bool outdated = false;  // runs a backend a reload replaced
   // starting, ready or draining: the instance counts against max_instances.
   bool live() const { return state == "starting" || state == "ready" || state == "draining"; }
 };
