@@ -67,6 +67,7 @@ struct docker_backend::instance {
   bool died = false;      // a death was seen (reported once)
   std::string died_reason;
   bool stopping = false;
+  bool pulling = false;   // in an image pull, which may take minutes
   bool readiness_seen = false;
   bool output_read = false;  // its last output was read and logged (once it died)
   clock_time running_at{};
@@ -289,11 +290,14 @@ asio::awaitable<std::string> docker_backend::create_container(instance& inst, co
   const std::string body = docker::create_body(cfg, inst.app, inst.id, run_id_);
   bool pulled = false;
   if (cfg.pull == config::pull_policy::always) {
+    inst.pulling = true;
     auto err = co_await pull(cfg.image);
     if (alive.expired()) co_return std::string("shutting down");
+    inst.pulling = false;
     if (!err.empty()) co_return "cannot pull image '" + cfg.image + "': " + err;
     pulled = true;
   }
+  if (inst.stopping) co_return std::string("stopped while starting");
   for (int attempt = 0;; ++attempt) {
     auto r = co_await api_.request(http::verb::post, target, body, call_timeout);
     if (alive.expired()) co_return std::string("shutting down");
@@ -309,10 +313,14 @@ asio::awaitable<std::string> docker_backend::create_container(instance& inst, co
     const std::string message = docker::error_message(r.body);
     if (r.status == 404 && message.find("image") != std::string::npos) {
       if (cfg.pull == config::pull_policy::missing && !pulled) {
+        if (inst.stopping) co_return std::string("stopped while starting");
         log::info("pulling image", {{"app", inst.app}, {"image", cfg.image}});
+        inst.pulling = true;
         auto err = co_await pull(cfg.image);
         if (alive.expired()) co_return std::string("shutting down");
+        inst.pulling = false;
         if (!err.empty()) co_return "image '" + cfg.image + "' is missing and could not be pulled: " + err;
+        if (inst.stopping) co_return std::string("stopped while starting");
         pulled = true;
         continue;
       }
@@ -373,9 +381,11 @@ void docker_backend::stop(const std::string& id, std::function<void()> done) {
   }
   auto inst = it->second;
   if (done) inst->stop_waiters.push_back(std::move(done));
-  if (!inst->started && stopping_all_) {
-    // At shutdown a start in progress is not waited for: it may be in a pull that takes minutes
-    // (found by black-box testing: SIGTERM waited for it). run_start still removes what it made.
+  if (!inst->started && stopping_all_ && inst->pulling) {
+    // At shutdown a pull in progress is not waited for: it may take minutes (found by black-box
+    // testing: SIGTERM waited for it). run_start makes no container after it. Other steps of a
+    // start are API calls bounded by call_timeout: waited for, so that what they create is
+    // removed before exit rather than left running.
     inst->stopping = true;
     finish_stop(inst);
     return;
@@ -498,8 +508,13 @@ void docker_backend::finish_stop(const std::shared_ptr<instance>& inst) {
 }
 
 // A second shutdown signal: containers being stopped are killed now (SIGKILL through the Engine
-// API) instead of being given their stop_timeout; their stop then completes as usual.
+// API) instead of being given their stop_timeout; their stop then completes as usual. Starts in
+// progress are no longer waited for (what they create is left to the next run's sweep).
 void docker_backend::hurry() {
+  std::vector<std::shared_ptr<instance>> starting;
+  for (const auto& [id, inst] : instances_)
+    if (!inst->started && inst->stopping) starting.push_back(inst);
+  for (const auto& inst : starting) finish_stop(inst);
   for (const auto& [id, inst] : instances_) {
     if (!inst->started || !inst->stopping || inst->container.empty()) continue;
     asio::co_spawn(

@@ -429,6 +429,29 @@ TEST_CASE("docker: a pull that hangs fails the start at startup_timeout, and SIG
   CHECK(containers_of_app(app).empty());
 }
 
+TEST_CASE("docker: SIGTERM while a container is being created waits for the daemon's answer and removes it",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkcreate");
+  container_sweeper sweep(app);
+  relayed_daemon daemon;
+  daemon.relay.hold_answer("/containers/create");
+  config_yaml c;
+  c.apps.push_back(docker_app(app).set("min_instances", "1"));
+  wakegate_process wg(c.str(), daemon.options());
+  // The daemon has made the container; its answer is held: wakegate does not know its id yet.
+  REQUIRE(wait_until([&] { return containers_of_app(app).size() == 1; }, 30s, 50ms));
+  wg.signal(SIGTERM);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "stopping instances"; }, 10s));
+  // Before, the start was abandoned at SIGTERM and the container outlived wakegate.
+  CHECK_FALSE(wg.wait_exit(500ms).has_value());
+  daemon.relay.release_answers();
+  CHECK(wg.wait_exit(30s) == std::optional<int>(0));
+  auto left = containers_of_app(app);
+  INFO("containers left: " << left.size());
+  CHECK(left.empty());
+}
+
 TEST_CASE("docker: a second SIGTERM kills containers being stopped instead of waiting for stop_timeout",
           "[integration][docker]") {
   require_docker();

@@ -10,6 +10,7 @@
 #include <functional>
 #include <future>
 #include <string_view>
+#include <utility>
 
 namespace wakegate::test {
 
@@ -24,6 +25,8 @@ struct unix_relay::pair : std::enable_shared_from_this<pair> {
   unix_socket client, target;
   std::array<char, 16384> to_target{}, to_client{};
   std::string injected;  // a 500 being written to the client instead of relaying its request
+  bool hold = false;      // hold_answer picked this connection's request: its answer waits
+  std::size_t held = 0;   // bytes of the answer read and not yet written, while `hold`
 
   void start() {
     pump(client, target, to_target);
@@ -52,12 +55,34 @@ struct unix_relay::pair : std::enable_shared_from_this<pair> {
   void pump(unix_socket& from, unix_socket& to, std::array<char, 16384>& buf) {
     from.async_read_some(asio::buffer(buf), [self = shared_from_this(), &from, &to, &buf](auto ec, std::size_t n) {
       if (ec) return self->close();
-      if (&from == &self->client && self->inject_failure(std::string_view(buf.data(), n))) return;
-      asio::async_write(to, asio::buffer(buf.data(), n), [self, &from, &to, &buf](auto wec, std::size_t) {
-        if (wec) return self->close();
-        self->pump(from, to, buf);
-      });
+      if (&from == &self->client) {
+        const std::string_view request(buf.data(), n);
+        if (self->inject_failure(request)) return;
+        self->pick_for_holding(request);
+      } else if (self->hold) {
+        self->held = n;  // written by release()
+        return;
+      }
+      self->forward(from, to, buf, n);
     });
+  }
+  void forward(unix_socket& from, unix_socket& to, std::array<char, 16384>& buf, std::size_t n) {
+    asio::async_write(to, asio::buffer(buf.data(), n), [self = shared_from_this(), &from, &to, &buf](auto wec, std::size_t) {
+      if (wec) return self->close();
+      self->pump(from, to, buf);
+    });
+  }
+  void pick_for_holding(std::string_view request) {
+    if (!relay.holding_) return;
+    const auto line = request.substr(0, request.find("\r\n"));
+    if (line.find(relay.hold_part_) == std::string_view::npos) return;
+    relay.holding_ = false;
+    hold = true;
+  }
+  void release() {
+    if (!hold) return;
+    hold = false;
+    if (held > 0) forward(target, client, to_client, std::exchange(held, 0));
   }
 };
 
@@ -133,6 +158,21 @@ void unix_relay::fail_next(std::string request_line_part, int count) {
   run_on_thread([&] {
     fail_part_ = std::move(request_line_part);
     fail_left_ = count;
+  });
+}
+
+void unix_relay::hold_answer(std::string request_line_part) {
+  run_on_thread([&] {
+    hold_part_ = std::move(request_line_part);
+    holding_ = true;
+  });
+}
+
+void unix_relay::release_answers() {
+  run_on_thread([this] {
+    holding_ = false;
+    for (auto& w : open_)
+      if (auto p = w.lock()) p->release();
   });
 }
 

@@ -32,6 +32,11 @@ class unix_relay {
   // after the API version, matched anywhere in the line) are answered 500 by the relay itself,
   // not passed on: a daemon failing one call. Requests must arrive whole in one read (small ones do).
   void fail_next(std::string request_line_part, int count);
+  // The daemon's answer to the next request whose request line contains `request_line_part` is
+  // held (the request itself is passed on: the daemon acts on it) until release_answers(): a
+  // daemon slow to answer one call. Requests must arrive whole in one read.
+  void hold_answer(std::string request_line_part);
+  void release_answers();
 
  private:
   struct pair;
@@ -45,6 +50,8 @@ class unix_relay {
   bool cut_ = false;
   std::string fail_part_;  // fail_next's, used on the relay thread
   int fail_left_ = 0;
+  std::string hold_part_;  // hold_answer's, used on the relay thread
+  bool holding_ = false;
   std::atomic<std::size_t> relayed_{0};
   std::thread thread_;
 };
