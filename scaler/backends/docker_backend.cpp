@@ -70,6 +70,9 @@ struct docker_backend::instance {
   bool pulling = false;   // in an image pull, which may take minutes
   bool readiness_seen = false;
   bool output_read = false;  // its last output was read and logged (once it died)
+  // Set while exited() reads that output: a stop waits for it (cancelled when done) rather than
+  // read and log it a second time.
+  std::shared_ptr<asio::steady_timer> output_reading;
   clock_time running_at{};
   std::vector<std::function<void()>> stop_waiters;
 };
@@ -398,9 +401,14 @@ void docker_backend::stop(const std::string& id, std::function<void()> done) {
 
 asio::awaitable<void> docker_backend::run_stop(std::shared_ptr<instance> inst) {
   std::weak_ptr<bool> alive = alive_;
+  if (auto reading = inst->output_reading) {
+    co_await reading->async_wait(tok);  // exited() reads and logs it: removed after that
+    if (alive.expired()) co_return;
+  }
   if (inst->died && !inst->output_read) {
     co_await output_tail(*inst);  // logged: what it said before it died, before it is removed
     if (alive.expired()) co_return;
+    inst->output_read = true;
   }
   co_await remove_or_retry(inst->container, !inst->died, inst->stop_timeout);
   if (!alive.expired()) finish_stop(inst);
@@ -637,12 +645,15 @@ void docker_backend::exited(const std::shared_ptr<instance>& inst, const std::st
   inst->died_reason = reason;
   if (!inst->started) return;  // run_start reports it when its inspection is done
   // Reported with its last words, read before anything removes the container.
+  inst->output_reading = std::make_shared<asio::steady_timer>(ctx_, clock_time::max());
   asio::co_spawn(
       ctx_,
       [this, alive = std::weak_ptr<bool>(alive_), inst, reason]() -> asio::awaitable<void> {
         const std::string said = co_await output_tail(*inst);
         if (alive.expired()) co_return;
         inst->output_read = true;
+        inst->output_reading->cancel();
+        inst->output_reading.reset();
         if (on_exit) {
           const auto callback = on_exit;
           callback(inst->id, said.empty() ? reason : reason + " (its last output: " + last_line(said) + ")");

@@ -176,6 +176,15 @@ void unix_relay::release_answers() {
   });
 }
 
+std::size_t unix_relay::answers_held() {
+  std::size_t n = 0;
+  run_on_thread([&] {
+    for (auto& w : open_)
+      if (auto p = w.lock(); p && p->hold) ++n;
+  });
+  return n;
+}
+
 std::string docker_socket_path() {
   const char* host = std::getenv("DOCKER_HOST");
   constexpr std::string_view scheme = "unix://";

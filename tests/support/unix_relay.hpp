@@ -37,6 +37,8 @@ class unix_relay {
   // daemon slow to answer one call. Requests must arrive whole in one read.
   void hold_answer(std::string request_line_part);
   void release_answers();
+  // Connections whose answer hold_answer holds now.
+  std::size_t answers_held();
 
  private:
   struct pair;
