@@ -17,6 +17,7 @@
 #include "common/shard.hpp"
 #include "config/loader.hpp"
 #include "proxy/admin.hpp"
+#include "proxy/listen.hpp"
 #include "proxy/server.hpp"
 #include "scaler/backends/backend_set.hpp"
 #include "scaler/backends/docker_backend.hpp"
@@ -38,6 +39,8 @@ constexpr std::string_view usage =
     "signals: SIGHUP reloads the config (an invalid one is refused and the old one keeps serving);\n"
     "         SIGTERM/SIGINT drain in-flight requests, stop every instance and exit.\n";
 
+using proxy::endpoint_text;
+
 void print_diagnostics(std::FILE* out, const config::load_result& r) {
   for (const auto& [d, warning] : config::in_file_order(r)) {
     std::fprintf(out, "%s:%d:%d: %s%s\n", d->file.c_str(), d->line, d->column, warning ? "warning: " : "",
@@ -51,11 +54,6 @@ int check(const std::string& path) {
   if (!r.ok()) return 1;
   std::printf("%s: ok\n", path.c_str());
   return 0;
-}
-
-std::string endpoint_text(const asio::ip::tcp::endpoint& ep) {
-  auto a = ep.address();
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
 }
 
 // Drains on SIGTERM/SIGINT: stop accepting, wait for open connections to finish (up to

@@ -235,11 +235,23 @@ bool command_exists(const std::string& command, const fs::path& cwd) {
 }
 
 // Listeners that cannot both be bound: same port and the same or a wildcard address.
+// One spelling per address: "localhost" and an IPv4-mapped IPv6 address ("::ffff:127.0.0.1") as
+// the IPv4 address, IPv6 in its shortest form. A host that is no address is left as it is.
+std::string canonical_host(const std::string& host) {
+  if (host == "localhost") return "127.0.0.1";
+  unsigned char v6[16];
+  if (::inet_pton(AF_INET6, host.c_str(), v6) != 1) return host;
+  char text[INET6_ADDRSTRLEN];
+  static constexpr unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(mapped, mapped + 12, v6)) return ::inet_ntop(AF_INET, v6 + 12, text, sizeof text);
+  return ::inet_ntop(AF_INET6, v6, text, sizeof text);
+}
+
 bool listeners_overlap(const endpoint& a, const endpoint& b) {
   if (a.port == 0 || a.port != b.port) return false;
-  auto canonical = [](const std::string& host) { return host == "localhost" ? "127.0.0.1" : host; };
+  const std::string x = canonical_host(a.host), y = canonical_host(b.host);
   auto wildcard = [](const std::string& host) { return host == "0.0.0.0" || host == "::"; };
-  return canonical(a.host) == canonical(b.host) || wildcard(a.host) || wildcard(b.host);
+  return x == y || wildcard(x) || wildcard(y);
 }
 
 // One key of a mapping, after duplicates were dropped.

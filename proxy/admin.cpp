@@ -41,10 +41,7 @@ bool authorized(const http::request<http::string_body>& req, std::string_view to
 tcp::endpoint admin_server::start(const config::endpoint& at) {
   auto ep = listen_endpoint(at);
   acceptor_.emplace(ctx_);
-  acceptor_->open(ep.protocol());
-  acceptor_->set_option(tcp::acceptor::reuse_address(true));
-  acceptor_->bind(ep);
-  acceptor_->listen();
+  open_listener(*acceptor_, ep, "admin", false, true);
   auto bound = acceptor_->local_endpoint();
 
   asio::co_spawn(

@@ -1,5 +1,10 @@
-// Config listen address -> socket address, for the proxy and the admin listeners.
+// Listening sockets for the proxy and the admin listeners: config address -> socket address,
+// and binding that names the listener when it fails.
 #pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -12,5 +17,22 @@ namespace wakegate::proxy {
 inline boost::asio::ip::tcp::endpoint listen_endpoint(const config::endpoint& e) {
   return {boost::asio::ip::make_address(e.host == "localhost" ? "127.0.0.1" : e.host), e.port};
 }
+
+// "127.0.0.1:80", "[::1]:80".
+std::string endpoint_text(const boost::asio::ip::tcp::endpoint& ep);
+
+// Why a listener could not listen: "http listener 127.0.0.1:80: Address already in use".
+struct listen_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Opens `acceptor` on `ep`, binds and listens; throws listen_error naming `listener` (http,
+// https, admin). With `share_port`, the socket takes SO_REUSEPORT (one acceptor per proxy
+// thread); pass `first` for the first of them: it checks beforehand, with a bind without
+// SO_REUSEPORT, that no other socket has the address, so that a second wakegate (or another of
+// our listeners on the same address spelled otherwise) is refused instead of silently given
+// part of the connections (found by black-box testing).
+void open_listener(boost::asio::ip::tcp::acceptor& acceptor, const boost::asio::ip::tcp::endpoint& ep,
+                   std::string_view listener, bool share_port, bool first);
 
 }  // namespace wakegate::proxy

@@ -70,25 +70,20 @@ const char* limit_name(limit_hit l) noexcept {
 
 tcp::endpoint server::start() {
   raise_open_file_limit();
-  auto listen_all = [this](tcp::endpoint ep, std::optional<tcp::acceptor> worker::*which) {
+  auto listen_all = [this](tcp::endpoint ep, std::optional<tcp::acceptor> worker::*which, std::string_view name) {
     for (auto& w : workers_) {
       // Every thread listens on the same address (SO_REUSEPORT): the kernel spreads connections
       // and no accept is shared between threads.
       auto& acceptor = (*w).*which;
       acceptor.emplace(w->ioc);
-      acceptor->open(ep.protocol());
-      acceptor->set_option(tcp::acceptor::reuse_address(true));
-      int one = 1;
-      ::setsockopt(acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-      acceptor->bind(ep);
-      acceptor->listen(asio::socket_base::max_listen_connections);
+      open_listener(*acceptor, ep, name, true, w == workers_.front());
       if (ep.port() == 0) ep = acceptor->local_endpoint();  // the others join the port we got
     }
     return ep;
   };
-  auto ep = listen_all(listen_endpoint(listen_), &worker::acceptor);
+  auto ep = listen_all(listen_endpoint(listen_), &worker::acceptor, "http");
   if (listen_https_) {
-    https_ep_ = listen_all(listen_endpoint(*listen_https_), &worker::tls_acceptor);
+    https_ep_ = listen_all(listen_endpoint(*listen_https_), &worker::tls_acceptor, "https");
     for (auto& w : workers_) w->https_port = https_ep_->port();
   }
   for (auto& w : workers_) {

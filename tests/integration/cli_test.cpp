@@ -144,3 +144,23 @@ TEST_CASE("wakegate run with an invalid config prints the same problems on stder
     CHECK(std::find(err_lines.begin(), err_lines.end(), e) != err_lines.end());
   }
 }
+
+TEST_CASE("wakegate run refuses an http address another wakegate listens on, naming the listener", "[integration][cli]") {
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, "cli-unused"));
+  wakegate_process first(c.str());
+  // Found by black-box testing: the second bound too (SO_REUSEPORT) and took part of the traffic.
+  config_yaml second;
+  second.http = "127.0.0.1:" + std::to_string(first.http_port());
+  second.apps.push_back(app_yaml("u", {"u.test"}, "cli-unused"));
+  temp_dir dir;
+  auto run = run_wakegate({"run", "--config", dir.write("second.yaml", second.str())}, 20s);
+  INFO("run stderr: " << run.err);
+  CHECK_FALSE(run.timed_out);
+  CHECK(run.exit_code == 1);
+  CHECK(contains(run.err, "\"msg\":\"cannot listen\""));
+  CHECK(contains(run.err, "http listener 127.0.0.1:" + std::to_string(first.http_port()) + ": Address already in use"));
+  CHECK_FALSE(contains(run.err, ".hpp:"));  // no Boost source location
+  auto r = http_get(first.http_port(), "t.test", "/");
+  CHECK(r.status == 200);
+}

@@ -427,6 +427,19 @@ listen: {http: "127.0.0.1:8000", admin: "[::1]:8000"}
 apps: []
 )",
        {}},
+      // Found by black-box testing: both bound (SO_REUSEPORT), and the https one never saw a connection.
+      {"IPv4-mapped IPv6 is the IPv4 address",
+       R"(
+listen: {http: "127.0.0.1:8000", admin: "[::ffff:127.0.0.1]:8000"}
+apps: []
+)",
+       {"t.yaml:1:41: admin address [::ffff:127.0.0.1]:8000 must differ from http address 127.0.0.1:8000"}},
+      {"one IPv6 address spelled two ways",
+       R"(
+listen: {http: "[::1]:8000", admin: "[0:0:0:0:0:0:0:1]:8000"}
+apps: []
+)",
+       {"t.yaml:1:37: admin address [0:0:0:0:0:0:0:1]:8000 must differ from http address [::1]:8000"}},
   });
 }
 
