@@ -114,6 +114,15 @@ defaults:
   max_body: -1
 apps: []
 )") == std::vector<std::string>{"t.yaml:2:13: expected a size like 65536, 64KiB or 10MiB"});
+  // Sizes past 64 bits are out of range, not wrapped (2^64 bytes was taken as 0: no limit).
+  CHECK(errors_of(R"(
+defaults:
+  max_body: 17179869184GiB
+apps: []
+limits:
+  max_header_bytes: 17592186044417MiB
+)") == std::vector<std::string>{"t.yaml:2:13: max_body must be between 0 and 1125899906842624 bytes",
+                                "t.yaml:5:21: max_header_bytes must be between 1024 and 1048576 bytes"});
 }
 
 TEST_CASE("parse_size", "[config][limits]") {
@@ -126,6 +135,12 @@ TEST_CASE("parse_size", "[config][limits]") {
   CHECK_FALSE(parse_size(""));
   CHECK_FALSE(parse_size("KiB"));
   CHECK_FALSE(parse_size("1.5MiB"));
+  // Past 64 bits: the largest count (refused by every range), never a wrapped value.
+  CHECK(parse_size("17179869183GiB") == 17179869183ull << 30);
+  CHECK(parse_size("17179869184GiB") == UINT64_MAX);
+  CHECK(parse_size("17592186044417MiB") == UINT64_MAX);
+  CHECK(parse_size("999999999999999KiB") == 999999999999999ull << 10);
+  CHECK(parse_size("999999999999999GiB") == UINT64_MAX);
   CHECK_FALSE(parse_size("1 MiB"));
   CHECK_FALSE(parse_size("1kb"));
   CHECK_FALSE(parse_size("-1"));
