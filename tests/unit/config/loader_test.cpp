@@ -359,6 +359,18 @@ apps: []
        {"t.yaml:3:11: readiness path must start with '/'",
         "t.yaml:4:15: interval must be greater than 0",
         "t.yaml:5:14: timeout must be greater than 0"}},
+      // Found by black-box testing: sent as they were in the probe's request line.
+      {"readiness path characters",
+       R"(
+apps:
+  - {name: a, hosts: [a.test], readiness: {path: "/ready\r\nX-Injected: yes"}, backend: {process: {command: [/bin/true]}}}
+  - {name: b, hosts: [b.test], readiness: {path: "/a b"}, backend: {process: {command: [/bin/true]}}}
+  - {name: c, hosts: [c.test], readiness: {path: "/a#frag"}, backend: {process: {command: [/bin/true]}}}
+  - {name: d, hosts: [d.test], readiness: {path: "/h%20z?x=1&y=[2]:@!$'()*+,;="}, backend: {process: {command: [/bin/true]}}}
+)",
+       {"t.yaml:2:50: readiness path must be a URL path and query: no spaces, control characters, '#' or \"<>\\^`{|}; percent-encode them (%20)",
+        "t.yaml:3:50: readiness path must be a URL path and query: no spaces, control characters, '#' or \"<>\\^`{|}; percent-encode them (%20)",
+        "t.yaml:4:50: readiness path must be a URL path and query: no spaces, control characters, '#' or \"<>\\^`{|}; percent-encode them (%20)"}},
   });
 }
 
