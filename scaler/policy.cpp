@@ -130,9 +130,12 @@ policy_decision decide(const config::app_settings& s, const policy_input& in, po
     const clock_time horizon = in.now - s.scale_down_delay;
     while (!st.recent.empty() && st.recent.front().first < horizon) st.recent.pop_front();
   }
+  // A newer result at least as large outlasts an older one within the delay: the older can no
+  // longer be the maximum. So `recent` decreases from front to back, the front is the maximum,
+  // and its length is bounded by the distinct results, not by scale_down_delay / scale_interval.
+  while (!st.recent.empty() && st.recent.back().second <= want) st.recent.pop_back();
   st.recent.emplace_back(in.now, want);
-  int held = want;
-  for (const auto& entry : st.recent) held = std::max(held, entry.second);
+  const int held = st.recent.front().second;
   if (held > want) reason = "delay";
 
   if (held < lo) {

@@ -49,7 +49,8 @@ struct policy_input {
 };
 
 struct policy_state {
-  // (time, desired before the delay) of recent evaluations, kept for scale_down_delay.
+  // (time, desired before the delay) of recent evaluations within scale_down_delay that may still
+  // be the largest: desired decreases from front to back (the front is the maximum).
   std::deque<std::pair<clock_time, int>> recent;
   clock_time panic_time{};  // last evaluation over the panic threshold (epoch = not panicking)
   int max_panic = 0;        // largest desired since panic began

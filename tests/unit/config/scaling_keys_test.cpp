@@ -194,6 +194,19 @@ apps:
               "t.yaml:8:5: panic_window (4500ms) is longer than stable_window (4s)",
           });
   }
+  SECTION("windows are at most 1h (the scaler keeps a bucket per second of them)") {
+    CHECK(errors_of(R"(
+defaults:
+  stable_window: 365d
+apps:
+  - name: a
+    hosts: [a.localhost]
+    stable_window: 1h
+    panic_window: 3601s
+    backend: {process: {command: [/bin/true]}}
+)") == std::vector<std::string>{"t.yaml:2:18: stable_window must be at most 1h",
+                                "t.yaml:7:19: panic_window must be at most 1h"});
+  }
   SECTION("a conflict with an inherited key: reported where the app set its own") {
     CHECK(errors_of(R"(
 defaults:

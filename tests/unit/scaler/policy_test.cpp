@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <catch2/catch.hpp>
 
@@ -283,6 +284,32 @@ TEST_CASE("policy: scale_down_delay 0 follows the load", "[policy]") {
   c.advance(1s);
   CHECK(decide(s, load(c, 5), st).desired == 1);
   CHECK(st.recent.size() == 1);
+}
+
+TEST_CASE("policy: scale_down_delay holds the largest result of the delay, in memory bounded by the results", "[policy]") {
+  virtual_clock c;
+  auto s = make_settings(0, 10, 10);
+  s.scale_down_delay = 20s;
+  policy_state st;
+  std::vector<std::pair<clock_time, int>> all;  // every result, for the maximum computed the long way
+  std::uint32_t seed = 12345;
+  std::size_t longest = 0;
+  for (int i = 0; i < 5000; ++i) {  // 100 ms apart: 200 evaluations per delay
+    seed = seed * 1664525u + 1013904223u;
+    const double avg = static_cast<double>((seed >> 16) % 100);
+    auto in = load(c, avg);
+    const int want = static_cast<int>(std::ceil(avg / 10));
+    all.emplace_back(c.now, want);
+    int expected = 0;
+    for (const auto& [at, w] : all)
+      if (at >= c.now - s.scale_down_delay) expected = std::max(expected, w);
+    CAPTURE(i);
+    REQUIRE(decide(s, in, st).desired == std::max(expected, 0));
+    longest = std::max(longest, st.recent.size());
+    c.advance(100ms);
+  }
+  // Kept: only results that may still be the largest, fewer than the distinct values (0-10).
+  CHECK(longest <= 11);
 }
 
 TEST_CASE("policy: delay held above max is reported as max", "[policy]") {
