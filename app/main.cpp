@@ -244,6 +244,12 @@ int run(const std::string& path) {
           // directory or retry_after was dropped without a word). Its hosts follow the apps.
           if (n.tls.acme != cfg.tls.acme) log::warn("tls.acme changes only on restart: keeping the running ACME settings");
           n.tls.acme = cfg.tls.acme;
+          if (cfg.https && !n.https) {
+            // The https listener stays until the restart, and serves as it did (found by
+            // black-box testing: its certificates went with the tls section, and every handshake failed).
+            log::warn("listen.https removed: the https listener keeps its TLS settings until restart");
+            n.tls = cfg.tls;
+          }
           n.https = cfg.https;
           n.http = cfg.http;
           n.admin = cfg.admin;

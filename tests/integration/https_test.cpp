@@ -341,6 +341,26 @@ TEST_CASE("https: a reload that changes no certificate keeps TLS sessions resuma
   CHECK(contains(after.out, "Reused, TLSv1.2"));
 }
 
+TEST_CASE("https: a reload that removes listen.https and tls keeps the https listener serving until restart",
+          "[integration][https]") {
+  https_setup s;
+  auto c = s.config();
+  wakegate_process wg(c.str(), wakegate_options::cleaning({s.marker}));
+  const auto port = wg.https_port();
+  REQUIRE(curl_https(port, "a.test", "/", s.ca.cert).exit_code == 0);
+
+  c.https.clear();
+  c.extra.clear();
+  wg.write_config(c.str());
+  wg.signal(SIGHUP);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reloaded"; }, 10s));
+  CHECK_FALSE(wg.records_with_msg("listen.https removed: the https listener keeps its TLS settings until restart").empty());
+  auto r = curl_https(port, "a.test", "/", s.ca.cert);
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(starts_with(r.out, "HTTP/1.1 200"));
+}
+
 namespace {
 
 // An HTTP/1.0 GET of `target` over TLS; how the stream ended: "close_notify" (a clean end),
