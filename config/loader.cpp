@@ -21,6 +21,7 @@
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -235,6 +236,17 @@ bool command_exists(const std::string& command, const fs::path& cwd) {
 }
 
 // Listeners that cannot both be bound: same port and the same or a wildcard address.
+// Why `dir` cannot be a directory wakegate creates (if missing) and writes in; "" if it can. Looks
+// only: the deepest part of the path that exists must be a directory we may write in.
+std::string storage_problem(const fs::path& dir) {
+  std::error_code ec;
+  fs::path p = dir;
+  while (!fs::exists(p, ec) && p.has_relative_path()) p = p.parent_path();
+  if (!fs::is_directory(p, ec)) return p.string() + " is not a directory";
+  if (::access(p.c_str(), W_OK | X_OK) != 0) return "cannot write in " + p.string() + ": " + std::strerror(errno);
+  return {};
+}
+
 // One spelling per address: "localhost" and an IPv4-mapped IPv6 address ("::ffff:127.0.0.1") as
 // the IPv4 address, IPv6 in its shortest form. A host that is no address is left as it is.
 std::string canonical_host(const std::string& host) {
@@ -1625,7 +1637,9 @@ class loader {
       if (e.key == "directory") {
         has_directory = true;
         if (auto value = read_string(e)) {
-          if (!value->starts_with("https://")) {
+          const std::string_view rest = std::string_view(*value).substr(value->starts_with("https://") ? 8 : 0);
+          const bool bad_char = std::any_of(value->begin(), value->end(), [](char c) { return c <= 0x20 || c >= 0x7f; });
+          if (!value->starts_with("https://") || rest.empty() || rest.front() == '/' || bad_char) {
             error(e.value_pos, "acme directory must be an https:// URL");
             continue;
           }
@@ -1637,6 +1651,8 @@ class loader {
         if (auto value = read_string(e)) {
           a.storage = resolve_path(*value);
           has_storage = true;
+          if (auto why = storage_problem(a.storage); !why.empty())
+            error(e.value_pos, "acme storage " + a.storage + " cannot be used: " + why);
         }
       } else if (e.key == "ca_bundle") {
         if (auto value = read_string(e)) {

@@ -360,19 +360,28 @@ asio::awaitable<void> acme_client::pause(std::chrono::milliseconds d) {
   co_await t.async_wait(tok);
 }
 
-asio::awaitable<void> acme_client::run() {
+// The storage directories and the account key, before the first order. Throws the reason: taken
+// as that order's failure (in /status, the metrics and the log, and tried again with backoff).
+// Found by black-box testing: a storage that could not be created stopped the client for good,
+// with no error anywhere but one log line.
+void acme_client::prepare_storage() {
+  if (account_key_) return;
   make_private_dir(cfg_.storage);
   make_private_dir(fs::path(cfg_.storage) / "certificates");
   fs::path key_path = fs::path(cfg_.storage) / "account.key";
   std::string why;
-  if (auto pem = config::read_text_file(key_path.string(), why)) account_key_ = private_key_from_pem(*pem);
-  if (!account_key_) {
-    account_key_ = generate_p256_key();
-    write_private_file(key_path, private_key_pem(account_key_.get()));
+  pkey_ptr key;
+  if (auto pem = config::read_text_file(key_path.string(), why)) key = private_key_from_pem(*pem);
+  if (!key) {
+    key = generate_p256_key();
+    write_private_file(key_path, private_key_pem(key.get()));
     log::info("acme: account key created", {{"file", key_path.string()}});
   }
-  thumbprint_ = jwk_thumbprint(account_key_.get());
+  thumbprint_ = jwk_thumbprint(key.get());
+  account_key_ = std::move(key);
+}
 
+asio::awaitable<void> acme_client::run() {
   for (;;) {
     auto alive = alive_;
     auto now = now_s();
@@ -393,6 +402,7 @@ asio::awaitable<void> acme_client::run() {
         continue;
       }
       try {
+        prepare_storage();
         log::info("acme: ordering certificate", {{"host", host}, {"renewal", st.not_after != 0}});
         co_await order(host);
         if (!*alive) co_return;

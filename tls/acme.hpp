@@ -77,6 +77,7 @@ class acme_client {
   };
   struct http_result;
 
+  void prepare_storage();  // throws std::runtime_error(reason)
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<void> order(const std::string& host);  // throws std::runtime_error(reason)
   boost::asio::awaitable<http_result> request(std::string_view method, const std::string& url, std::string body,

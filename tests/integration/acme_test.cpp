@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -159,4 +160,37 @@ TEST_CASE("acme: an unreachable CA is retried with backoff and logged, plain htt
       5s));
   CHECK(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "reloaded"; }, 5s));
   CHECK(http_get(wg.http_port(), "other.test", "/").status == 200);
+}
+
+TEST_CASE("acme: a storage it cannot write is an order failure in /status, tried again until the operator fixes it",
+          "[integration][acme]") {
+  auto http_port = free_port();
+  pebble_server pebble(http_port);
+  temp_dir storage;
+  const std::string blocker = storage.path() + "/acme/certificates";
+  REQUIRE(mkdir((storage.path() + "/acme").c_str(), 0700) == 0);
+  { std::ofstream(blocker) << "a file where the certificates directory goes\n"; }
+  auto marker = unique_marker();
+  config_yaml c;
+  c.http = "127.0.0.1:" + std::to_string(http_port);
+  c.https = "127.0.0.1:0";
+  c.extra = {"tls:", "  acme:", "    directory: " + yaml_quote(pebble.directory_url()),
+             "    storage: " + yaml_quote(storage.path() + "/acme"), "    ca_bundle: " + yaml_quote(pebble.ca_file()),
+             "    retry_after: 1s"};
+  c.apps.push_back(app_yaml("app", {"app.test"}, marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  // Found by black-box testing: the client stopped for good, /status and the metrics said nothing.
+  CHECK(wait_metric(wg.admin_port(), "wakegate_acme_orders_total", {{"result", "failure"}}, 1, 10s));
+  auto status = fetch_status_json(wg.admin_port());
+  REQUIRE(status);
+  const auto& acme = status->at("tls").at("acme").as_array();
+  REQUIRE(acme.size() == 1);
+  CHECK(contains(std::string(acme[0].at("last_error").as_string()), "cannot create " + blocker));
+  CHECK(wg.records_with_msg("acme client stopped").empty());
+
+  REQUIRE(std::remove(blocker.c_str()) == 0);  // the operator's fix: taken at the next attempt
+  INFO(pebble.log());
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "acme: certificate obtained" && json_string(x, "host") == "app.test"; },
+      90s));
 }

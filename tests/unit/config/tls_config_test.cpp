@@ -100,6 +100,12 @@ TEST_CASE("tls: bad certificate files are errors at the offending value", "[conf
   CHECK(errors("tls:\n  acme: { directory: http://ca.test/dir }\n") ==
         std::vector<std::string>{"t.yaml:4:3: missing required key 'storage' in tls.acme",
                                  "t.yaml:4:22: acme directory must be an https:// URL"});
+  // Found by black-box testing: accepted by check, and the ACME client stopped at run.
+  CHECK(errors("tls:\n  acme: { directory: 'https://', storage: /dev/null/x }\n") ==
+        std::vector<std::string>{"t.yaml:4:22: acme directory must be an https:// URL",
+                                 "t.yaml:4:43: acme storage /dev/null/x cannot be used: /dev/null is not a directory"});
+  CHECK(errors("tls:\n  acme: { directory: 'https://x y/dir', storage: a/new/dir }\n") ==
+        std::vector<std::string>{"t.yaml:4:22: acme directory must be an https:// URL"});
 }
 
 TEST_CASE("tls: hosts no certificate covers are warnings unless acme covers them", "[config][tls]") {
