@@ -1,5 +1,7 @@
 // wakegate: wires config -> control plane -> proxy, and handles the command line and signals.
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -40,6 +42,46 @@ constexpr std::string_view usage =
     "         SIGTERM/SIGINT drain in-flight requests, stop every instance and exit.\n";
 
 using proxy::endpoint_text;
+
+std::int64_t unix_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// The running configuration's file and the reloads (SIGHUP) of this process.
+struct config_history {
+  std::int64_t loaded_at = 0;     // Unix time the running configuration was loaded
+  std::int64_t last_attempt = 0;  // of the last reload; 0: none yet
+  bool last_ok = true;
+  std::uint64_t applied = 0, refused = 0;
+  std::string last_error;  // the last refused reload's first problem, FILE:LINE:COL: message
+  std::size_t last_errors = 0;
+
+  void write_metrics(metrics::text_writer& w) const {
+    w.family("wakegate_config_last_reload_successful", "gauge",
+             "1 if the last reload (SIGHUP) was applied or there was none, 0 if it was refused (the "
+             "previous configuration keeps running).");
+    w.sample("wakegate_config_last_reload_successful", {}, last_ok ? 1 : 0);
+    w.family("wakegate_config_last_reload_success_timestamp_seconds", "gauge",
+             "Unix time the running configuration was loaded: at start, or by the last applied reload.");
+    w.sample("wakegate_config_last_reload_success_timestamp_seconds", {}, static_cast<double>(loaded_at));
+    w.family("wakegate_config_reloads_total", "counter", "Reloads (SIGHUP) by result: applied or refused.");
+    w.sample("wakegate_config_reloads_total", {{"result", "applied"}}, static_cast<double>(applied));
+    w.sample("wakegate_config_reloads_total", {{"result", "refused"}}, static_cast<double>(refused));
+  }
+
+  boost::json::object status(const std::string& file) const {
+    boost::json::object o{{"file", file}, {"loaded_at", loaded_at}};
+    if (last_attempt != 0) {
+      boost::json::object r{{"at", last_attempt}, {"ok", last_ok}};
+      if (!last_ok) {
+        r["error"] = last_error;
+        r["errors"] = last_errors;
+      }
+      o["last_reload"] = std::move(r);
+    }
+    return o;
+  }
+};
 
 void print_diagnostics(std::FILE* out, const config::load_result& r) {
   for (const auto& [d, warning] : config::in_file_order(r)) {
@@ -178,6 +220,11 @@ int run(const std::string& path) {
                  });
   }
 
+  // What SIGHUP did, for /status and /metrics (found by black-box testing: a refused reload was
+  // only in the log, so a failed deploy could not be alerted on).
+  config_history history;
+  history.loaded_at = unix_seconds();
+
   proxy::admin_server admin(control_ctx, {
                                              [&] {
                                                metrics::text_writer w;
@@ -185,15 +232,18 @@ int run(const std::string& path) {
                                                srv.write_metrics(w);
                                                if (certs) certs->write_metrics(w);
                                                if (acme) acme->write_metrics(w);
+                                               history.write_metrics(w);
                                                return w.take();
                                              },
                                              [&] {
-                                               if (!certs) return control.status_json();
-                                               // HTTPS state next to the apps: certificates, ACME hosts.
                                                auto status = boost::json::parse(control.status_json());
-                                               boost::json::object tls{{"certificates", certs->status()}};
-                                               if (acme) tls["acme"] = acme->status();
-                                               status.as_object()["tls"] = std::move(tls);
+                                               status.as_object()["config"] = history.status(path);
+                                               if (certs) {
+                                                 // HTTPS state next to the apps: certificates, ACME hosts.
+                                                 boost::json::object tls{{"certificates", certs->status()}};
+                                                 if (acme) tls["acme"] = acme->status();
+                                                 status.as_object()["tls"] = std::move(tls);
+                                               }
                                                return boost::json::serialize(status);
                                              },
                                          });
@@ -233,9 +283,18 @@ int run(const std::string& path) {
           else
             log::error("config error", {{"problem", d->str()}});
         }
+        history.last_attempt = unix_seconds();
+        history.last_ok = next.ok();
         if (!next.ok()) {
+          ++history.refused;
+          history.last_error = next.errors.front().str();
+          history.last_errors = next.errors.size();
           log::error("reload refused: keeping the running config", {{"errors", next.errors.size()}});
         } else {
+          ++history.applied;
+          history.loaded_at = history.last_attempt;
+          history.last_error.clear();
+          history.last_errors = 0;
           auto& n = *next.cfg;
           if (n.http.text() != cfg.http.text() || n.admin.text() != cfg.admin.text() || n.workers != cfg.workers ||
               n.https.has_value() != cfg.https.has_value() || (n.https && n.https->text() != cfg.https->text()))

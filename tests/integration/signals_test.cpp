@@ -91,6 +91,20 @@ TEST_CASE("SIGHUP: an invalid config is reported and the old one keeps serving t
   }
   CHECK(app_names(wg.admin_port()) == std::vector<std::string>{"a", "b"});
   CHECK(count_processes(mb) == 1);
+  // The refusal in /status and /metrics, for an alert (found by black-box testing: only the log had it).
+  {
+    auto st = fetch_status_json(wg.admin_port());
+    REQUIRE(st);
+    const auto& cfg = st->at("config").as_object();
+    CHECK(cfg.at("file").as_string() == wg.config_path());
+    const auto& last = cfg.at("last_reload").as_object();
+    CHECK_FALSE(last.at("ok").as_bool());
+    CHECK(starts_with(std::string(last.at("error").as_string()), expected));
+    CHECK(scrape_value(wg.admin_port(), "wakegate_config_last_reload_successful", {}) == 0.0);
+    CHECK(scrape_value(wg.admin_port(), "wakegate_config_reloads_total", {{"result", "refused"}}) == 1.0);
+  }
+  const double loaded_at = scrape_value(wg.admin_port(), "wakegate_config_last_reload_success_timestamp_seconds", {}).value_or(0);
+  CHECK(loaded_at > 1.7e9);
 
   // 1b. A file on which yaml-cpp 0.7's LoadAll never returns: refused at once with its position,
   // and the control plane goes on (the valid reload below still applies).
@@ -126,6 +140,14 @@ TEST_CASE("SIGHUP: an invalid config is reported and the old one keeps serving t
   auto a_after = fetch_app_status(wg.admin_port(), "a");
   REQUIRE(a_after);
   CHECK(a_after->ids("ready") == a_ids);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_config_last_reload_successful", {}) == 1.0);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_config_reloads_total", {{"result", "refused"}}) == 2.0);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_config_reloads_total", {{"result", "applied"}}) == 1.0);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_config_last_reload_success_timestamp_seconds", {}).value_or(0) >= loaded_at);
+  auto st = fetch_status_json(wg.admin_port());
+  REQUIRE(st);
+  CHECK(st->at("config").at("last_reload").at("ok").as_bool());
+  CHECK_FALSE(st->at("config").at("last_reload").as_object().contains("error"));
 }
 
 // Found by black-box testing: the app added back was a second app of the same name, whose first
