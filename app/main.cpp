@@ -165,10 +165,24 @@ class shutdown_sequence {
   bool finishing_ = false;
 };
 
+// A loaded file's problems in the log (at start and at each reload): every line on stderr is JSON
+// once the file is valid (found by black-box testing: warnings at start were plain text).
+void log_diagnostics(const config::load_result& r) {
+  for (const auto& [d, warning] : config::in_file_order(r)) {
+    if (warning)
+      log::warn("config warning", {{"problem", d->str()}});
+    else
+      log::error("config error", {{"problem", d->str()}});
+  }
+}
+
 int run(const std::string& path) {
   auto loaded = config::load_file(path);
-  print_diagnostics(stderr, loaded);
-  if (!loaded.ok()) return 1;
+  if (!loaded.ok()) {
+    print_diagnostics(stderr, loaded);  // as `check` prints them: the process never started
+    return 1;
+  }
+  log_diagnostics(loaded);
   config::config cfg = std::move(*loaded.cfg);
 
   std::signal(SIGPIPE, SIG_IGN);
@@ -277,12 +291,7 @@ int run(const std::string& path) {
       } else if (sig == SIGHUP) {
         log::info("reloading", {{"file", path}});
         auto next = config::load_file(path);
-        for (const auto& [d, warning] : config::in_file_order(next)) {
-          if (warning)
-            log::warn("config warning", {{"problem", d->str()}});
-          else
-            log::error("config error", {{"problem", d->str()}});
-        }
+        log_diagnostics(next);
         history.last_attempt = unix_seconds();
         history.last_ok = next.ok();
         if (!next.ok()) {

@@ -164,3 +164,17 @@ TEST_CASE("wakegate run refuses an http address another wakegate listens on, nam
   auto r = http_get(first.http_port(), "t.test", "/");
   CHECK(r.status == 200);
 }
+
+TEST_CASE("wakegate run logs the warnings of a valid config as JSON lines, like a reload does", "[integration][cli]") {
+  config_yaml c;  // no apps: a warning
+  wakegate_process wg(c.str());
+  // Found by black-box testing: they were plain FILE:LINE:COL text amid the JSON log.
+  for (const auto& line : wg.stderr_lines()) {
+    INFO(line);
+    CHECK((line.empty() || line.front() == '{'));
+  }
+  auto warned = wg.records_with_msg("config warning");
+  REQUIRE(warned.size() == 1);
+  CHECK(starts_with(json_string(warned.front(), "problem"), wg.config_path() + ":"));
+  CHECK(contains(json_string(warned.front(), "problem"), ": no apps configured"));
+}
