@@ -115,7 +115,7 @@ class shutdown_sequence {
       return;
     }
     if (started_) {  // a second signal: stop waiting for connections
-      finish();
+      finish("second signal: closing connections still open");
       return;
     }
     started_ = true;
@@ -129,7 +129,7 @@ class shutdown_sequence {
  private:
   void poll() {
     if (srv_.open_connections() <= 0 || steady::now() >= deadline_) {
-      finish();
+      finish("shutdown timeout: closing connections still open");
       return;
     }
     timer_.expires_after(std::chrono::milliseconds(10));
@@ -138,12 +138,13 @@ class shutdown_sequence {
     });
   }
 
-  void finish() {
+  // `why_cut`: the log line if connections are still open.
+  void finish(const char* why_cut) {
     if (finishing_) return;
     finishing_ = true;
     timer_.cancel();
     auto left = srv_.open_connections();
-    if (left > 0) log::warn("shutdown timeout: closing connections still open", {{"connections", left}});
+    if (left > 0) log::warn(why_cut, {{"connections", left}});
     // Requests still running are cut now (found by black-box testing: a stream went on until its
     // instance was killed, past shutdown_timeout); held ones get 503 from control_.shutdown.
     if (left > 0) srv_.cut_all();

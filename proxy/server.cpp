@@ -174,7 +174,11 @@ void server::begin_drain() {
 }
 
 void server::cut_all() {
-  for (auto& w : workers_) asio::post(w->ioc, [wp = w.get()] { wp->deadlines.expire_all(); });
+  for (auto& w : workers_)
+    asio::post(w->ioc, [wp = w.get()] {
+      wp->cut = true;
+      wp->deadlines.expire_all();
+    });
 }
 
 void server::stop() {

@@ -91,6 +91,7 @@ struct worker {
   // Open tunnels (101 Switching Protocols, proxy/tunnel.hpp): each entry ends one; called when draining.
   std::list<std::function<void()>> tunnels;
   bool draining = false;
+  bool cut = false;  // shutdown cut the requests still open (server::cut_all): their failures are ours
   // Client connections of this thread, and the accept loop's wait while at max_connections.
   std::size_t open = 0;
   std::optional<boost::asio::steady_timer> accept_resume;

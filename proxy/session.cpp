@@ -671,8 +671,11 @@ class session {
       }
       if (result.failed == failure::upstream_timeout) {
         fail_status = 504;
-        fail_why = "instance " + inst->id +
-                   (result.answer_started ? " stopped sending its response" : " did not answer in time");
+        // Cut by wakegate's shutdown, not the instance's fault (found by black-box testing: the
+        // answer and the log blamed a healthy instance).
+        fail_why = w_.cut ? "wakegate is shutting down: the request was cut before instance " + inst->id + " answered"
+                          : "instance " + inst->id +
+                                (result.answer_started ? " stopped sending its response" : " did not answer in time");
         break;
       }
       // A reused connection closing is routine keep-alive churn, not a broken instance.

@@ -382,11 +382,13 @@ TEST_CASE("SIGTERM twice: instances that ignore their stop signal are killed at 
   CHECK(count_processes(marker) == 0);
 }
 
-TEST_CASE("SIGTERM: at shutdown_timeout a request still waiting for its response gets 504 at once, not at exit",
+TEST_CASE("SIGTERM: at shutdown_timeout, or at a second signal, a request still waiting for its response gets 504 "
+          "at once, not at exit",
           "[integration][signals]") {
   auto marker = unique_marker();
+  const bool by_signal = GENERATE(false, true);
   config_yaml c;
-  c.shutdown_timeout = "300ms";
+  c.shutdown_timeout = by_signal ? "60s" : "300ms";
   auto app = app_yaml("s", {"s.test"}, marker).set("min_instances", "1").env_var("IGNORE_SIGTERM", "1");
   app.stop_timeout = "30s";  // the instance outlives the deadline by far
   c.apps.push_back(app);
@@ -397,9 +399,19 @@ TEST_CASE("SIGTERM: at shutdown_timeout a request still waiting for its response
   std::thread client([&] { slow = http_get(port, "s.test", "/sleep?ms=25000"); });
   wait_in_flight(wg);
   wg.signal(SIGTERM);
+  if (by_signal) {
+    REQUIRE(wg.wait_for_record(
+        [](const auto& x) { return json_string(x, "msg") == "shutting down: draining connections"; }, 5s));
+    wg.signal(SIGTERM);
+  }
   client.join();
   INFO(describe(slow));
   CHECK(slow.status == 504);
+  // Cut by wakegate, and said so (found by black-box testing: the instance was blamed).
+  CHECK(contains(slow.body, "wakegate is shutting down: the request was cut before instance s-1 answered"));
+  CHECK(wg.records_with_msg(by_signal ? "second signal: closing connections still open"
+                                      : "shutdown timeout: closing connections still open")
+            .size() == 1);
   CHECK(wg.running());  // answered while the instance is still being stopped
   wg.signal(SIGTERM);   // then no waiting for its stop_timeout
   CHECK(wg.wait_exit(10s) == std::optional<int>(0));
