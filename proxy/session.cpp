@@ -502,11 +502,13 @@ class session {
       // An instance that refuses the connection has sent nothing: the request waits for another
       // one (the control plane replaces it) instead of failing, a bounded number of times; so
       // does an idempotent request the instance dropped unanswered (forward).
+      std::weak_ptr<scaler::instance> handed_back;  // the instance that dropped or refused it
       for (int unreachable = 0;; ++unreachable) {
         if (!inst) {
           held_ = true;
           auto t0 = now_ns();
-          inst = co_await hold(app, *cfg, cfg->settings.queue_timeout - std::chrono::nanoseconds(held_ns_));
+          inst = co_await hold(app, *cfg, cfg->settings.queue_timeout - std::chrono::nanoseconds(held_ns_),
+                               std::move(handed_back));
           held_ns_ += now_ns() - t0;
           if (!inst) break;  // answered 503 with Connection: close, or the client left
         }
@@ -516,6 +518,7 @@ class session {
           break;
         }
         instance_id_ = {};  // a view into the instance, which may go away now
+        handed_back = inst;
         inst.reset();
       }
     }  // out of flight before counted: a counted request never still shows in flight
@@ -742,8 +745,9 @@ class session {
   // passes, the app fails to start, or the client hangs up. nullptr: status_ says why (0 = gone).
   // `budget`: what is left of the app's queue_timeout (a redispatched request waited already).
   asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg,
-                                             std::chrono::nanoseconds budget) {
+                                             std::chrono::nanoseconds budget, std::weak_ptr<scaler::instance> avoid) {
     auto w = std::make_shared<scaler::waiter>(w_.ioc.get_executor());
+    w->avoid = std::move(avoid);
     app->queued.fetch_add(1, std::memory_order_relaxed);
     auto& control = w_.owner->control();
     control.post_enqueue(app, w);

@@ -48,6 +48,9 @@ struct waiter {
   int retry_after_seconds = 1;    // the answer's Retry-After; written before state becomes `failed`
   clock_time enqueued_at = steady::now();
   boost::asio::io_context::executor_type holder;  // the holding proxy thread's
+  // Set before it is queued, for a request handed back by the instance it was sent to (which
+  // dropped or refused it): granted another one, that one again only once it is overdue.
+  std::weak_ptr<instance> avoid;
 
   // Holder's thread only: the held client's socket while a read (or wait) on it is pending.
   boost::asio::ip::tcp::socket* held_socket = nullptr;

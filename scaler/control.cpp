@@ -592,17 +592,24 @@ void control_plane::dispatch(const app_ptr& a) {
   const auto now = steady::now();
   const int wake_limit = a->queue.empty() ? 0 : dispatch_limit(*a, now);
   const auto& s = a->cfg_->settings;
-  while (!a->queue.empty()) {
-    auto& w = a->queue.front();
+  for (auto it = a->queue.begin(); it != a->queue.end();) {
+    auto& w = *it;
     if (w->state.load() != waiter::waiting) {
-      a->queue.pop_front();
+      it = a->queue.erase(it);
       a->queued.fetch_sub(1);
       continue;
     }
     // A request held half its queue_timeout waits for no sibling: any ready instance takes it.
     const bool overdue = now - w->enqueued_at >= s.queue_timeout / 2;
-    auto best = acquire_least_loaded(a->instances, overdue ? s.max_concurrency : wake_limit);
-    if (!best) return;
+    // A request handed back by an instance goes to another (found by CI: a GET that an instance
+    // dropped as it died went to it again, before its death was seen, and was reset).
+    const instance_ptr avoid = overdue ? nullptr : w->avoid.lock();
+    auto best = acquire_least_loaded(a->instances, overdue ? s.max_concurrency : wake_limit, avoid.get());
+    if (!best) {
+      if (!avoid) return;  // no room for anyone
+      ++it;  // no other instance for this one yet: those behind it may take the one it avoids
+      continue;
+    }
     w->granted_instance = best;
     int expected = waiter::waiting;
     if (!w->state.compare_exchange_strong(expected, waiter::granted)) {
@@ -611,7 +618,7 @@ void control_plane::dispatch(const app_ptr& a) {
     } else {
       wake(w);
     }
-    a->queue.pop_front();
+    it = a->queue.erase(it);
     a->queued.fetch_sub(1);
   }
 }
@@ -818,13 +825,13 @@ void control_plane::write_metrics(metrics::text_writer& w) const {
   backend_->write_metrics(w);
 }
 
-instance_ptr acquire_least_loaded(const instance_list& list, int max_concurrency) noexcept {
+instance_ptr acquire_least_loaded(const instance_list& list, int max_concurrency, const instance* skip) noexcept {
   thread_local std::minstd_rand rng{std::random_device{}()};
   const instance_ptr* best = nullptr;
   int best_n = 0;
   unsigned ties = 0;
   for (const auto& i : list) {
-    if (!i->accepting.load(std::memory_order_relaxed)) continue;
+    if (!i->accepting.load(std::memory_order_relaxed) || i.get() == skip) continue;
     int n = i->in_flight.load(std::memory_order_relaxed);
     if (max_concurrency > 0 && n >= max_concurrency) continue;
     if (best == nullptr || n < best_n) {

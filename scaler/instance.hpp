@@ -85,7 +85,8 @@ using instance_list = std::vector<instance_ptr>;
 
 // Load balancing, shared by the proxy's fast path and the control plane's queue dispatch: among
 // accepting instances with room, the fewest in flight, ties broken at random. Takes the capacity.
-// nullptr when none has room.
-instance_ptr acquire_least_loaded(const instance_list& list, int max_concurrency) noexcept;
+// nullptr when none has room. `skip`: an instance not to choose (a retry's, control plane only).
+instance_ptr acquire_least_loaded(const instance_list& list, int max_concurrency,
+                                  const instance* skip = nullptr) noexcept;
 
 }  // namespace wakegate::scaler

@@ -142,6 +142,31 @@ TEST_CASE("a GET that kills every instance it reaches is sent to two of them, th
   CHECK(http_get(wg.http_port(), "q.test", "/").status == 200);
 }
 
+TEST_CASE("a GET an instance drops unanswered is sent once more to another instance, not the same one",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("d", {"d.test"}, marker).set("min_instances", "2"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_app(wg.admin_port(), "d", [](const app_status& a) { return a.count("ready") == 2; }, 15s));
+  // Each instance drops it (and lives on): the second attempt must go to the other one. Before,
+  // it went to either, the first one half the time (found by CI: one that was dying).
+  constexpr int requests = 6;
+  for (int i = 0; i < requests; ++i) {
+    auto r = http_get(wg.http_port(), "d.test", "/drop");
+    INFO(describe(r));
+    CHECK(r.status == 502);
+  }
+  auto first = wg.records_with_msg("instance dropped the connection before answering, request held for another", "d");
+  auto second = wg.records_with_msg("upstream failed", "d");
+  REQUIRE(first.size() == requests);
+  REQUIRE(second.size() == requests);
+  for (int i = 0; i < requests; ++i) {
+    INFO("request " << i);
+    CHECK(json_string(first[i], "instance") != json_string(second[i], "instance"));
+  }
+}
+
 TEST_CASE("an instance that dies mid-response: that client's connection closes short, others are served",
           "[integration][failure]") {
   auto marker = unique_marker();

@@ -199,6 +199,8 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(seen), "application/json")
         elif path == "/exit":
             os._exit(1)
+        elif path == "/drop":  # the connection closed without an answer; the process lives on
+            self.close_connection = True
         elif path == "/ws":
             self._websocket()
         elif path == "/eof":
