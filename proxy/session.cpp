@@ -303,6 +303,7 @@ class session {
     auto now = now_ns();
     const std::int64_t idle_deadline = first ? first_deadline : now + ns(limits.idle_timeout);
     std::int64_t header_deadline = deadline_slot::never;
+    std::int64_t head_began = 0;  // when its first bytes came, if it took more than one read
     std::size_t scanned = 0;
     for (;;) {
       std::string_view data(static_cast<const char*>(buf_.data().data()), buf_.size());
@@ -313,19 +314,20 @@ class session {
       }
       if (!data.empty()) {
         std::size_t end = find_head_end(data, scanned);
-        if (end == std::string_view::npos) co_return co_await refuse(400, "bare LF in header", limit_hit::count_);
+        if (end == std::string_view::npos) co_return co_await refuse(400, "bare LF in header", limit_hit::count_, data, head_began);
         if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes))
-          co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+          co_return co_await refuse(431, "request header too large", limit_hit::header_size, data, head_began);
         if (end != 0) {
           verdict_ = check_head(data.substr(0, end), limits.max_header_count);
           if (verdict_.status != 0)
             co_return co_await refuse(verdict_.status, verdict_.reason,
-                                      verdict_.status == 431 ? limit_hit::header_count : limit_hit::count_);
+                                      verdict_.status == 431 ? limit_hit::header_count : limit_hit::count_, data,
+                                      head_began);
           beast::error_code ec;
           std::size_t used = parser_->put(asio::buffer(data.data(), end), ec);
           if (ec == http::error::need_buffer) ec = {};
           if (ec || used != end || !parser_->is_header_done())
-            co_return co_await refuse(400, "bad request", limit_hit::count_);
+            co_return co_await refuse(400, "bad request", limit_hit::count_, data, head_began);
           buf_.consume(end);
           co_return head_result::ready;
         }
@@ -333,11 +335,12 @@ class session {
         // An incomplete head: header_timeout runs from its first bytes, which came with this read.
         if (header_deadline == deadline_slot::never) {
           now = now_ns();
+          head_began = now;
           header_deadline = first ? first_deadline : now + ns(limits.header_timeout);
         }
       }
       std::size_t space = read_space();
-      if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size);
+      if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size, data, head_began);
       const bool idle = data.empty();
       const std::int64_t deadline = idle ? idle_deadline : header_deadline;
       if (client_dl_.at_ns != deadline) w_.deadlines.arm(client_dl_, deadline, now);
@@ -351,7 +354,10 @@ class session {
         continue;
       }
       if (client_dl_.timed_out(ec)) {
-        if (!idle) co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout);
+        if (!idle)  // (a view made again: prepare may have moved the buffer)
+          co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout,
+                                    std::string_view(static_cast<const char*>(buf_.data().data()), buf_.size()),
+                                    head_began);
         // Silent: closed without an answer, as nginx and HAProxy do. A new connection that never
         // sent a byte (a port scan, a load balancer's TCP check) is not an idle keep-alive one.
         w_.owner->stats().hit(first ? limit_hit::header_timeout : limit_hit::idle_timeout);
@@ -381,6 +387,7 @@ class session {
     bytes_in_ = bytes_out_ = 0;
     held_ = false;
     retried_after_drop_ = false;
+    refusal_ = {};
     held_ns_ = 0;
     sent_ns_ = answered_ns_ = 0;
     app_name_ = {};
@@ -389,16 +396,31 @@ class session {
     hsts_ = {};  // set once routed, from the app's config
   }
 
-  // Answers a request refused before routing (then the connection closes).
-  asio::awaitable<head_result> refuse(unsigned status, std::string_view reason, limit_hit limit) {
+  // Answers a request refused before routing (then the connection closes). `head`: what came of
+  // it, whose request line (if it has one) names it in the access log with `reason`, and
+  // `began_ns` when its first bytes came (0: with the read that completed it). Found by black-box
+  // testing: every refusal was logged alike, without method, path or why, and a 408 as instant.
+  asio::awaitable<head_result> refuse(unsigned status, std::string_view reason, limit_hit limit, std::string_view head,
+                                      std::int64_t began_ns) {
     if (limit != limit_hit::count_) w_.owner->stats().hit(limit);
     w_.owner->stats().bad_requests.add();
     start_request();
+    if (began_ns != 0) start_ns_ = began_ns;
+    refusal_ = reason;
     linger_ = true;
+    // Copied before the write (rare: a refusal may allocate): `head` is a view into buf_.
+    const std::string_view line = head.substr(0, std::min(head.find_first_of("\r\n"), head.size()));
+    const std::size_t sp = line.find(' ');
+    std::string method, target;
+    if (sp != std::string_view::npos && sp <= 32) {
+      method = line.substr(0, sp);
+      const std::string_view rest = line.substr(sp + 1);
+      target = rest.substr(0, std::min(rest.find(' '), rest.size()));
+    }
     std::string body(reason);
     body.push_back('\n');
     co_await respond_local(status, std::move(body), false);
-    log_access({}, {});
+    log_access(method, target);
     co_return head_result::answered;
   }
 
@@ -432,6 +454,7 @@ class session {
 
     if (auto chk = check_request(*parser_, verdict_); chk.status != 0) {
       w_.owner->stats().bad_requests.add();
+      refusal_ = chk.reason;
       linger_ = true;
       co_await respond_text(chk.status, chk.reason, {}, false);
       log_access(req);
@@ -1424,6 +1447,10 @@ class session {
     log::append_json_string(line, request_id_);
     line += ",\"client\":";
     log::append_json_string(line, client_ip_);
+    if (!refusal_.empty()) {
+      line += ",\"error\":";
+      log::append_json_string(line, refusal_);
+    }
     line += "}\n";
     log::write_stderr(line);
   }
@@ -1459,6 +1486,7 @@ class session {
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;
   bool held_ = false;
   bool retried_after_drop_ = false;  // sent once more after an instance dropped it unanswered
+  std::string_view refusal_;          // why wakegate refused the request (static text), for the access log
   bool client_gone_ = false;
   bool response_cut_ = false;  // a response ended short: the connection closes without close_notify
   std::int64_t held_ns_ = 0;

@@ -114,6 +114,53 @@ TEST_CASE("slowloris: a header trickling in past header_timeout gets 408 and is 
   CHECK(limit_hits(wg.admin_port(), "header_timeout") == 1);
   // Others are served meanwhile and afterwards.
   CHECK(http_get(wg.http_port(), "t.test", "/").status == 200);
+  // Logged with its request line and why, and its time from its first byte (found by black-box
+  // testing: no method, path or reason, and a duration of 0.2 ms).
+  bool logged = false;
+  for (const auto& r : wg.access_records()) {
+    if (r.at("status").as_int64() != 408) continue;
+    logged = true;
+    CHECK(json_string(r, "method") == "GET");
+    CHECK(json_string(r, "path") == "/");
+    CHECK(json_string(r, "error") == "request header timeout");
+    CHECK(r.at("duration_ms").to_number<double>() >= 400);  // header_timeout 500 ms, from the accept
+  }
+  CHECK(logged);
+}
+
+TEST_CASE("a request refused before routing is logged with its method, path and the reason", "[integration][limits]") {
+  config_yaml c;
+  wakegate_process wg(c.str());
+  struct row {
+    std::string raw;
+    int status;
+    std::string method, path, error;
+  };
+  const row rows[] = {
+      {"GET /x HTTP/1.1\r\nHost: a.test\r\nHost: a.test\r\n\r\n", 400, "GET", "/x", "several Host headers"},
+      {"POST /up HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 400, "POST",
+       "/up", "both Transfer-Encoding and Content-Length"},
+      {"GET /v HTTP/2.0\r\nHost: a.test\r\n\r\n", 505, "GET", "/v", ""},
+      {"\x01\x02garbage\r\n\r\n", 400, "", "", ""},
+  };
+  for (const auto& r : rows) {
+    raw_socket s(wg.http_port());
+    REQUIRE(s.ok());
+    REQUIRE(s.send(r.raw));
+    std::string response = s.read_all(3s);
+    INFO(r.raw << "\n" << response);
+    CHECK(status_of(response) == r.status);
+  }
+  REQUIRE(wait_until([&] { return wg.access_records().size() >= std::size(rows); }, 5s, 20ms));
+  const auto logged = wg.access_records();
+  for (std::size_t i = 0; i < std::size(rows); ++i) {
+    INFO(rows[i].raw);
+    CHECK(logged[i].at("status").as_int64() == rows[i].status);
+    CHECK(json_string(logged[i], "method") == rows[i].method);
+    CHECK(json_string(logged[i], "path") == rows[i].path);
+    if (!rows[i].error.empty()) CHECK(json_string(logged[i], "error") == rows[i].error);
+    CHECK_FALSE(json_string(logged[i], "error").empty());
+  }
 }
 
 TEST_CASE("a connection's first header must be in within header_timeout of its accept, not of its first byte",
