@@ -157,8 +157,14 @@ TEST_CASE("a GET an instance drops unanswered is sent once more to another insta
     INFO(describe(r));
     CHECK(r.status == 502);
   }
-  auto first = wg.records_with_msg("instance dropped the connection before answering, request held for another", "d");
-  auto second = wg.records_with_msg("upstream failed", "d");
+  std::vector<boost::json::object> first, second;
+  REQUIRE(wait_until(
+      [&] {
+        first = wg.records_with_msg("instance dropped the connection before answering, request held for another", "d");
+        second = wg.records_with_msg("upstream failed", "d");
+        return first.size() >= requests && second.size() >= requests;
+      },
+      5s, 20ms));
   REQUIRE(first.size() == requests);
   REQUIRE(second.size() == requests);
   for (int i = 0; i < requests; ++i) {
