@@ -97,7 +97,11 @@ double load_window::average_concurrency(clock_time now, std::chrono::millisecond
 
 double load_window::request_rate(clock_time now, std::chrono::milliseconds window) const noexcept {
   auto t = sum(now, window);
-  return t.span > 0.001 ? t.arrivals / t.span : 0;
+  // Counted over a second at least (or the window, if shorter): right after a wake, a few requests
+  // a few milliseconds apart are not hundreds per second (found by black-box testing: three of
+  // them made the cold-burst sizing start max_instances).
+  const double base = std::max(t.span, std::min(1.0, std::chrono::duration<double>(window).count()));
+  return t.span > 0.001 ? t.arrivals / base : 0;
 }
 
 }  // namespace wakegate::scaler

@@ -77,6 +77,17 @@ TEST_CASE("window: shorter than the window since waking, and reset starts over",
   CHECK(f.w.average_concurrency(f.t, 60s) == 0);
 }
 
+TEST_CASE("window: right after waking, arrivals are counted over a second at least", "[window]") {
+  feeder f;
+  f.w.reserve(60s);
+  f.w.record(f.t, 0, 0);
+  f.run(3, 3, 5ms, 1);  // three requests 5 ms after the wake: not 600 per second
+  CHECK(f.w.request_rate(f.t, 6s) == Approx(3));
+  CHECK(f.w.request_rate(f.t, 500ms) == Approx(6));  // a window shorter than a second: over the window
+  f.run(3, 100, 250ms, 4);  // then 400 per second for a second
+  CHECK(f.w.request_rate(f.t, 6s) == Approx(403 / 1.005));
+}
+
 TEST_CASE("window: readings further apart than the ring and growing the ring keep the average", "[window]") {
   feeder f;
   f.w.reserve(10s);
