@@ -36,6 +36,7 @@ class concurrency_meter {
     std::int64_t in_flight = 0;   // right now
     double area = 0;              // integral of in-flight over time, in request-seconds
     std::uint64_t arrivals = 0;   // requests started, ever
+    std::int64_t last_change_ns = 0;  // the latest start or end (now_ns clock); with in_flight 0, the last end
   };
 
   // Reader side (any thread): the sum over all slots as of `now`.
@@ -55,6 +56,7 @@ class concurrency_meter {
         r.in_flight += in_flight;
         area_ns += area + (in_flight != 0 && now > last ? in_flight * (now - last) : 0);
         r.arrivals += arrivals;
+        if (last > r.last_change_ns) r.last_change_ns = last;
         break;
       }
     }

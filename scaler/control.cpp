@@ -187,7 +187,13 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
     a->last_arrivals = reading.arrivals;
     a->last_request = now;
   }
-  if (reading.in_flight > 0) a->last_busy = now;
+  // Busy until its last request ended, to the nanosecond: not the last evaluation that saw one in
+  // flight, up to a scale_interval earlier (found by black-box testing: scale_to_zero_after 3s
+  // drained the instance 2 s after a 6 s request ended).
+  if (reading.in_flight > 0)
+    a->last_busy = now;
+  else if (reading.last_change_ns > 0)
+    a->last_busy = std::max(a->last_busy, clock_time(std::chrono::nanoseconds(reading.last_change_ns)));
   a->window.reserve(std::max(s.stable_window, s.panic_window));
   a->window.record(now, reading.area, reading.arrivals);
 

@@ -148,6 +148,38 @@ TEST_CASE("cold start from zero: the request is held until the instance is ready
   }
 }
 
+namespace {
+// Milliseconds since midnight of a log record's "time" (2026-11-27T13:51:12.157Z).
+double log_ms(const boost::json::object& r) {
+  const std::string t = json_string(r, "time");
+  if (t.size() < 23) return -1;
+  return ((std::stoi(t.substr(11, 2)) * 60 + std::stoi(t.substr(14, 2))) * 60 + std::stoi(t.substr(17, 2))) * 1000.0 +
+         std::stoi(t.substr(20, 3));
+}
+}  // namespace
+
+TEST_CASE("scale to zero: scale_to_zero_after counts from the end of the last request, not from a scaler tick",
+          "[integration][lifecycle]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.scale_interval = "2s";
+  c.set_default("scale_to_zero_after", "2s");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  auto r = http_get(wg.http_port(), "t.test", "/sleep?ms=3000");
+  REQUIRE(r.status == 200);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "instance draining"; }, 15s));
+  const auto access = wg.access_records();
+  REQUIRE(access.size() == 1);
+  const auto drained = wg.records_with_msg("instance draining", "t");
+  REQUIRE(drained.size() == 1);
+  // Both times from wakegate's log. Before, the grace counted from the last tick that saw the
+  // request, up to a scale_interval before its end (found by black-box testing: 2 s after a 3 s grace).
+  const double after_end_ms = log_ms(drained[0]) - log_ms(access[0]);
+  INFO("drained " << after_end_ms << " ms after the request ended");
+  CHECK(after_end_ms >= 1990);
+}
+
 TEST_CASE("scale to zero: after traffic stops the instance is stopped and /status shows none",
           "[integration][lifecycle]") {
   auto marker = unique_marker();

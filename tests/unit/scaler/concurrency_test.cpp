@@ -20,6 +20,25 @@ TEST_CASE("concurrency meter: the integral is exact for a known schedule", "[con
   m.add(-1, 4 * s);
   CHECK(m.read(10 * s).area == Approx(6.0));
   CHECK(m.in_flight() == 0);
+  // When the last request ended, for scale_to_zero_after: not when a reading last saw one.
+  CHECK(m.read(10 * s).last_change_ns == 4 * s);
+}
+
+TEST_CASE("concurrency meter: the last change is the latest over the threads' slots", "[concurrency]") {
+  concurrency_meter m;
+  std::thread a([&m] {
+    wakegate::this_shard = 1;
+    m.add(+1, 100);
+    m.add(-1, 700);
+  });
+  a.join();
+  std::thread b([&m] {
+    wakegate::this_shard = 2;
+    m.add(+1, 200);
+    m.add(-1, 500);
+  });
+  b.join();
+  CHECK(m.read(1000).last_change_ns == 700);
 }
 
 TEST_CASE("concurrency meter: slots of several threads add up", "[concurrency]") {
