@@ -1084,11 +1084,16 @@ class session {
           res.answer_started = ubuf.size() > 0;  // the instance began to answer: not to be sent again
           if (whole != 0) {  // the head came, not all of the body
             res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
+          } else if (up_dl_.timed_out(ec)) {
+            res.failed = failure::upstream_timeout;
+          } else if (ec == asio::error::eof || ec == asio::error::connection_reset) {
+            // The connection ended before a whole head: nothing of an answer. A drop before the
+            // response, so an idempotent request may go to another instance (found by black-box
+            // testing: an instance that died after part of its status line gave a 502).
+            res.failed = failure::upstream_io;
+            res.answer_started = false;
           } else {
-            res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
-                         : ((ec == asio::error::eof && ubuf.size() == 0) || ec == asio::error::connection_reset)
-                             ? failure::upstream_io
-                             : failure::upstream_protocol;
+            res.failed = failure::upstream_protocol;
           }
           res.detail = ec != asio::error::eof ? ec.message() : ubuf.size() == 0 ? "end of stream" : "partial message";
           co_return;

@@ -129,7 +129,10 @@ TEST_CASE("a GET that kills every instance it reaches is sent to two of them, th
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   REQUIRE(wait_one_ready(wg.admin_port(), "q", 15s));
 
-  auto r = http_get(wg.http_port(), "q.test", "/exit");
+  // Dying with nothing written, or after part of a status line (found by black-box testing: that
+  // one was answered 502 at once, not sent to another instance).
+  const std::string target = GENERATE(std::string("/exit"), std::string("/crashhead"));
+  auto r = http_get(wg.http_port(), "q.test", target);
   INFO(describe(r));
   CHECK(r.status == 502);
   CHECK(wg.records_with_msg("instance dropped the connection before answering, request held for another").size() == 1);

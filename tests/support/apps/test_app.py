@@ -199,6 +199,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, json.dumps(seen), "application/json")
         elif path == "/exit":
             os._exit(1)
+        elif path == "/crashhead":  # part of a status line, then the process dies
+            self.wfile.write(b"HTTP/1.1 2")
+            self.wfile.flush()
+            os._exit(1)
         elif path == "/drop":  # the connection closed without an answer; the process lives on
             self.close_connection = True
         elif path == "/ws":
