@@ -770,6 +770,9 @@ class session {
   asio::awaitable<scaler::instance_ptr> hold(const scaler::app_ptr& app, const config::app_config& cfg,
                                              std::chrono::nanoseconds budget, std::weak_ptr<scaler::instance> avoid) {
     auto w = std::make_shared<scaler::waiter>(w_.ioc.get_executor());
+    // Held before (handed back by an instance): overdue counts the request's whole wait.
+    w->enqueued_at -= std::chrono::nanoseconds(held_ns_);
+    if (!avoid.expired()) w->avoid_until = steady::now() + scaler::waiter::avoid_grace;
     w->avoid = std::move(avoid);
     app->queued.fetch_add(1, std::memory_order_relaxed);
     auto& control = w_.owner->control();

@@ -49,8 +49,13 @@ struct waiter {
   clock_time enqueued_at = steady::now();
   boost::asio::io_context::executor_type holder;  // the holding proxy thread's
   // Set before it is queued, for a request handed back by the instance it was sent to (which
-  // dropped or refused it): granted another one, that one again only once it is overdue.
+  // dropped or refused it): granted another one, that one again only from avoid_until (or once
+  // the request is overdue). The grace is long enough for a dying instance's death to be seen, and
+  // short enough that a live one that dropped a connection, alone in its app, costs the retry
+  // little (found in review: half the queue_timeout, 15 s by default). Ticks end the wait.
+  static constexpr std::chrono::seconds avoid_grace{1};
   std::weak_ptr<instance> avoid;
+  clock_time avoid_until{};
 
   // Holder's thread only: the held client's socket while a read (or wait) on it is pending.
   boost::asio::ip::tcp::socket* held_socket = nullptr;

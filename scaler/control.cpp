@@ -619,8 +619,9 @@ void control_plane::dispatch(const app_ptr& a) {
     // A request held half its queue_timeout waits for no sibling: any ready instance takes it.
     const bool overdue = now - w->enqueued_at >= s.queue_timeout / 2;
     // A request handed back by an instance goes to another (found by CI: a GET that an instance
-    // dropped as it died went to it again, before its death was seen, and was reset).
-    const instance_ptr avoid = overdue ? nullptr : w->avoid.lock();
+    // dropped as it died went to it again, before its death was seen, and was reset), until
+    // avoid_until (waiter::avoid_grace).
+    const instance_ptr avoid = overdue || now >= w->avoid_until ? nullptr : w->avoid.lock();
     auto best = acquire_least_loaded(a->instances, overdue ? s.max_concurrency : wake_limit, avoid.get());
     if (!best) {
       if (!avoid) return;  // no room for anyone

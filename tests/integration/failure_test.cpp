@@ -176,6 +176,31 @@ TEST_CASE("a GET an instance drops unanswered is sent once more to another insta
   }
 }
 
+TEST_CASE("a GET dropped by an app's only instance, after a cold start took most of its queue_timeout, goes back to it",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("d", {"d.test"}, marker).env_var("STARTUP_DELAY_MS", "1200").set("queue_timeout", "2s"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  // Held 1.2 s of its 2 s, then dropped by the instance, which lives on: the retry goes back to it
+  // (the request is overdue) rather than waiting for another instance until its budget runs out
+  // (found in review: it was answered "queue timeout").
+  auto r = http_get(wg.http_port(), "d.test", "/drop");
+  INFO(describe(r));
+  CHECK(r.status == 502);
+  CHECK_FALSE(contains(r.body, "queue timeout"));
+  std::vector<boost::json::object> dropped, failed;
+  CHECK(wait_until(
+      [&] {
+        dropped = wg.records_with_msg("instance dropped the connection before answering, request held for another", "d");
+        failed = wg.records_with_msg("upstream failed", "d");
+        return dropped.size() == 1 && failed.size() == 1;
+      },
+      5s, 20ms));
+  if (dropped.size() == 1 && failed.size() == 1)
+    CHECK(json_string(dropped[0], "instance") == json_string(failed[0], "instance"));
+}
+
 TEST_CASE("an instance that dies mid-response: that client's connection closes short, others are served",
           "[integration][failure]") {
   auto marker = unique_marker();
