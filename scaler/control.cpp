@@ -426,14 +426,20 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   i->accepting.store(false);
   stop_instance(a, i);
   // Held requests should not wait for a timeout when the app is broken: answered now once its
-  // starts failed start_failures_to_answer times in a row. A first failure is waited out: the next
-  // start comes 250 ms later (found by black-box testing: a start that failed once answered every
-  // held request 503, and the retry served the next one). reconcile answers them too when the next
-  // start is further away than queue_timeout.
-  if (!has_live_instance(*a) && a->consecutive_failures >= start_failures_to_answer)
+  // starts failed start_failures_to_answer times in a row, or when the next attempt, taking as
+  // long as this one, cannot be ready before the oldest held request's queue_timeout (found in
+  // review: starts failing 12 s in made them end in a plain "queue timeout", the reason lost).
+  // Otherwise a failure is waited out: the next start comes 250 ms later (found by black-box
+  // testing: a start that failed once answered every held request 503, and the retry served the
+  // next one). reconcile answers them too when the next start is further away than queue_timeout.
+  const auto now = steady::now();
+  const bool too_late = !a->queue.empty() && std::max(a->next_start_allowed, now) + (now - i->created_at) >
+                                                 a->queue.front()->enqueued_at + a->cfg_->settings.queue_timeout;
+  if (!has_live_instance(*a) && (a->consecutive_failures >= start_failures_to_answer || too_late))
     fail_waiters(a, waiter::why::start_failed,
-                 "app " + a->name() + " failed to start " + std::to_string(a->consecutive_failures) +
-                     " times in a row: " + reason);
+                 "app " + a->name() + " failed to start" +
+                     (a->consecutive_failures > 1 ? " " + std::to_string(a->consecutive_failures) + " times in a row" : "") +
+                     ": " + reason);
   reconcile(a, steady::now());
   dispatch(a);  // requests held for it go to the ready ones (dispatch_limit)
 }

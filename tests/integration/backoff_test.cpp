@@ -40,7 +40,7 @@ TEST_CASE("failed starts: the reason at once, one backoff step per round of star
                        .with_command({"/bin/sh", "-c", "exit 3", "--marker=" + marker})
                        .set("initial_instances", "3")
                        .set("max_instances", "3")
-                       .set("queue_timeout", "1s"));
+                       .set("queue_timeout", "5s"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
 
   // Three instances started together, all failing: the held request gets why once three rounds
@@ -57,8 +57,9 @@ TEST_CASE("failed starts: the reason at once, one backoff step per round of star
   CHECK(failures >= 3);
   CHECK(failures <= 4);
 
-  // Rounds at 250 ms, 500 ms, 1 s: once the next start is further away than queue_timeout, a new
-  // request is answered with the reason and when the next attempt comes, instead of waiting.
+  // Rounds 250 ms, 500 ms, 1 s, 2 s, 4 s apart: once the next start is further away than
+  // queue_timeout (8 s), a new request is answered with the reason and when the next attempt
+  // comes, instead of waiting.
   http_response last;
   CHECK(wait_until(
       [&] {
@@ -72,6 +73,23 @@ TEST_CASE("failed starts: the reason at once, one backoff step per round of star
   CHECK(contains(last.body, "status 3"));
   CHECK_FALSE(contains(last.body, "queue timeout"));
   CHECK(consecutive_failures(wg.admin_port(), "t") >= 3);
+}
+
+TEST_CASE("a start that fails too late for a retry within queue_timeout answers the held request with the reason",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  // Each start fails 1.5 s in; queue_timeout 2 s: a second attempt cannot be ready in time.
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .with_command({"/bin/sh", "-c", "sleep 1.5; exit 4", "--marker=" + marker})
+                       .set("queue_timeout", "2s"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  auto r = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(contains(r.body, "failed to start"));
+  CHECK(contains(r.body, "status 4"));
+  CHECK_FALSE(contains(r.body, "queue timeout"));
 }
 
 TEST_CASE("a start that fails once is waited out: the held request is served by the next start", "[integration][failure]") {
