@@ -1639,7 +1639,7 @@ class loader {
         if (auto value = read_string(e)) {
           const std::string_view rest = std::string_view(*value).substr(value->starts_with("https://") ? 8 : 0);
           const bool bad_char = std::any_of(value->begin(), value->end(), [](char c) { return c <= 0x20 || c >= 0x7f; });
-          if (!value->starts_with("https://") || rest.empty() || rest.front() == '/' || bad_char) {
+          if (!value->starts_with("https://") || rest.empty() || rest.find_first_of("/?#") == 0 || bad_char) {
             error(e.value_pos, "acme directory must be an https:// URL");
             continue;
           }

@@ -415,7 +415,8 @@ class session {
     if (sp != std::string_view::npos && sp <= 32) {
       method = line.substr(0, sp);
       const std::string_view rest = line.substr(sp + 1);
-      target = rest.substr(0, std::min(rest.find(' '), rest.size()));
+      // At most 2 KiB of it in the log line (found in review: a header bomb's made a 6 MiB line).
+      target = rest.substr(0, std::min({rest.find(' '), rest.size(), std::size_t{2048}}));
     }
     std::string body(reason);
     body.push_back('\n');
@@ -616,6 +617,10 @@ class session {
         auto [ec] = co_await up->async_connect(inst->endpoint, tok);
         const bool timeout = up_dl_.timed_out(ec);
         if (ec) {
+          if (timeout && w_.cut) {  // shutdown cut it: no limit ran out, and the instance is not at fault
+            fail_why = "wakegate is shutting down: the request was cut before instance " + inst->id + " answered";
+            break;
+          }
           if (timeout) w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::upstream_connect_timeout);
           std::string why = timeout ? "connect timeout" : "connect: " + ec.message();
           // Only what says the instance is gone blames it; wakegate's own shortage (no file
@@ -682,10 +687,13 @@ class session {
       if (reused && retryable && !result.answer_started && !result.response_started && attempt == 0 &&
           result.failed == failure::upstream_io)
         continue;
-      if (result.failed == failure::upstream_timeout && past_deadline())
+      if (result.failed == failure::upstream_timeout && w_.cut) {
+        // Cut by the shutdown: no limit ran out.
+      } else if (result.failed == failure::upstream_timeout && past_deadline()) {
         w_.owner->stats().hit(limit_hit::request_timeout);
-      else if (result.failed == failure::upstream_timeout && !result.answer_started)
+      } else if (result.failed == failure::upstream_timeout && !result.answer_started) {
         w_.owner->stats().hit(limit_hit::response_header_timeout);
+      }
       if (result.response_started) {
         status_ = 502;
         if (result.failed != failure::upstream_timeout) blame_dropped(app, inst, "connection lost mid-response");
@@ -732,14 +740,18 @@ class session {
     linger_ = true;
     if (body_fail_ == body_fail::too_large) {
       w_.owner->stats().hit(limit_hit::body_size);
+      refusal_ = "request body too large";
       co_await respond_too_large(max_body_);
     } else if (body_fail_ == body_fail::bad) {
       w_.owner->stats().bad_requests.add();
+      refusal_ = "bad request body";
       co_await respond_local(400, "bad request body (invalid chunked framing, or trailer fields)\n", false);
     } else if (past_deadline()) {
       w_.owner->stats().hit(limit_hit::request_timeout);
+      refusal_ = "request timeout: the request body did not arrive in time";
       co_await respond_local(504, "request timeout: the request body did not arrive in time\n", false);
     } else {
+      refusal_ = "request body timeout";
       co_await respond_local(408, "request body timeout: nothing received for io_timeout\n", false);
     }
     co_return false;

@@ -142,6 +142,8 @@ TEST_CASE("a request refused before routing is logged with its method, path and 
        "/up", "both Transfer-Encoding and Content-Length"},
       {"GET /v HTTP/2.0\r\nHost: a.test\r\n\r\n", 505, "GET", "/v", ""},
       {"\x01\x02garbage\r\n\r\n", 400, "", "", ""},
+      // A request line past max_header_bytes: its target is cut at 2 KiB in the log.
+      {"GET /" + std::string(70000, 'a'), 431, "GET", "/" + std::string(2047, 'a'), "request header too large"},
   };
   for (const auto& r : rows) {
     raw_socket s(wg.http_port());
@@ -197,8 +199,10 @@ TEST_CASE("a client that stops sending its body gets 408 at io_timeout, or 504 a
   struct row {
     const char* host;
     int status;
+    const char* error;  // the access log's
   };
-  for (const row& r : {row{"t.test", 408}, row{"r.test", 504}}) {
+  for (const row& r : {row{"t.test", 408, "request body timeout"},
+                       row{"r.test", 504, "request timeout: the request body did not arrive in time"}}) {
     INFO(r.host);
     raw_socket s(wg.http_port());
     REQUIRE(s.ok());
@@ -212,7 +216,8 @@ TEST_CASE("a client that stops sending its body gets 408 at io_timeout, or 504 a
     CHECK(wg.wait_for_record(
         [&](const auto& x) {
           return json_string(x, "type") == "access" && json_string(x, "path") == "/stalled" &&
-                 json_number(x, "status").value_or(0) == r.status && json_string(x, "app") == std::string(r.host, 1);
+                 json_number(x, "status").value_or(0) == r.status && json_string(x, "app") == std::string(r.host, 1) &&
+                 json_string(x, "error") == r.error;
         },
         3s));
   }

@@ -106,6 +106,8 @@ TEST_CASE("tls: bad certificate files are errors at the offending value", "[conf
                                  "t.yaml:4:43: acme storage /dev/null/x cannot be used: /dev/null is not a directory"});
   CHECK(errors("tls:\n  acme: { directory: 'https://x y/dir', storage: a/new/dir }\n") ==
         std::vector<std::string>{"t.yaml:4:22: acme directory must be an https:// URL"});
+  CHECK(errors("tls:\n  acme: { directory: 'https://?x', storage: a/new/dir }\n") ==
+        std::vector<std::string>{"t.yaml:4:22: acme directory must be an https:// URL"});
 }
 
 TEST_CASE("tls: hosts no certificate covers are warnings unless acme covers them", "[config][tls]") {
