@@ -1190,9 +1190,11 @@ class session {
       if (req.method() == http::verb::head) rpo->skip(true);
       auto [ec, n] = co_await http::async_read_header(up, ubuf, *rpo, tok);
       if (ec) {
+        // The connection ending inside a head (partial_message) is a drop too: nothing of an
+        // answer, so a HEAD may go to another instance, as a GET does on the path above (found in review).
         res.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout
-                     : (ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
-                        ec == asio::error::eof)
+                     : (ec == http::error::end_of_stream || ec == http::error::partial_message ||
+                        ec == asio::error::connection_reset || ec == asio::error::eof)
                          ? failure::upstream_io
                          : failure::upstream_protocol;
         res.detail = ec.message();

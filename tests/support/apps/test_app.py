@@ -310,6 +310,13 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "not found\n")
 
+    def do_HEAD(self):  # only /crashhead; any other HEAD gets what BaseHTTPRequestHandler gives
+        if urlsplit(self.path).path == "/crashhead":
+            self.wfile.write(b"HTTP/1.1 2")
+            self.wfile.flush()
+            os._exit(1)
+        self.send_error(501, "Unsupported method ('HEAD')")
+
     def do_POST(self):
         path, _ = self._route()
         if path == "/echo":
