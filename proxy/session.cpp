@@ -618,7 +618,7 @@ class session {
         const bool timeout = up_dl_.timed_out(ec);
         if (ec) {
           if (timeout && w_.cut) {  // shutdown cut it: no limit ran out, and the instance is not at fault
-            fail_why = "wakegate is shutting down: the request was cut before instance " + inst->id + " answered";
+            cut_by_shutdown(*inst, fail_status, fail_why);
             break;
           }
           if (timeout) w_.owner->stats().hit(past_deadline() ? limit_hit::request_timeout : limit_hit::upstream_connect_timeout);
@@ -704,12 +704,13 @@ class session {
         co_return false;
       }
       if (result.failed == failure::upstream_timeout) {
+        if (w_.cut) {
+          cut_by_shutdown(*inst, fail_status, fail_why);
+          break;
+        }
         fail_status = 504;
-        // Cut by wakegate's shutdown, not the instance's fault (found by black-box testing: the
-        // answer and the log blamed a healthy instance).
-        fail_why = w_.cut ? "wakegate is shutting down: the request was cut before instance " + inst->id + " answered"
-                          : "instance " + inst->id +
-                                (result.answer_started ? " stopped sending its response" : " did not answer in time");
+        fail_why = "instance " + inst->id +
+                   (result.answer_started ? " stopped sending its response" : " did not answer in time");
         break;
       }
       // A reused connection closing is routine keep-alive churn, not a broken instance.
@@ -730,6 +731,14 @@ class session {
       break;
     }
     co_return co_await fail_upstream(fail_status, fail_why, client_keep_alive);
+  }
+
+  // A request that server::cut_all ended at shutdown: wakegate's doing, not the instance's (found
+  // by black-box testing: the answer and the log blamed a healthy instance). 504, as for any
+  // request cut with nothing of its response sent.
+  static void cut_by_shutdown(const scaler::instance& inst, unsigned& status, std::string& why) {
+    status = 504;
+    why = "wakegate is shutting down: the request was cut before instance " + inst.id + " answered";
   }
 
   // The request body failed on the client's side before the response started: answered, and

@@ -421,7 +421,8 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   log::error("instance failed", {{"app", a->name()}, {"instance", i->id}, {"error", reason}});
   a->stats.instance_failures.add();
   a->last_error = i->id + ": " + reason;
-  count_start_failure(*a, *i, steady::now());
+  const auto now = steady::now();
+  count_start_failure(*a, *i, now);
   i->state = instance_state::failed;
   i->accepting.store(false);
   stop_instance(a, i);
@@ -432,7 +433,6 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   // Otherwise a failure is waited out: the next start comes 250 ms later (found by black-box
   // testing: a start that failed once answered every held request 503, and the retry served the
   // next one). reconcile answers them too when the next start is further away than queue_timeout.
-  const auto now = steady::now();
   const bool too_late = !a->queue.empty() && std::max(a->next_start_allowed, now) + (now - i->created_at) >
                                                  a->queue.front()->enqueued_at + a->cfg_->settings.queue_timeout;
   if (!has_live_instance(*a) && (a->consecutive_failures >= start_failures_to_answer || too_late))
@@ -440,7 +440,7 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
                  "app " + a->name() + " failed to start" +
                      (a->consecutive_failures > 1 ? " " + std::to_string(a->consecutive_failures) + " times in a row" : "") +
                      ": " + reason);
-  reconcile(a, steady::now());
+  reconcile(a, now);
   dispatch(a);  // requests held for it go to the ready ones (dispatch_limit)
 }
 

@@ -182,6 +182,21 @@ TEST_CASE("a GET an instance drops unanswered is sent once more to another insta
   }
 }
 
+TEST_CASE("a GET dropped by an app's only instance goes back to it once the 1 s avoid is over, not when overdue",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("d", {"d.test"}, marker).set("min_instances", "1"));  // queue_timeout 30s
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "d", 15s));
+  auto r = http_get(wg.http_port(), "d.test", "/drop");
+  INFO(describe(r));
+  CHECK(r.status == 502);
+  // The bound that matters: well before the request would be overdue (half of queue_timeout, 15 s).
+  CHECK(r.elapsed < 10s);
+  CHECK(wg.records_with_msg("instance dropped the connection before answering, request held for another", "d").size() == 1);
+}
+
 TEST_CASE("a GET dropped by an app's only instance, after a cold start took most of its queue_timeout, goes back to it",
           "[integration][failure]") {
   auto marker = unique_marker();

@@ -32,11 +32,13 @@ struct unix_relay::pair : std::enable_shared_from_this<pair> {
     pump(client, target, to_target);
     pump(target, client, to_client);
   }
+  // Whether the request line of `request` contains `part`.
+  static bool line_has(std::string_view request, std::string_view part) {
+    return request.substr(0, request.find("\r\n")).find(part) != std::string_view::npos;
+  }
   // A request fail_next picked: answered here, then the client's next request is read.
   bool inject_failure(std::string_view request) {
-    if (relay.fail_left_ <= 0) return false;
-    const auto line = request.substr(0, request.find("\r\n"));
-    if (line.find(relay.fail_part_) == std::string_view::npos) return false;
+    if (relay.fail_left_ <= 0 || !line_has(request, relay.fail_part_)) return false;
     --relay.fail_left_;
     const std::string body = R"({"message":"failure injected by the test relay"})";
     injected = "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -73,9 +75,7 @@ struct unix_relay::pair : std::enable_shared_from_this<pair> {
     });
   }
   void pick_for_holding(std::string_view request) {
-    if (!relay.holding_) return;
-    const auto line = request.substr(0, request.find("\r\n"));
-    if (line.find(relay.hold_part_) == std::string_view::npos) return;
+    if (!relay.holding_ || !line_has(request, relay.hold_part_)) return;
     relay.holding_ = false;
     hold = true;
   }
