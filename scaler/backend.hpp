@@ -55,7 +55,9 @@ class instance_backend {
   virtual void write_metrics(metrics::text_writer& /*w*/) const {}
 
   // Set by the control plane: called when an instance exits without being asked to
-  // (crash or exit at start), with a readable reason such as "exited with status 3".
+  // (crash or exit at start), with a readable reason such as "exited with status 3". Also
+  // called, before the stop's `done`, for an instance found to have ended on its own while its
+  // stop was under way (processes: dead before the stop, or killed by another signal).
   std::function<void(const std::string& id, const std::string& reason)> on_exit;
 };
 

@@ -421,6 +421,7 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   log::error("instance failed", {{"app", a->name()}, {"instance", i->id}, {"error", reason}});
   a->stats.instance_failures.add();
   a->last_error = i->id + ": " + reason;
+  i->failure = reason;
   const auto now = steady::now();
   count_start_failure(*a, *i, now);
   i->state = instance_state::failed;
@@ -471,6 +472,7 @@ void control_plane::fail_instance(const app_ptr& a, const instance_ptr& i, const
   log::error("instance failed", {{"app", a->name()}, {"instance", i->id}, {"error", reason}});
   a->stats.instance_failures.add();
   a->last_error = i->id + ": " + reason;
+  i->failure = reason;
   const auto now = steady::now();
   // Failing soon after it got ready is a crash loop: the replacement backs off as after a failed
   // start (found by black-box testing: 31 starts in 10 s of an app that exits 300 ms after ready).
@@ -490,7 +492,7 @@ void control_plane::on_exit(const std::string& id, const std::string& reason) {
         auto keep_a = a;
         auto keep_i = i;
         if (keep_i->stop_requested) {
-          finish_stop(keep_a, keep_i);
+          note_exit(*keep_a, *keep_i, reason);  // the stop's callback finishes it
         } else if (keep_i->state == instance_state::starting) {
           on_start_failed(keep_a, keep_i, "exited during start: " + reason);
         } else {
@@ -498,6 +500,16 @@ void control_plane::on_exit(const std::string& id, const std::string& reason) {
         }
         return;
       }
+}
+
+// An instance that ended on its own while a stop was under way. After a failure the proxy saw
+// first (connect refused, dropped connections), its exit is the cause: the log says so, and the
+// app's last_error gives it in place of the symptom (found by black-box testing: a kill -9 under
+// load was reported as "connect: Connection refused", the SIGKILL nowhere).
+void control_plane::note_exit(app& a, const instance& i, const std::string& reason) {
+  log::error("instance exited", {{"app", a.name()}, {"instance", i.id}, {"error", reason}});
+  if (i.state == instance_state::failed && !i.failure.empty() && a.last_error == i.id + ": " + i.failure)
+    a.last_error = i.id + ": " + reason + " (seen first as: " + i.failure + ")";
 }
 
 void control_plane::drain(const app_ptr& a, const instance_ptr& i) {

@@ -39,6 +39,7 @@ struct instance {
   int pid = 0;
   std::string container;  // the Docker container's id; "" for processes
   bool stop_requested = false;
+  std::string failure;  // why it failed, as first seen ("" until it fails)
   bool backend_answered = false;  // the backend's start callback came (with an address or an error)
   // The app's configuration when this instance was started: its backend is what it runs.
   std::shared_ptr<const config::app_config> started_with;

@@ -313,6 +313,8 @@ struct process_backend::instance {
   config::duration stop_timeout{};
   bool stopping = false;
   bool reaped = false;
+  bool killed = false;       // the stop timer sent SIGKILL
+  bool ended_first = false;  // already exited when the stop came (a crash the proxy saw first)
   asio::steady_timer stop_timer;
   std::vector<std::function<void()>> stop_waiters;
 };
@@ -437,11 +439,18 @@ void process_backend::stop(const std::string& id, std::function<void()> done) {
   if (done) inst->stop_waiters.push_back(std::move(done));
   if (inst->stopping) return;
   inst->stopping = true;
+  // A stop that comes after the proxy saw the instance fail (connect refused) often finds it
+  // already dead: its exit, not the stop, then says why it failed (finish reports it).
+  siginfo_t info{};
+  if (::waitid(P_PID, static_cast<id_t>(inst->pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+      info.si_pid == inst->pid)
+    inst->ended_first = true;
   ::kill(-inst->pid, inst->stop_signal);
   inst->stop_timer.expires_after(inst->stop_timeout);
   inst->stop_timer.async_wait([weak = std::weak_ptr<instance>(inst)](const boost::system::error_code& ec) {
     const auto strong = weak.lock();
     if (ec || !strong || strong->reaped) return;
+    strong->killed = true;
     ::kill(-strong->pid, SIGKILL);  // unreaped leader: the pgid is still this instance's
   });
 }
@@ -520,6 +529,17 @@ void process_backend::finish(const std::shared_ptr<instance>& inst, int status) 
   inst->stop_timer.cancel();
   watchdog_.remove(inst->pid);
   if (inst->stopping) {
+    // Ended on its own although a stop was under way: dead before the stop came, or killed by a
+    // signal that is neither the stop signal nor the stop timer's SIGKILL (a kill -9 racing the
+    // stop). Reported, as the cause of the failure that asked for the stop.
+    const bool foreign_signal = status != unknown_status && WIFSIGNALED(status) && WTERMSIG(status) != inst->stop_signal &&
+                                !(WTERMSIG(status) == SIGKILL && inst->killed);
+    if ((inst->ended_first || foreign_signal) && on_exit) {
+      const std::weak_ptr<int> alive = alive_;
+      const auto callback = on_exit;  // the callback may destroy the backend
+      callback(inst->id, exit_reason(status));
+      if (alive.expired()) return;
+    }
     for (auto& waiter : inst->stop_waiters) waiter();
   } else if (on_exit) {
     const auto callback = on_exit;  // the callback may destroy the backend

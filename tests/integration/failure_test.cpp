@@ -93,6 +93,50 @@ TEST_CASE("a POST in flight when its instance dies gets 502 and the next request
       3s));
 }
 
+TEST_CASE("an instance refused first and killed after: its exit is logged and named in last_error", "[integration][failure]") {
+  // The proxy sees the failure (connect refused) before the process ends: the stop it then sends
+  // finds it alive, ignoring SIGTERM, and a SIGKILL not of wakegate's ends it. That exit is the
+  // cause, and is reported as such (found by black-box testing: only the symptom was).
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("u", {"u.test"}, marker).set("min_instances", "1").env_var("IGNORE_SIGTERM", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), "u", 15s, &last));
+  const auto old = last.instances.front();
+
+  auto r = http_get(wg.http_port(), "u.test", "/unlisten?ms=1000");
+  INFO(describe(r));
+  REQUIRE(r.status == 200);
+  REQUIRE(wait_until([&] { return !can_connect(static_cast<std::uint16_t>(old.port), 200ms); }, 5s));
+  REQUIRE(process_alive(old.pid));
+
+  r = http_get(wg.http_port(), "u.test", "/");  // refused by the old one: held for its replacement
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK(r.body != "ok " + std::to_string(old.pid));
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old.id &&
+               json_string(x, "error") == "connect: Connection refused";
+      },
+      3s));
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance exited" && json_string(x, "instance") == old.id &&
+               json_string(x, "error") == "killed by signal SIGKILL";
+      },
+      5s));
+  CHECK(wait_app(
+      wg.admin_port(), "u",
+      [&](const app_status& a) {
+        return a.last_error == old.id + ": killed by signal SIGKILL (seen first as: connect: Connection refused)";
+      },
+      3s, &last));
+  INFO("last_error: " << last.last_error);
+  CHECK_FALSE(process_alive(old.pid));
+}
+
 TEST_CASE("a GET in flight when its instance is killed is answered by another instance", "[integration][failure]") {
   auto marker = unique_marker();
   config_yaml c;

@@ -21,6 +21,11 @@ Endpoints:
   POST /echo          the request body streamed back (64 KiB reads); chunked if the request was
   GET  /headers       200 JSON object: lower-case header name -> value (repeats joined by ", ")
   GET  /exit          os._exit(1) without answering (a crash in the middle of a request)
+  GET  /hang-connects 200 (Connection: close), then the process stops accepting and fills its
+                      listen queue: a new connection's handshake never completes (connects hang)
+  GET  /unlisten?ms=M 200 (Connection: close), then the listening socket closes (new connections
+                      are refused) and M ms later the process kills itself with SIGKILL: an
+                      instance the proxy sees fail before it exits (use with IGNORE_SIGTERM=1)
   GET  /eof?n=N       N pattern bytes with neither Content-Length nor chunked: the body ends at close
                       (&together=1: the head, the body and the FIN in one TCP segment)
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
@@ -203,6 +208,24 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 2")
             self.wfile.flush()
             os._exit(1)
+        elif path == "/hang-connects":
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.flush()
+            threading.Thread(target=_hang_connects, args=(self.server,), daemon=False).start()
+        elif path == "/unlisten":
+            ms = int(query.get("ms", ["0"])[0])
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Length", "10")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"unlisten\r\n")
+            self.wfile.flush()
+            threading.Thread(target=_unlisten, args=(self.server, ms), daemon=False).start()  # outlives main
         elif path == "/drop":  # the connection closed without an answer; the process lives on
             self.close_connection = True
         elif path == "/ws":
@@ -421,6 +444,29 @@ class Handler(BaseHTTPRequestHandler):
             return
         if chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+
+_queue_fillers = []
+
+
+def _hang_connects(server):
+    server.shutdown()  # nothing accepts any more
+    server.socket.listen(0)  # a queue of one: full after the connection below, SYNs are dropped
+    port = server.socket.getsockname()[1]
+    for _ in range(2):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        _queue_fillers.append(filler)
+    while True:  # not a daemon thread: keeps the process up (a signal ends it) after main returns
+        time.sleep(3600)
+
+
+def _unlisten(server, ms):
+    server.shutdown()
+    server.server_close()
+    time.sleep(ms / 1000.0)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 class Server(ThreadingHTTPServer):

@@ -345,6 +345,36 @@ TEST_CASE("process backend: an instance that exits by itself is reported", "[pro
   CHECK(h.backend.pid_of("c-1") == 0);
 }
 
+TEST_CASE("process backend: an instance that ended before or during its stop has its exit reported", "[process_backend]") {
+  harness h;
+  SECTION("dead before the stop (the proxy saw it fail first)") {
+    h.start_ok("d-1", shell("exec sleep 30"));
+    const int pid = h.backend.pid_of("d-1");
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    // A zombie now, not yet reaped: the control loop has not run since.
+    REQUIRE(wait_until(
+        [&] {
+          siginfo_t info{};
+          return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid;
+        },
+        5s));
+    REQUIRE(h.stop("d-1"));
+  }
+  SECTION("killed by another signal while its stop signal was ignored") {
+    h.start_ok("d-1", shell("trap '' TERM; echo ready; while :; do sleep 1; done"));
+    REQUIRE(h.output_has("[app/d-1] ready\n"));
+    bool done = false;
+    h.backend.stop("d-1", [&] { done = true; });
+    CHECK_FALSE(h.run_until([&] { return done; }, 100ms));  // the stop signal is ignored
+    REQUIRE(::kill(h.backend.pid_of("d-1"), SIGKILL) == 0);
+    REQUIRE(h.run_until([&] { return done; }));
+  }
+  REQUIRE(h.exits.size() == 1);
+  CHECK(h.exits[0].first == "d-1");
+  CHECK(h.exits[0].second == "killed by signal SIGKILL");
+  CHECK(h.backend.running() == 0);
+}
+
 TEST_CASE("process backend: stop sends the configured signal", "[process_backend]") {
   harness h;
   SECTION("SIGTERM") {
