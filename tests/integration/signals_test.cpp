@@ -386,7 +386,10 @@ TEST_CASE("SIGTERM: at shutdown_timeout, or at a second signal, a request still 
           "at once, not at exit",
           "[integration][signals]") {
   auto marker = unique_marker();
-  const bool by_signal = GENERATE(false, true);
+  // connecting: the instance stops accepting, so the request is cut while its connect hangs.
+  const int variant = GENERATE(0, 1, 2);
+  constexpr int by_signal_waiting = 1, connecting = 2;  // 0: waiting for the response, cut at the timeout
+  const bool by_signal = variant == by_signal_waiting;
   config_yaml c;
   c.shutdown_timeout = by_signal ? "60s" : "300ms";
   auto app = app_yaml("s", {"s.test"}, marker).set("min_instances", "1").env_var("IGNORE_SIGTERM", "1");
@@ -395,8 +398,16 @@ TEST_CASE("SIGTERM: at shutdown_timeout, or at a second signal, a request still 
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   wait_ready(wg);
   const auto port = wg.http_port();
+  if (variant == connecting) {
+    const auto r = http_get(port, "s.test", "/hang-connects");
+    INFO(describe(r));
+    REQUIRE(r.status == 200);
+    app_status st;
+    REQUIRE(wait_one_ready(wg.admin_port(), "s", 5s, &st));
+    REQUIRE(wait_until([&] { return !can_connect(static_cast<std::uint16_t>(st.instances.front().port), 300ms); }, 5s));
+  }
   http_response slow;
-  std::thread client([&] { slow = http_get(port, "s.test", "/sleep?ms=25000"); });
+  std::thread client([&] { slow = http_get(port, "s.test", variant == connecting ? "/" : "/sleep?ms=25000"); });
   wait_in_flight(wg);
   wg.signal(SIGTERM);
   if (by_signal) {
