@@ -124,7 +124,8 @@ TEST_CASE("acme: an unreachable CA is retried with backoff and logged, plain htt
   auto marker = unique_marker();
   config_yaml c;
   c.https = "127.0.0.1:0";
-  c.extra = {"tls:", "  acme:", "    directory: \"https://localhost:" + std::to_string(free_port()) + "/dir\"",
+  const refused_port ca;  // held for the test: a released free_port() was once taken by a test beside it
+  c.extra = {"tls:", "  acme:", "    directory: \"https://127.0.0.1:" + std::to_string(ca.port()) + "/dir\"",
              "    storage: " + yaml_quote(storage.path() + "/acme"), "    retry_after: 1s"};
   c.apps.push_back(app_yaml("app", {"app.test"}, marker));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));

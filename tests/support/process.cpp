@@ -1,6 +1,7 @@
 #include "tests/support/process.hpp"
 
 #include <dirent.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -356,6 +357,23 @@ std::uint16_t free_port() {
   boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
   return a.local_endpoint().port();
 }
+
+refused_port::refused_port() {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ < 0) throw std::runtime_error("refused_port: socket failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+      ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd_);
+    throw std::runtime_error("refused_port: bind failed");
+  }
+  port_ = ntohs(addr.sin_port);
+}
+
+refused_port::~refused_port() { ::close(fd_); }
 
 void kill_group(pid_t pid) {
   if (pid <= 0) return;

@@ -43,6 +43,22 @@ pid_t spawn_logged(const std::vector<std::string>& argv, const std::string& log_
 // A free TCP port on 127.0.0.1 (bound, then released).
 std::uint16_t free_port();
 
+// A port on 127.0.0.1 that refuses connections for as long as this lives: bound, never
+// listening, so no other process can take it (a released free_port() can be, by a test running
+// beside this one).
+class refused_port {
+ public:
+  refused_port();
+  ~refused_port();
+  refused_port(const refused_port&) = delete;
+  refused_port& operator=(const refused_port&) = delete;
+  std::uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  std::uint16_t port_ = 0;
+};
+
 // SIGKILL to the process group of a spawn_logged child, then reaps it. A pid <= 0 is ignored.
 void kill_group(pid_t pid);
 
