@@ -439,6 +439,13 @@ class session {
     arm(client_dl_, d, now);
   }
   bool past_deadline() const noexcept { return now_ns() >= deadline_; }
+  // The wait for the instance's response header: response_header_timeout, or, while the request
+  // body is still going out, only the request's deadline (the upload re-arms it when done).
+  void arm_head_wait(const config::limits_config& limits) {
+    head_pending_ = true;
+    if (uploading_) w_.deadlines.arm(up_dl_, deadline_, now_ns());
+    else arm(up_dl_, limits.upstream_header_timeout);
+  }
 
   // ------------------------------------------------------------------------------------------
   // One request. Returns whether the client connection may carry another.
@@ -925,6 +932,8 @@ class session {
     exchange_result sent, got;
     bool upload_over = false, download_over = false;
     upload_stop_ = false;
+    uploading_ = true;
+    head_pending_ = false;
     // The upload's own deadlines: the download arms up_dl_ (response header, body reads) and
     // client_dl_ (writes) meanwhile, and neither may move the other's.
     deadline_slot client_read, up_write;
@@ -933,6 +942,8 @@ class session {
     auto upload = [&]() -> asio::awaitable<void> {
       co_await send_request(up, sent, client_read, up_write);
       upload_over = true;
+      uploading_ = false;
+      if (head_pending_ && sent.failed == failure::none) arm(up_dl_, w_.opts->limits.upstream_header_timeout);
       beast::error_code ignored;
       // The request did not get through: the response is not awaited any more. Closed, not only
       // cancelled: a cancel misses a download between two reads, which would then wait for a
@@ -1071,7 +1082,7 @@ class session {
     // final status with a Content-Length) is relayed with no parser, its body counted through.
     // Anything else goes on to Beast below, with the bytes read so far.
     if (req.method() != http::verb::head) {
-      arm(up_dl_, limits.upstream_header_timeout);
+      arm_head_wait(limits);
       std::size_t scanned = 0;
       plain_response pr;
       std::size_t plain_end = 0;
@@ -1089,6 +1100,7 @@ class session {
           if (end != 0) {
             if (end > limits.max_header_bytes || !scan_plain_response(data.substr(0, end), pr)) break;
             plain_end = end;
+            head_pending_ = false;
             // Not held while the client is still sending its body (it may wait for the answer),
             // nor when the instance asks for it to stream (X-Accel-Buffering: no).
             if (end > hold_bytes || pr.content_length > hold_bytes - end || !parser_->is_done() || pr.no_buffering)
@@ -1191,7 +1203,7 @@ class session {
                                      const config::limits_config& limits, exchange_result& res, bool client_keep_alive) {
     auto& req = parser_->get();
     std::optional<http::response_parser<http::buffer_body>> rpo;
-    arm(up_dl_, limits.upstream_header_timeout);  // once: interim responses do not extend it
+    arm_head_wait(limits);  // once: interim responses do not extend it
     for (;;) {
       rpo.emplace();
       rpo->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
@@ -1216,7 +1228,10 @@ class session {
         res.detail = "invalid status code " + std::to_string(code);
         co_return;
       }
-      if (code >= 200) break;
+      if (code >= 200) {
+        head_pending_ = false;
+        break;
+      }
       res.answer_started = true;  // the instance took the request: it is not sent again
       if (code != 101) {
         // An interim response (103 Early Hints, 102, a 100 of the instance's own) is forwarded
@@ -1241,6 +1256,7 @@ class session {
       }
       {
         if (upgrade_) {  // the request asked for it: relay the 101 head, then tunnel
+          head_pending_ = false;
           co_await relay_switch(up, ubuf, rpo->get(), res);
           co_return;
         }
@@ -1525,6 +1541,11 @@ class session {
   std::int64_t answered_ns_ = 0;  // the instance's response started going to the client; 0: none did
   unsigned client_version_ = 11;  // of the current request, as the client sent it
   bool upload_stop_ = false;      // set when the response completed before the request body
+  // While the request body is still being sent the response header is not yet late: its
+  // timeout (response_header_timeout) starts once the upload is over (found by black-box testing:
+  // an upload longer than the timeout was cut with no answer while its bytes kept coming).
+  bool uploading_ = false;
+  bool head_pending_ = false;     // the download waits for the instance's response header
   bool upgrade_ = false;          // forwarded with Upgrade: a 101 answer is tunnelled
   std::string_view app_name_;
   std::string_view instance_id_;

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/support/integration.hpp"
@@ -456,6 +458,41 @@ TEST_CASE("request_timeout and response_header_timeout answer 504", "[integratio
   CHECK(timed.status == 504);
   CHECK(limit_hits(wg.admin_port(), "request_timeout") == 1);
   CHECK(http_get(wg.http_port(), "r.test", "/sleep?ms=10").status == 200);
+}
+
+TEST_CASE("an upload taking longer than response_header_timeout is not cut: the timeout starts once it is sent",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { response_header_timeout: 600ms, io_timeout: 5s }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  const bool chunked = GENERATE(false, true);
+  INFO((chunked ? "chunked" : "Content-Length"));
+  // 8 pieces of 8 bytes, 200 ms apart: 1.4 s in all, more than twice the timeout; the test app
+  // reads the whole body of a POST before it answers (404).
+  int pieces = 0;
+  http_request upload{.method = "POST", .target = "/upload", .host = "t.test"};
+  upload.source = [&](char* buf, std::size_t cap) -> std::size_t {
+    if (pieces == 8 || cap < 8) return 0;
+    if (pieces++ > 0) std::this_thread::sleep_for(200ms);  // the client's pace: what is under test
+    std::memcpy(buf, "01234567", 8);
+    return 8;
+  };
+  if (!chunked) upload.content_length = 64;
+  auto r = http_send(wg.http_port(), upload);
+  INFO(describe(r));
+  CHECK(r.status == 404);  // the instance's answer, after the whole body
+  CHECK(r.bytes_sent == 64);
+  CHECK(r.elapsed >= 1400ms);
+  CHECK(limit_hits(wg.admin_port(), "response_header_timeout") == 0);
+  // Once the body is sent, the wait for the answer has the timeout as before.
+  http_request late{.method = "GET", .target = "/sleep?ms=3000", .host = "t.test", .body = "x"};
+  r = http_send(wg.http_port(), late);
+  INFO(describe(r));
+  CHECK(r.status == 504);
+  CHECK(limit_hits(wg.admin_port(), "response_header_timeout") == 1);
 }
 
 TEST_CASE("Expect: 100-continue is answered by wakegate, then the body is forwarded", "[integration][limits]") {
