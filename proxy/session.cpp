@@ -1270,6 +1270,16 @@ class session {
     rp.eager(false);  // parse_buffered: a chunk must not wait for the next
     auto& resp = rp.get();
     status_ = resp.result_int();
+    bool bodyless = req.method() == http::verb::head || status_ == 204 || status_ == 304 || status_ < 200;
+    // Transfer codings that do not end in chunked (`gzip`, `chunked, gzip`): the body would run
+    // to the close, and with a Content-Length beside it readers frame it differently (RFC 9112
+    // 6.3). Refused, as HAProxy does (found by black-box testing: it went out with both fields,
+    // or chunked a second time).
+    if (!bodyless && !rp.chunked() && resp.find(http::field::transfer_encoding) != resp.end()) {
+      res.failed = failure::upstream_protocol;
+      res.detail = "Transfer-Encoding without chunked as its last coding";
+      co_return;
+    }
     bool upstream_keep_alive = rp.keep_alive();  // every Connection field (resp.keep_alive() reads the first)
     strip_hop_by_hop(resp);
     if (resp.find(http::field::date) == resp.end()) resp.set(http::field::date, http_date_now());
@@ -1284,7 +1294,6 @@ class session {
     bool keep = client_keep_alive && !w_.draining;
     const unsigned client_version = client_version_;
     resp.version(11);
-    bool bodyless = req.method() == http::verb::head || status_ == 204 || status_ == 304 || status_ < 200;
     if (!bodyless && !rp.chunked() && !rp.content_length()) {
       // Body ends at EOF: re-frame it chunked for HTTP/1.1 clients, close for HTTP/1.0 ones.
       if (client_version == 11) resp.chunked(true);

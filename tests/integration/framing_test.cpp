@@ -232,6 +232,34 @@ TEST_CASE("framing: an instance's status outside 100-599 is answered 502, not re
   else CHECK(r.body == "ok");
 }
 
+// A response whose transfer codings do not end in chunked runs to the close (RFC 9112 6.3): with a
+// Content-Length beside it, readers frame it differently (found by black-box testing: it was
+// relayed with both, or chunked a second time). 502, as HAProxy answers.
+TEST_CASE("framing: an instance's Transfer-Encoding not ending in chunked is answered 502", "[integration][framing]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  struct row {
+    const char* head_fields;
+    const char* body;
+    int status;
+  };
+  for (const row& r : {row{"Transfer-Encoding: gzip\r\nContent-Length: 2\r\n", "ok", 502},
+                       row{"Transfer-Encoding: identity\r\nContent-Length: 2\r\n", "ok", 502},
+                       row{"Content-Length: 2\r\nTransfer-Encoding: identity\r\n", "ok", 502},
+                       row{"Transfer-Encoding: chunked, gzip\r\n", "2\r\nok\r\n0\r\n\r\n", 502},
+                       row{"Transfer-Encoding: gzip\r\n", "ok", 502},
+                       row{"Transfer-Encoding: gzip, chunked\r\n", "2\r\nok\r\n0\r\n\r\n", 200}}) {
+    INFO(r.head_fields);
+    auto got = http_get(wg.http_port(), "t.test", raw_target(std::string("HTTP/1.1 200 OK\r\n") + r.head_fields + "\r\n" + r.body));
+    INFO(describe(got));
+    CHECK(got.status == r.status);
+    if (r.status == 502) CHECK(contains(got.body, "Transfer-Encoding"));
+    else CHECK(got.body == "ok");
+  }
+}
+
 // RFC 9110 6.6.1: a proxy that forwards a response without a Date adds one, of the time it got it;
 // wakegate's own answers are dated too (as nginx's are).
 TEST_CASE("framing: every response has one Date: the instance's, else the current time", "[integration][framing]") {
