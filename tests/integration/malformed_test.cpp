@@ -51,6 +51,10 @@ TEST_CASE("malformed requests are answered, closed and never reach the instance"
       {"invalid chunk size", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", "zz\r\nhello\r\n0\r\n\r\n", 400},
       {"invalid chunk extension", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", "5;\x01\r\nhello\r\n0\r\n\r\n", 400},
       {"trailer fields", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", "0\r\nHost: other.test\r\n\r\n", 400},
+      // Beast takes a LF or NUL inside a quoted extension value; nginx and HAProxy end the line at the LF.
+      {"LF in a quoted chunk extension", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n", "5;a=\"x\ny\"\r\nhello\r\n0\r\n\r\n", 400},
+      {"NUL in a quoted chunk extension", "POST PATH HTTP/1.1\r\nTransfer-Encoding: chunked\r\n",
+       std::string("5;a=\"x\0y\"\r\nhello\r\n0\r\n\r\n", 23), 400},
       {"obs-fold", "GET PATH HTTP/1.1\r\nX-A: 1\r\n  folded\r\n", "", 400},
       {"whitespace before colon", "GET PATH HTTP/1.1\r\nX-A : 1\r\n", "", 400},
       {"bare CR in value", "GET PATH HTTP/1.1\r\nX-A: 1\rX-B: 2\r\n", "", 400},
