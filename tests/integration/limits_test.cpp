@@ -226,6 +226,38 @@ TEST_CASE("a client that stops sending its body gets 408 at io_timeout, or 504 a
   CHECK(limit_hits(wg.admin_port(), "request_timeout") == 1);
 }
 
+TEST_CASE("a stalled body gets 408 at io_timeout even when header_timeout or idle_timeout is shorter",
+          "[integration][limits]") {
+  // The header's deadline (from the accept, for a connection's first request) and the idle
+  // wait's (for a later one) ended with the header; they used to cut the body with no answer.
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { header_timeout: 300ms, idle_timeout: 300ms, io_timeout: 1200ms }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  const bool first = GENERATE(true, false);
+  INFO((first ? "the connection's first request" : "its second request"));
+  raw_socket s(wg.http_port());
+  REQUIRE(s.ok());
+  if (!first) {
+    REQUIRE(s.send("GET / HTTP/1.1\r\nHost: t.test\r\n\r\n"));
+    REQUIRE(status_of(s.read_until("\r\n\r\n", 5s)) == 200);
+  }
+  REQUIRE(s.send("POST /stalled HTTP/1.1\r\nHost: t.test\r\nContent-Length: 10\r\n\r\n01234"));
+  REQUIRE(s.readable(10s));
+  std::string response = s.read_all(3s);
+  INFO(response);
+  CHECK(status_of(response) == 408);
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "path") == "/stalled" &&
+               json_number(x, "status").value_or(0) == 408 && json_string(x, "error") == "request body timeout" &&
+               json_number(x, "duration_ms").value_or(0) >= 1100;
+      },
+      3s));
+}
+
 TEST_CASE("a new connection that sends nothing is closed at header_timeout, without an answer",
           "[integration][limits]") {
   config_yaml c;
