@@ -402,6 +402,8 @@ class session {
     held_ = false;
     retried_after_drop_ = false;
     refusal_ = {};
+    error_.clear();
+    instance_status_ = 0;
     held_ns_ = 0;
     sent_ns_ = answered_ns_ = 0;
     app_name_ = {};
@@ -492,6 +494,8 @@ class session {
         co_return client_keep_alive && !body_pending && !w_.draining;
       }
     }
+    // Kept (or made) before anything can refuse the request: its answer's log line has it too.
+    request_id_ = request_id_of(req, request_id_buf_);
     const route* r = w_.routes->find(req[http::field::host]);
     if (r == nullptr) {
       w_.owner->stats().unrouted.add();
@@ -540,7 +544,6 @@ class session {
       int max_c = cfg->settings.max_concurrency;
       // Upgrade (WebSocket): a GET without a body asking to switch protocols keeps its Upgrade.
       upgrade_ = req.version() == 11 && req.method() == http::verb::get && parser_->is_done() && wants_upgrade(req);
-      request_id_ = request_id_of(req, request_id_buf_);
 
       // Fast path: a ready instance with room and nobody queued ahead of us.
       if (app->queued.load(std::memory_order_relaxed) == 0) inst = scaler::acquire_least_loaded(app->ready_view(), max_c);
@@ -554,7 +557,7 @@ class session {
           auto t0 = now_ns();
           inst = co_await hold(app, *cfg, cfg->settings.queue_timeout - std::chrono::nanoseconds(held_ns_),
                                std::move(handed_back));
-          held_ns_ += now_ns() - t0;
+          if (held_) held_ns_ += now_ns() - t0;
           if (!inst) break;  // answered 503 with Connection: close, or the client left
         }
         auto k = co_await forward(app, inst, client_keep_alive, unreachable < max_redispatch);
@@ -700,6 +703,10 @@ class session {
       if (result.failed == failure::client) {
         if (!result.response_started && body_fail_ != body_fail::none)
           co_return co_await refuse_body();
+        if (result.response_started && body_fail_ != body_fail::none)
+          note_cut(body_fail_ == body_fail::timeout     ? "the request body stopped coming for io_timeout"
+                   : body_fail_ == body_fail::too_large ? "the request body grew past max_body"
+                                                        : "bad request body");
         client_gone_ = true;
         co_return false;
       }
@@ -717,6 +724,10 @@ class session {
       }
       if (result.response_started) {
         status_ = 502;
+        if (w_.cut) note_cut("wakegate is shutting down");
+        else if (result.failed == failure::upstream_timeout)
+          note_cut(past_deadline() ? "request_timeout passed" : "the instance sent nothing for io_timeout");
+        else note_cut("instance " + inst->id + ": " + result.detail);
         if (result.failed != failure::upstream_timeout) blame_dropped(app, inst, "connection lost mid-response");
         // The client got part of a response: only closing tells it, and over TLS without
         // close_notify, which would say that a body read to the close is complete (RFC 9112
@@ -752,6 +763,13 @@ class session {
       break;
     }
     co_return co_await fail_upstream(fail_status, fail_why, client_keep_alive);
+  }
+
+  // The access log's `error` for a response cut after its head went out: its status is
+  // wakegate's verdict (502, or the request body's 408/413/400), the client saw the instance's.
+  void note_cut(std::string_view why) {
+    error_ = "response cut after the instance's " + std::to_string(instance_status_) + " head: ";
+    error_ += why;
   }
 
   // A request that server::cut_all ended at shutdown: wakegate's doing, not the instance's (found
@@ -894,7 +912,12 @@ class session {
       co_return w->granted_instance;
     }
     // failed: queue full, start failure, removal or shutdown
-    if (w->failure == scaler::waiter::why::queue_full) app->stats.rejected_full.add();
+    if (w->failure == scaler::waiter::why::queue_full) {
+      app->stats.rejected_full.add();
+      // Refused, never queued: not a held request, nor a sample of the queue wait (found by
+      // black-box testing), unless it was held before (handed back by an instance).
+      if (held_ns_ == 0) held_ = false;
+    }
     co_await respond_text(503, w->error, {}, false, w->retry_after_seconds);
     co_return nullptr;
   }
@@ -1155,7 +1178,8 @@ class session {
         // Content-Length (if not held) read into ubuf's memory (empty by then) and written.
         std::string_view head_in(static_cast<const char*>(ubuf.data().data()), plain_end);
         char* scratch = ubuf_mem.data();
-        status_ = pr.status;
+        status_ = instance_status_ = pr.status;
+        res.answer_started = true;  // a stall from here on is not "did not answer" (response_header_timeout)
         // Answered before the request body was all read: this connection closes after it.
         const bool keep = client_keep_alive && !w_.draining && parser_->is_done();
         res.client_keep_alive = keep;
@@ -1283,7 +1307,7 @@ class session {
     res.answer_started = true;  // a final head came: a stall after it is not "did not answer"
     rp.eager(false);  // parse_buffered: a chunk must not wait for the next
     auto& resp = rp.get();
-    status_ = resp.result_int();
+    status_ = instance_status_ = resp.result_int();
     bool bodyless = req.method() == http::verb::head || status_ == 204 || status_ == 304 || status_ < 200;
     // Transfer codings that do not end in chunked (`gzip`, `chunked, gzip`): the body would run
     // to the close, and with a Content-Length beside it readers frame it differently (RFC 9112
@@ -1466,6 +1490,7 @@ class session {
   asio::awaitable<void> respond_local(unsigned status, std::string body, bool keep_alive, int retry_after = 0,
                                       std::string_view location = {}) {
     status_ = status;
+    if (status >= 400 && refusal_.empty()) error_.assign(body, 0, body.size() - (body.ends_with('\n') ? 1 : 0));
     http::response<http::string_body> res{static_cast<http::status>(status), 11};
     res.set(http::field::server, "wakegate");
     res.set(http::field::date, http_date_now());
@@ -1517,9 +1542,9 @@ class session {
     log::append_json_string(line, request_id_);
     line += ",\"client\":";
     log::append_json_string(line, client_ip_);
-    if (!refusal_.empty()) {
+    if (!refusal_.empty() || !error_.empty()) {
       line += ",\"error\":";
-      log::append_json_string(line, refusal_);
+      log::append_json_string(line, !refusal_.empty() ? refusal_ : std::string_view(error_));
     }
     line += "}\n";
     log::write_stderr(line);
@@ -1558,6 +1583,10 @@ class session {
   bool held_ = false;
   bool retried_after_drop_ = false;  // sent once more after an instance dropped it unanswered
   std::string_view refusal_;          // why wakegate refused the request (static text), for the access log
+  // Why wakegate answered itself (its answer's reason) or cut the response, for the access log's
+  // `error` when refusal_ is empty. Built on those paths only.
+  std::string error_;
+  unsigned instance_status_ = 0;      // the status of the instance's response head, once it came
   bool client_gone_ = false;
   bool response_cut_ = false;  // a response ended short: the connection closes without close_notify
   std::int64_t held_ns_ = 0;

@@ -1,0 +1,126 @@
+// The access log's `error`: why wakegate answered a request itself or cut its response, so that
+// a log line alone tells a queue timeout from a full queue, a failed start, a timeout or a crash.
+#include <catch2/catch.hpp>
+
+#include <boost/json/serialize.hpp>
+#include <future>
+#include <string>
+
+#include "tests/support/integration.hpp"
+
+using namespace wakegate::test;
+
+namespace {
+
+// The access record of `path` (the first one), waited for: records lag behind answers.
+boost::json::object access_record(const wakegate_process& wg, const std::string& path) {
+  boost::json::object found;
+  wg.wait_for_record(
+      [&](const auto& x) {
+        if (json_string(x, "type") != "access" || json_string(x, "path") != path) return false;
+        found = x;
+        return true;
+      },
+      5s);
+  INFO("access record of " << path << ": " << boost::json::serialize(found));
+  REQUIRE_FALSE(found.empty());
+  return found;
+}
+
+}  // namespace
+
+TEST_CASE("access log: wakegate's own answers say why in `error`; a queue-full 503 is not a held request",
+          "[integration][access_log]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { response_header_timeout: 2s }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1").set("max_body", "100"));
+  c.apps.push_back(app_yaml("full", {"full.test"}, marker)
+                       .set("min_instances", "1")
+                       .set("max_instances", "1")
+                       .set("max_concurrency", "1")
+                       .set("queue_size", "0"));
+  c.apps.push_back(
+      app_yaml("slow", {"slow.test"}, marker).set("queue_timeout", "300ms").env_var("STARTUP_DELAY_MS", "3000"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  REQUIRE(wait_one_ready(wg.admin_port(), "full"));
+
+  SECTION("queue full: 503, not held, no queue-wait sample") {
+    auto busy = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "full.test", "/sleep?ms=1500"); });
+    REQUIRE(wait_app(wg.admin_port(), "full", [](const app_status& a) { return a.in_flight == 1; }, 3s));
+    auto r = http_get(wg.http_port(), "full.test", "/full-refused");
+    INFO(describe(r));
+    CHECK(r.status == 503);
+    auto x = access_record(wg, "/full-refused");
+    CHECK(json_number(x, "status").value_or(0) == 503);
+    CHECK(json_string(x, "error") == "app full: queue full");
+    CHECK(json_bool(x, "held") == std::optional<bool>(false));
+    CHECK(busy.get().status == 200);
+    CHECK(wait_metric(wg.admin_port(), "wakegate_requests_total", {{"app", "full"}, {"code", "200"}}, 1, 3s));
+    CHECK(scrape_value(wg.admin_port(), "wakegate_queue_wait_seconds_count", {{"app", "full"}}).value_or(-1) == 0);
+  }
+  SECTION("queue timeout: 503 with its reason") {
+    auto r = http_get(wg.http_port(), "slow.test", "/timed-out");
+    INFO(describe(r));
+    CHECK(r.status == 503);
+    auto x = access_record(wg, "/timed-out");
+    CHECK(json_bool(x, "held") == std::optional<bool>(true));
+    CHECK(json_string(x, "error") ==
+          "queue timeout: no instance of app slow could take the request within its queue_timeout (300ms)");
+  }
+  SECTION("response_header_timeout: 504 with its reason") {
+    auto r = http_get(wg.http_port(), "t.test", "/sleep?ms=3000");
+    INFO(describe(r));
+    CHECK(r.status == 504);
+    auto x = access_record(wg, "/sleep?ms=3000");
+    CHECK(json_string(x, "error") == "instance t-1 did not answer in time");
+  }
+  SECTION("413 from Content-Length: its reason and the client's request id") {
+    http_request big{.method = "POST", .target = "/big", .host = "t.test", .headers = {{"X-Request-Id", "rid-413"}},
+                     .body = std::string(1000, 'x')};
+    auto r = http_send(wg.http_port(), big);
+    INFO(describe(r));
+    CHECK(r.status == 413);
+    auto x = access_record(wg, "/big");
+    CHECK(json_string(x, "error") == "request body larger than 100 bytes");
+    CHECK(json_string(x, "request_id") == "rid-413");
+  }
+  SECTION("unknown host: 404 with its reason and the client's request id") {
+    http_request odd{.target = "/nowhere", .host = "nowhere.test", .headers = {{"X-Request-Id", "rid-404"}}};
+    auto r = http_send(wg.http_port(), odd);
+    CHECK(r.status == 404);
+    auto x = access_record(wg, "/nowhere");
+    CHECK(json_string(x, "error") == "no app for host nowhere.test");
+    CHECK(json_string(x, "request_id") == "rid-404");
+  }
+}
+
+TEST_CASE("access log: a response cut after its head says why; a streamed body's stall is not a response_header_timeout",
+          "[integration][access_log]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 500ms, response_header_timeout: 10s }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+
+  // The head streams at once (X-Accel-Buffering: no), then nothing for 3 s.
+  auto r = http_get(wg.http_port(), "t.test", "/split?n=100000&ms=3000&nobuffer=1");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK_FALSE(r.ok());  // cut short
+  auto x = access_record(wg, "/split?n=100000&ms=3000&nobuffer=1");
+  CHECK(json_number(x, "status").value_or(0) == 502);
+  CHECK(json_string(x, "error") == "response cut after the instance's 200 head: the instance sent nothing for io_timeout");
+  CHECK(scrape_value(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "response_header_timeout"}}).value_or(-1) == 0);
+
+  // The instance closes after 1000 of 100000 bytes.
+  r = http_get(wg.http_port(), "t.test", "/partial?close=1");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK_FALSE(r.ok());
+  x = access_record(wg, "/partial?close=1");
+  CHECK(json_number(x, "status").value_or(0) == 502);
+  CHECK(json_string(x, "error").starts_with("response cut after the instance's 200 head: instance t-1: "));
+}
