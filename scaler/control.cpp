@@ -126,6 +126,8 @@ void control_plane::apply(const config::config& cfg) {
       if (!a->removed) {
         log::info("app removed: draining", {{"app", a->name()}});
         a->removed = true;
+        a->desired = 0;  // no instance will be started for it (found by black-box testing: it kept its last desired)
+        a->desired_reason = "removed";
         fail_waiters(a, waiter::why::app_removed, "app " + a->name() + " was removed from the configuration");
         for (auto& i : std::vector<instance_ptr>(a->instances)) drain(a, i);
       }
@@ -234,6 +236,10 @@ void control_plane::evaluate(const app_ptr& a, clock_time now) {
     log::info("desired instances", {{"app", a->name()}, {"from", a->desired}, {"to", d.desired},
                                    {"reason", d.reason}, {"avg_concurrency", in.stable_concurrency},
                                    {"panic_concurrency", in.panic_concurrency}});
+  // A decision is a change of the desired count; replacing a failed instance is not one (found
+  // by black-box testing: a crash loop counted as constant scaling up).
+  if (d.desired > a->desired) a->stats.scale_up.add();
+  if (d.desired < a->desired) a->stats.scale_down.add();
   a->desired = d.desired;
   a->desired_reason = d.reason;
   a->last_decision = d;
@@ -280,11 +286,9 @@ void control_plane::reconcile(const app_ptr& a, clock_time now) {
       }
       return;
     }
-    a->stats.scale_up.add();
     for (int n = current; n < a->desired; ++n) start_instance(a);
   } else if (a->desired < current) {
     // Remove starting instances first (no traffic), then the ready ones with fewest in flight.
-    a->stats.scale_down.add();
     drain_fewest_in_flight(a, live, static_cast<std::size_t>(current - a->desired));
   }
 }
@@ -426,6 +430,7 @@ void control_plane::on_start_failed(const app_ptr& a, const instance_ptr& i, con
   count_start_failure(*a, *i, now);
   i->state = instance_state::failed;
   i->accepting.store(false);
+  forget_abandoned_cold_start(*a);
   stop_instance(a, i);
   // Held requests should not wait for a timeout when the app is broken: answered now once its
   // starts failed start_failures_to_answer times in a row, or when the next attempt, taking as
@@ -518,6 +523,7 @@ void control_plane::drain(const app_ptr& a, const instance_ptr& i) {
   if (was_ready && i->ready_at > a->last_start_failure) a->consecutive_failures = 0;  // it ran, and is let go
   i->state = instance_state::draining;
   i->accepting.store(false);
+  forget_abandoned_cold_start(*a);
   log::info("instance draining", {{"app", a->name()}, {"instance", i->id}});
   if (was_ready) {
     publish(a);
@@ -540,6 +546,15 @@ void control_plane::finish_stop(const app_ptr& a, const instance_ptr& i) {
   std::erase(a->instances, i);
   log::info("instance stopped", {{"app", a->name()}, {"instance", i->id}});
   if (a->removed && a->instances.empty()) std::erase(apps_, a);
+}
+
+// A cold start whose held requests all left is still measured when its instance gets ready; one
+// whose instances were all stopped or failed before that did not happen.
+void control_plane::forget_abandoned_cold_start(app& a) {
+  if (a.queue.empty() && std::none_of(a.instances.begin(), a.instances.end(), [](const instance_ptr& i) {
+        return i->state == instance_state::starting;
+      }))
+    a.first_held_at = {};
 }
 
 bool control_plane::has_live_instance(const app& a) const {
@@ -571,7 +586,15 @@ void control_plane::post_enqueue(app_ptr a, waiter_ptr w) {
       return fail_now(waiter::why::queue_full, "app " + a->name() + ": queue full");
     bool any_ready = std::any_of(a->instances.begin(), a->instances.end(),
                                  [](const instance_ptr& i) { return i->state == instance_state::ready; });
-    if (!any_ready && a->first_held_at == clock_time{}) a->first_held_at = w->enqueued_at;
+    // With no instance ready this request waits for a cold start, measured from the first
+    // request held for it: kept while an instance is starting, even when the requests held
+    // for it have left (found by black-box testing: the cold starts that outlasted
+    // queue_timeout, the ones that fail requests, were never recorded).
+    if (!any_ready) {
+      bool any_starting = std::any_of(a->instances.begin(), a->instances.end(),
+                                      [](const instance_ptr& i) { return i->state == instance_state::starting; });
+      if (a->first_held_at == clock_time{} || !any_starting) a->first_held_at = w->enqueued_at;
+    }
     a->queue.push_back(w);
     dispatch(a);
     // Scale from zero at once, not at the next tick.
@@ -585,7 +608,6 @@ void control_plane::post_cancel(app_ptr a, waiter_ptr w) {
     if (it != a->queue.end()) {
       a->queue.erase(it);
       a->queued.fetch_sub(1);
-      if (a->queue.empty()) a->first_held_at = {};  // no one waits for this cold start any more
     }
     // Not found: post_enqueue has not run yet and will drop it (state is no longer waiting).
   });
@@ -847,7 +869,8 @@ void control_plane::write_metrics(metrics::text_writer& w) const {
     w.sample("wakegate_queue_rejections_total", {label{"app", a->name()}, label{"reason", "timeout"}},
              static_cast<double>(a->stats.rejected_timeout.value()));
   }
-  w.family("wakegate_scale_events_total", "counter", "Scaling decisions that started or drained instances.");
+  w.family("wakegate_scale_events_total", "counter",
+           "Scaling decisions: changes of the desired instance count, by direction (a failed instance's replacement is not one).");
   for (auto& a : apps_) {
     w.sample("wakegate_scale_events_total", {label{"app", a->name()}, label{"direction", "up"}},
              static_cast<double>(a->stats.scale_up.value()));

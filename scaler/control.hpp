@@ -65,6 +65,7 @@ class control_plane {
   void on_start_failed(const app_ptr& a, const instance_ptr& i, const std::string& reason);
   void on_exit(const std::string& id, const std::string& reason);
   void note_exit(app& a, const instance& i, const std::string& reason);
+  void forget_abandoned_cold_start(app& a);
   void fail_instance(const app_ptr& a, const instance_ptr& i, const std::string& reason);
   void count_start_failure(app& a, const instance& i, clock_time now);
   void drain(const app_ptr& a, const instance_ptr& i);

@@ -1,5 +1,7 @@
 // The admin listener: /healthz, /readyz, /status, /metrics (checked by promtool, counts exact).
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <future>
 #include <string>
 
 #include "tests/support/integration.hpp"
@@ -92,4 +94,52 @@ TEST_CASE("/metrics passes promtool and counts exactly what the test did", "[int
   CHECK(metric_type(*text, "wakegate_queue_rejections_total") == "counter");
   CHECK(metric_type(*text, "wakegate_scale_events_total") == "counter");
   CHECK(metric_type(*text, "wakegate_instance_failures_total") == "counter");
+}
+
+// Found by black-box testing: a cold start whose held requests all timed out was never recorded
+// (the slow ones, which fail requests), and each replacement of a crashed instance counted as a
+// scale-up decision.
+TEST_CASE("metrics: a cold start outlasting its held requests is recorded; replacements are not scale events",
+          "[integration][admin]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(
+      app_yaml("cold", {"cold.test"}, marker).set("queue_timeout", "300ms").env_var("STARTUP_DELAY_MS", "1500"));
+  c.apps.push_back(app_yaml("crashy", {"crashy.test"}, marker).set("min_instances", "1").env_var("EXIT_AFTER_MS", "300"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+
+  auto r = http_get(wg.http_port(), "cold.test", "/");
+  INFO(describe(r));
+  CHECK(r.status == 503);  // queue timeout: the instance takes 1.5 s
+  REQUIRE(wait_one_ready(wg.admin_port(), "cold", 10s));
+  CHECK(wait_metric(wg.admin_port(), "wakegate_cold_start_seconds_count", {{"app", "cold"}}, 1, 3s));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_cold_start_seconds_sum", {{"app", "cold"}}).value_or(0) >= 1.4);
+
+  CHECK(wait_metric(wg.admin_port(), "wakegate_instance_failures_total", {{"app", "crashy"}}, 3, 15s));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_scale_events_total", {{"app", "crashy"}, {"direction", "up"}}) ==
+        std::optional<double>(1));  // 0 -> 1 (min_instances), once
+}
+
+TEST_CASE("a removed app whose instance still drains reports desired 0, reason removed", "[integration][admin]") {
+  auto marker = unique_marker();
+  config_yaml with_b;
+  with_b.apps.push_back(app_yaml("a", {"a.test"}, marker));
+  with_b.apps.push_back(app_yaml("b", {"b.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(with_b.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "b"));
+  auto slow = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "b.test", "/sleep?ms=2000"); });
+  REQUIRE(wait_app(wg.admin_port(), "b", [](const app_status& a) { return a.in_flight == 1; }, 3s));
+  config_yaml without_b;
+  without_b.apps.push_back(app_yaml("a", {"a.test"}, marker));
+  wg.write_config(without_b.str());
+  wg.signal(SIGHUP);
+  app_status last;
+  CHECK(wait_app(
+      wg.admin_port(), "b", [](const app_status& a) { return a.count("draining") == 1 && a.desired == 0; }, 5s, &last));
+  auto status = fetch_status_json(wg.admin_port());
+  REQUIRE(status);
+  for (const auto& app : status->at("apps").as_array())
+    if (app.at("name").as_string() == "b") CHECK(app.at("desired_reason").as_string() == "removed");
+  CHECK(scrape_value(wg.admin_port(), "wakegate_desired_instances", {{"app", "b"}}) == std::optional<double>(0));
+  CHECK(slow.get().status == 200);
 }
