@@ -88,6 +88,31 @@ bool valid_host_value(std::string_view v) noexcept {
                     std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
     if (!ok) return false;
   }
+  // host [":" port]: brackets only around an IPv6 literal that starts the value, and a port of
+  // at most 5 digits (found by black-box testing: "h:abc" was forwarded as it came).
+  std::string_view host = v, port;
+  bool has_port = false;
+  if (!v.empty() && v.front() == '[') {
+    const auto close = v.find(']');
+    if (close == std::string_view::npos) return false;
+    host = v.substr(1, close - 1);
+    if (host.empty() || host.find_first_of("[]") != std::string_view::npos) return false;
+    const auto rest = v.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      has_port = true;
+      port = rest.substr(1);
+    }
+  } else {
+    if (v.find_first_of("[]") != std::string_view::npos) return false;
+    const auto colon = v.find(':');
+    if (colon != std::string_view::npos) {
+      has_port = true;
+      host = v.substr(0, colon);
+      port = v.substr(colon + 1);
+    }
+  }
+  if (has_port && (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)) return false;
   return true;
 }
 
@@ -121,8 +146,12 @@ head_verdict check_head(std::string_view head, std::size_t max_fields) noexcept 
   std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   std::string_view version = line.substr(sp2 + 1);
   if (target.empty()) return reject(400, "empty request target");
-  for (unsigned char c : target)
+  for (unsigned char c : target) {
     if (!is_target_byte(c)) return reject(400, "invalid character in request target");
+    // No request-target form has a fragment (RFC 9112 3.2): refused in every form alike (found
+    // by black-box testing: an origin-form one was forwarded, an absolute-form one refused).
+    if (c == '#') return reject(400, "fragment in request target");
+  }
   if (version.size() != 8 || version.substr(0, 5) != "HTTP/" || version[6] != '.' || version[5] < '0' ||
       version[5] > '9' || version[7] < '0' || version[7] > '9')
     return reject(400, "malformed HTTP version");

@@ -3,6 +3,7 @@
 #include <array>
 #include <cstdint>
 #include <random>
+#include <vector>
 
 #include <boost/beast/http/field.hpp>
 
@@ -16,12 +17,14 @@ namespace {
 
 // The field names Connection fields list (hop-by-hop, RFC 9110 7.6.1), except the close and
 // keep-alive options and the framing fields Host, Content-Length and Transfer-Encoding, which the
-// message's own framing governs. At most 16 are kept; views into the field values.
+// message's own framing governs. Views into the field values: 16 in place, any more in `more`
+// (found by black-box testing: names past the 16th were forwarded).
 struct connection_names {
   std::array<std::string_view, 16> names;
   std::size_t count = 0;
+  std::vector<std::string_view> more;
 
-  void add_list(std::string_view v) noexcept {
+  void add_list(std::string_view v) {
     while (!v.empty()) {
       auto comma = v.find(',');
       auto token = trim_ows(v.substr(0, comma));
@@ -29,11 +32,14 @@ struct connection_names {
       if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
       if (iequals(token, "host") || iequals(token, "content-length") || iequals(token, "transfer-encoding")) continue;
       if (count < names.size()) names[count++] = token;
+      else more.push_back(token);
     }
   }
   bool contains(std::string_view name) const noexcept {
     for (std::size_t i = 0; i < count; ++i)
       if (iequals(name, names[i])) return true;
+    for (auto n : more)
+      if (iequals(name, n)) return true;
     return false;
   }
 };
@@ -136,18 +142,35 @@ std::string_view request_id_of(const http::fields& f, char (&buf)[32]) {
 
 namespace {
 
-enum class forwarded_field { none, xff, xfp, xfh, request_id };
+// lookalike: one of those names spelled with '_' for '-' (X_Forwarded_Proto). CGI and WSGI
+// servers map both spellings to one variable, so a client's lookalike would be merged with
+// wakegate's field: dropped, as nginx drops names with '_' (found by black-box testing).
+enum class forwarded_field { none, xff, xfp, xfh, request_id, lookalike };
+
+// `name` (lower case, '-' separated) in either spelling; `n` has its size.
+bool is_spelling_of(std::string_view n, std::string_view name) noexcept {
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const char c = ascii_lower(n[i]);
+    if (c != name[i] && !(c == '_' && name[i] == '-')) return false;
+  }
+  return true;
+}
 
 forwarded_field classify(std::string_view n) noexcept {
+  auto exact_or_lookalike = [&](std::string_view name, forwarded_field f) {
+    if (iequals(n, name)) return f;
+    return n.find('_') != std::string_view::npos && is_spelling_of(n, name) ? forwarded_field::lookalike
+                                                                            : forwarded_field::none;
+  };
   switch (n.size()) {
     case 12:
-      return iequals(n, "x-request-id") ? forwarded_field::request_id : forwarded_field::none;
+      return exact_or_lookalike("x-request-id", forwarded_field::request_id);
     case 15:
-      return iequals(n, "x-forwarded-for") ? forwarded_field::xff : forwarded_field::none;
+      return exact_or_lookalike("x-forwarded-for", forwarded_field::xff);
     case 16:
-      return iequals(n, "x-forwarded-host") ? forwarded_field::xfh : forwarded_field::none;
+      return exact_or_lookalike("x-forwarded-host", forwarded_field::xfh);
     case 17:
-      return iequals(n, "x-forwarded-proto") ? forwarded_field::xfp : forwarded_field::none;
+      return exact_or_lookalike("x-forwarded-proto", forwarded_field::xfp);
     default:
       return forwarded_field::none;
   }

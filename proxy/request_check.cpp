@@ -27,7 +27,9 @@ check_result check_request(http::request_parser<http::buffer_body>& p, const hea
   if (v.status != 0) return {v.status, v.reason};
   auto& req = p.get();
   if (req.version() != 10 && req.version() != 11) return {505, "HTTP version not supported"};
-  if (req.method() == http::verb::unknown) return {400, "unknown method"};
+  // Any token is a method (RFC 9110 9.1; check_head checked it): QUERY, BAN and the like are
+  // forwarded as they are, as nginx and HAProxy do (found by black-box testing: Beast's verb
+  // list decided). Beast names them verb::unknown: not idempotent, so never sent twice.
 
   int hosts = 0;
   for (auto it = req.find(http::field::host); it != req.end() && it->name() == http::field::host; ++it) ++hosts;

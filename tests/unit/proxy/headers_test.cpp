@@ -113,6 +113,50 @@ TEST_CASE("headers: X-Forwarded-* set, X-Forwarded-For appended, request id adde
   http::request<http::buffer_body> h{http::verb::get, "/", 11};
   char buf3[32];
   CHECK(std::string(proxy::request_id_of(h, buf3)) != id);
+
+  // The '_' spellings of wakegate's fields are dropped: a CGI or WSGI server would merge them
+  // with wakegate's (found by black-box testing: the client chose X-Forwarded-Proto's first value).
+  http::request<http::buffer_body> u{http::verb::get, "/", 11};
+  u.set(http::field::host, "a.test");
+  u.insert("X_Forwarded_Proto", "https");
+  u.insert("x_forwarded_host", "evil.test");
+  u.insert("X_FORWARDED_FOR", "6.6.6.6");
+  u.insert("X-Forwarded_For", "6.6.6.7");
+  u.insert("X_Request_Id", "spoof");
+  u.insert("X_Forwarded_Other", "kept");
+  char buf4[32];
+  auto fu = forwarded(u, proxy::request_id_of(u, buf4), false, false, {"127.0.0.1", "http"});
+  CHECK(fu.count("X_Forwarded_Proto") == 0);
+  CHECK(fu.count("x_forwarded_host") == 0);
+  CHECK(fu.count("X_FORWARDED_FOR") == 0);
+  CHECK(fu.count("X-Forwarded_For") == 0);
+  CHECK(fu.count("X_Request_Id") == 0);
+  CHECK(fu["X_Forwarded_Other"] == "kept");
+  CHECK(fu["X-Forwarded-Proto"] == "http");
+  CHECK(fu["X-Forwarded-Host"] == "a.test");
+  CHECK(fu["X-Forwarded-For"] == "127.0.0.1");
+}
+
+TEST_CASE("headers: every field named in Connection is dropped, past the 16th too", "[headers]") {
+  http::fields f;
+  std::string names;
+  for (int i = 0; i < 40; ++i) {
+    names += (i ? ", X-H" : "X-H") + std::to_string(i);
+    f.set("X-H" + std::to_string(i), "v");
+  }
+  f.set(http::field::connection, names);
+  f.set("X-Keep", "k");
+  proxy::strip_hop_by_hop(f);
+  for (int i = 0; i < 40; ++i) CHECK(f.count("X-H" + std::to_string(i)) == 0);
+  CHECK(f["X-Keep"] == "k");
+
+  http::request<http::buffer_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "a.test");
+  for (int i = 0; i < 40; ++i) req.set("X-H" + std::to_string(i), "v");
+  req.set(http::field::connection, names);
+  char buf[32];
+  auto fw = forwarded(req, proxy::request_id_of(req, buf));
+  for (int i = 0; i < 40; ++i) CHECK(fw.count("X-H" + std::to_string(i)) == 0);
 }
 
 TEST_CASE("headers: generated request ids are 32 lower-case hex characters and do not repeat", "[headers]") {
@@ -178,6 +222,23 @@ TEST_CASE("request check: framing that readers could disagree on is refused", "[
       {"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 400},
       {"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
       {"GET x HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      // Found by black-box testing: a fragment in an origin-form target was forwarded; a Host with
+      // a port that is not one was routed and forwarded as it came; methods outside Beast's list
+      // were refused.
+      {"GET /x#f HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: a:abc\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: a:123456\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: a]\r\n\r\n", 400},
+      {"GET / HTTP/1.1\r\nHost: a:8080\r\n\r\n", 0},
+      {"GET / HTTP/1.1\r\nHost: a:\r\n\r\n", 0},  // RFC 3986: port = *DIGIT
+      {"GET / HTTP/1.1\r\nHost: [::1]:65535\r\n\r\n", 0},
+      {"GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n", 0},
+      {"QUERY /search HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n", 0},
+      {"BAN / HTTP/1.1\r\nHost: a\r\n\r\n", 0},
+      {"UPDATEREDIRECTREF / HTTP/1.1\r\nHost: a\r\n\r\n", 0},
   };
   for (const auto& r : rows) {
     INFO(r.raw);
