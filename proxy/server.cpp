@@ -70,20 +70,21 @@ const char* limit_name(limit_hit l) noexcept {
 
 tcp::endpoint server::start() {
   raise_open_file_limit();
-  auto listen_all = [this](tcp::endpoint ep, std::optional<tcp::acceptor> worker::*which, std::string_view name) {
+  auto listen_all = [this](tcp::endpoint ep, std::optional<tcp::acceptor> worker::*which, listen_lock worker::*lock,
+                           std::string_view name) {
     for (auto& w : workers_) {
       // Every thread listens on the same address (SO_REUSEPORT): the kernel spreads connections
       // and no accept is shared between threads.
       auto& acceptor = (*w).*which;
       acceptor.emplace(w->ioc);
-      open_listener(*acceptor, ep, name, true, w == workers_.front());
+      (*w).*lock = open_listener(*acceptor, ep, name, true, w == workers_.front());
       if (ep.port() == 0) ep = acceptor->local_endpoint();  // the others join the port we got
     }
     return ep;
   };
-  auto ep = listen_all(listen_endpoint(listen_), &worker::acceptor, "http");
+  auto ep = listen_all(listen_endpoint(listen_), &worker::acceptor, &worker::acceptor_lock, "http");
   if (listen_https_) {
-    https_ep_ = listen_all(listen_endpoint(*listen_https_), &worker::tls_acceptor, "https");
+    https_ep_ = listen_all(listen_endpoint(*listen_https_), &worker::tls_acceptor, &worker::tls_acceptor_lock, "https");
     for (auto& w : workers_) w->https_port = https_ep_->port();
   }
   for (auto& w : workers_) {
@@ -166,6 +167,8 @@ void server::begin_drain() {
       boost::system::error_code ec;
       if (wp->acceptor) wp->acceptor->close(ec);
       if (wp->tls_acceptor) wp->tls_acceptor->close(ec);
+      wp->acceptor_lock.release();  // a new wakegate may listen there while this one drains
+      wp->tls_acceptor_lock.release();
       if (wp->accept_resume) wp->accept_resume->cancel();
       for (auto* s : wp->idle) s->cancel(ec);  // idle keep-alive: close now
       for (auto& end : wp->tunnels) end();               // tunnels (WebSocket ...): end now

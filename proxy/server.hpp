@@ -20,6 +20,7 @@
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "proxy/deadline.hpp"
+#include "proxy/listen.hpp"
 #include "proxy/router.hpp"
 #include "tls/challenges.hpp"
 #include "tls/context.hpp"
@@ -99,6 +100,7 @@ struct worker {
   // HTTPS (tls/): its listener, the certificates and ticket keys its handshakes use, and the
   // ACME HTTP-01 answers of the http listener; replaced by posts from the control thread.
   std::optional<boost::asio::ip::tcp::acceptor> tls_acceptor;
+  listen_lock acceptor_lock, tls_acceptor_lock;  // the first worker's: held while it listens
   std::uint16_t https_port = 0;
   std::shared_ptr<const tls::cert_set> certs;
   std::shared_ptr<const tls::ticket_keys> tickets;

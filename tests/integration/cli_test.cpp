@@ -1,5 +1,13 @@
 // The command line: --version, --help, unknown arguments, `check` and `run` with invalid configs.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <csignal>
+#include <cstddef>
+#include <cstring>
+#include <thread>
 #include <regex>
 #include <string>
 #include <vector>
@@ -163,6 +171,55 @@ TEST_CASE("wakegate run refuses an http address another wakegate listens on, nam
   CHECK_FALSE(contains(run.err, ".hpp:"));  // no Boost source location
   auto r = http_get(first.http_port(), "t.test", "/");
   CHECK(r.status == 200);
+}
+
+// Two wakegates starting at the same instant both pass the probe bind: the address's lock (an
+// abstract Unix socket, "wakegate-listen <address>") lets only one listen. Held here by the test,
+// as the other wakegate would hold it.
+TEST_CASE("wakegate run refuses an address whose listen lock another wakegate holds", "[integration][cli]") {
+  const auto port = free_port();
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = "wakegate-listen 127.0.0.1:" + std::to_string(port);
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&addr),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size())) == 0);
+  config_yaml c;
+  c.http = "127.0.0.1:" + std::to_string(port);
+  c.apps.push_back(app_yaml("t", {"t.test"}, "cli-unused"));
+  temp_dir dir;
+  auto run = run_wakegate({"run", "--config", dir.write("wakegate.yaml", c.str())}, 20s);
+  ::close(fd);
+  INFO("run stderr: " << run.err);
+  CHECK(run.exit_code == 1);
+  CHECK(contains(run.err, "\"msg\":\"cannot listen\""));
+  CHECK(contains(run.err, "http listener 127.0.0.1:" + std::to_string(port) +
+                              ": another wakegate listens there (it started at the same time as this one)"));
+}
+
+TEST_CASE("a new wakegate can listen on the address of one that is draining (SIGTERM)", "[integration][cli]") {
+  auto marker = unique_marker();
+  const auto port = free_port();
+  config_yaml c;
+  c.http = "127.0.0.1:" + std::to_string(port);
+  c.shutdown_timeout = "20s";
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process old(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(old.admin_port(), "t"));
+  std::thread slow([&] { http_get(port, "t.test", "/sleep?ms=3000"); });
+  REQUIRE(wait_app(old.admin_port(), "t", [](const app_status& a) { return a.in_flight == 1; }, 3s));
+  old.signal(SIGTERM);
+  REQUIRE(old.wait_for_record([](const auto& x) { return json_string(x, "msg") == "shutting down: draining connections"; },
+                              5s));
+  REQUIRE(old.running());  // still draining its request
+  wakegate_process next(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(next.admin_port(), "t"));
+  auto r = http_get(port, "t.test", "/pid");
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  slow.join();
 }
 
 TEST_CASE("wakegate run logs the warnings of a valid config as JSON lines, like a reload does", "[integration][cli]") {
