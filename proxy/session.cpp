@@ -455,6 +455,12 @@ class session {
     arm(client_dl_, d, now);
   }
   bool past_deadline() const noexcept { return now_ns() >= deadline_; }
+  // After a write of the response to the client: while the request body is still being read
+  // (on its own slot), client_dl_ must not stay armed, as its expiry cancels the body's read too
+  // (found in review).
+  void wrote_client() noexcept {
+    if (uploading_) deadline_sweeper::disarm(client_dl_);
+  }
   // The wait for the instance's response header: response_header_timeout, or, while the request
   // body is still going out, only the request's deadline (the upload re-arms it when done).
   void arm_head_wait(const config::limits_config& limits) {
@@ -703,10 +709,17 @@ class session {
       if (result.failed == failure::client) {
         if (!result.response_started && body_fail_ != body_fail::none)
           co_return co_await refuse_body();
-        if (result.response_started && body_fail_ != body_fail::none)
+        if (result.response_started && body_fail_ == body_fail::timeout && past_deadline()) {
+          // The body's read has min(io_timeout, request_timeout): the request's deadline it was
+          // (found in review: logged as io_timeout, not counted), answered 504 as refuse_body does.
+          w_.owner->stats().hit(limit_hit::request_timeout);
+          status_ = 504;
+          note_cut("request_timeout passed while the request body was still coming");
+        } else if (result.response_started && body_fail_ != body_fail::none) {
           note_cut(body_fail_ == body_fail::timeout     ? "the request body stopped coming for io_timeout"
                    : body_fail_ == body_fail::too_large ? "the request body grew past max_body"
                                                         : "bad request body");
+        }
         client_gone_ = true;
         co_return false;
       }
@@ -818,6 +831,9 @@ class session {
     static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
     arm(client_dl_, w_.opts->limits.io_timeout);
     auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(cont), tok);
+    // Not left armed: the body's reads that follow have their own slot on this socket, and this
+    // one's expiry would cancel them (found in review: an upload was cut at io_timeout after the 100).
+    deadline_sweeper::disarm(client_dl_);
     if (!ec) co_return true;
     client_gone_ = true;
     status_ = 499;
@@ -968,6 +984,7 @@ class session {
   asio::awaitable<exchange_result> exchange(tcp::socket& up, bool client_keep_alive) {
     exchange_result sent, got;
     bool upload_over = false, download_over = false;
+    bool stopped_upload = false;  // the download ended first and stopped the upload
     upload_stop_ = false;
     uploading_ = true;
     head_pending_ = false;
@@ -994,6 +1011,7 @@ class session {
       // Answered before the body was all read: stop the upload, whether it waits on the client
       // or on an instance that no longer reads (neither connection is reused after this).
       if (!upload_over) {
+        stopped_upload = true;
         upload_stop_ = true;  // a client read that already completed must not start another
         client_.cancel(ignored);
         up.cancel(ignored);
@@ -1001,7 +1019,9 @@ class session {
     };
     co_await (upload() && download());
     // The client went away: whatever the download saw after that is not the instance's fault.
-    if (sent.failed == failure::client && got.failed != failure::none) {
+    // Unless the download failed first and stopped the upload itself (found in review: a
+    // response cut during an upload was logged as the instance's status, with no error).
+    if (sent.failed == failure::client && got.failed != failure::none && !stopped_upload) {
       got.failed = failure::client;
       co_return got;
     }
@@ -1203,6 +1223,7 @@ class session {
           if (g.size() > 0) {
             arm_response_write(limits.io_timeout, !head.empty());
             auto [ec, written] = co_await asio::async_write(stream_, g.buffers(), tok);
+            wrote_client();
             if (ec) {
               res.failed = failure::client;
               co_return;
@@ -1285,6 +1306,7 @@ class session {
           wire::append_response_head(interim, interim_text.text());
           arm(client_dl_, limits.io_timeout);
           auto [wec, wn] = co_await asio::async_write(stream_, asio::buffer(interim_text.text()), tok);
+          wrote_client();
           if (wec) {
             res.failed = failure::client;
             co_return;
@@ -1358,6 +1380,7 @@ class session {
       idle_watch::park(up);  // all read (proxy/idle_watch.hpp)
       arm_response_write(limits.io_timeout, true);
       auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
+      wrote_client();
       if (ec) {
         res.failed = failure::client;
         co_return;
@@ -1378,6 +1401,7 @@ class session {
         if (!head.empty() && ubuf.size() == 0) {
           arm_response_write(limits.io_timeout, true);
           auto [ec, n] = co_await asio::async_write(stream_, asio::buffer(head), tok);
+          wrote_client();
           if (ec) {
             res.failed = failure::client;
             co_return;
@@ -1409,6 +1433,7 @@ class session {
       if (g.size() > 0) {
         arm_response_write(limits.io_timeout, !head.empty());
         auto [ec, n] = co_await asio::async_write(stream_, g.buffers(), tok);
+        wrote_client();
         if (ec) {
           res.failed = failure::client;
           co_return;

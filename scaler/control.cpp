@@ -593,7 +593,9 @@ void control_plane::post_enqueue(app_ptr a, waiter_ptr w) {
     if (!any_ready) {
       bool any_starting = std::any_of(a->instances.begin(), a->instances.end(),
                                       [](const instance_ptr& i) { return i->state == instance_state::starting; });
-      if (a->first_held_at == clock_time{} || !any_starting) a->first_held_at = w->enqueued_at;
+      // A stale start (its instances stopped before ready, nobody waits) is replaced; one in a
+      // backoff after a failed start, with requests still waiting, is not (found in review).
+      if (a->first_held_at == clock_time{} || (!any_starting && a->queue.empty())) a->first_held_at = w->enqueued_at;
     }
     a->queue.push_back(w);
     dispatch(a);

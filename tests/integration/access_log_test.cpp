@@ -4,6 +4,7 @@
 
 #include <boost/json/serialize.hpp>
 #include <future>
+#include <thread>
 #include <string>
 
 #include "tests/support/integration.hpp"
@@ -123,4 +124,60 @@ TEST_CASE("access log: a response cut after its head says why; a streamed body's
   x = access_record(wg, "/partial?close=1");
   CHECK(json_number(x, "status").value_or(0) == 502);
   CHECK(json_string(x, "error").starts_with("response cut after the instance's 200 head: instance t-1: "));
+}
+
+// Found in review: when the download failed first and stopped a concurrent upload, the cut was
+// taken for the client's doing (logged with the instance's status, no error); and a body cut by
+// request_timeout was called an io_timeout and not counted.
+TEST_CASE("access log: a response cut while the request body is still coming says why", "[integration][access_log]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 1s }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  c.apps.push_back(app_yaml("r", {"r.test"}, marker).set("min_instances", "1").set("request_timeout", "500ms"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  REQUIRE(wait_one_ready(wg.admin_port(), "r"));
+
+  SECTION("the instance sends nothing for io_timeout while the client still sends") {
+    // The test app answers /echo's head at once and echoes a Content-Length body only once it
+    // has all of it: one byte every 400 ms keeps the client side alive, not the instance's.
+    int sent = 0;
+    http_request echo{.method = "POST", .target = "/echo?slow", .host = "t.test"};
+    echo.content_length = 10;
+    echo.source = [&](char* buf, std::size_t cap) -> std::size_t {
+      if (sent == 10 || cap == 0) return 0;
+      if (sent++ > 0) std::this_thread::sleep_for(400ms);  // the client's pace: what is under test
+      buf[0] = 'x';
+      return 1;
+    };
+    auto r = http_send(wg.http_port(), echo);
+    INFO(describe(r));
+    CHECK(r.status == 200);
+    CHECK_FALSE(r.ok());
+    auto x = access_record(wg, "/echo?slow");
+    CHECK(json_number(x, "status").value_or(0) == 502);
+    CHECK(json_string(x, "error") == "response cut after the instance's 200 head: the instance sent nothing for io_timeout");
+  }
+  SECTION("request_timeout passes while the body is still coming") {
+    bool first = true;
+    http_request echo{.method = "POST", .target = "/echo?stalled", .host = "r.test"};  // chunked
+    echo.source = [&](char* buf, std::size_t cap) -> std::size_t {
+      if (first && cap > 0) {
+        first = false;
+        buf[0] = 'x';
+        return 1;
+      }
+      std::this_thread::sleep_for(3s);  // stalls past request_timeout; the cut ends the exchange
+      return 0;
+    };
+    auto r = http_send(wg.http_port(), echo);
+    INFO(describe(r));
+    CHECK(r.status == 200);
+    CHECK_FALSE(r.ok());
+    auto x = access_record(wg, "/echo?stalled");
+    INFO(boost::json::serialize(x));
+    CHECK(json_string(x, "error").starts_with("response cut after the instance's 200 head: request_timeout passed"));
+    CHECK(wait_metric(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "request_timeout"}}, 1, 3s));
+  }
 }

@@ -4,6 +4,7 @@
 // queue_timeout for a "queue timeout"; a crash loop restarted without any backoff.
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <future>
 #include <string>
 
 #include <boost/json.hpp>
@@ -166,4 +167,38 @@ TEST_CASE("a crash loop backs off although a healthy sibling stays ready", "[int
   const auto ready = st->ids("ready");
   CHECK(std::find(ready.begin(), ready.end(), healthy) != ready.end());  // up the whole time, and serving
   CHECK(http_get(wg.http_port(), "t.test", "/").status == 200);
+}
+
+// Found in review: a request held while the app backed off after a failed start (nothing ready,
+// nothing starting) restarted the cold start's clock, so the metric measured from it, not from
+// the first request still waiting.
+TEST_CASE("a cold start through failed starts is measured from the first request held for it", "[integration][failure]") {
+  auto marker = unique_marker();
+  temp_dir dir;
+  const std::string flag = dir.path() + "/failed";
+  config_yaml c;
+  // The first two starts exit 3 (backoffs of 250 and 500 ms follow them); the third serves.
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .with_command(test_app_after_shell(
+                           "mkdir \"$0\" 2>/dev/null && exit 3; mkdir \"$0/2\" 2>/dev/null && exit 3;", flag, marker)));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  auto a = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "t.test", "/pid?a"); });
+  REQUIRE(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == "t-2"; },
+      10s));
+  auto b = http_get(wg.http_port(), "t.test", "/pid?b");  // held during the 500 ms backoff
+  CHECK(b.status == 200);
+  CHECK(a.get().status == 200);
+  double a_held_ms = 0;
+  REQUIRE(wg.wait_for_record(
+      [&](const auto& x) {
+        if (json_string(x, "type") != "access" || json_string(x, "path") != "/pid?a") return false;
+        a_held_ms = json_number(x, "held_ms").value_or(0);
+        return true;
+      },
+      5s));
+  REQUIRE(wait_metric(wg.admin_port(), "wakegate_cold_start_seconds_count", {{"app", "t"}}, 1, 3s));
+  const double measured = scrape_value(wg.admin_port(), "wakegate_cold_start_seconds_sum", {{"app", "t"}}).value_or(0);
+  INFO("cold start " << measured << " s; /a held " << a_held_ms << " ms");
+  CHECK(measured >= a_held_ms / 1000.0 - 0.05);
 }

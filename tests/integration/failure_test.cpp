@@ -105,7 +105,7 @@ TEST_CASE("an instance refused first and killed after: its exit is logged and na
   REQUIRE(wait_one_ready(wg.admin_port(), "u", 15s, &last));
   const auto old = last.instances.front();
 
-  auto r = http_get(wg.http_port(), "u.test", "/unlisten?ms=1000");
+  auto r = http_get(wg.http_port(), "u.test", "/unlisten?ms=3000");  // the refusal must come first: room for a slow CI
   INFO(describe(r));
   REQUIRE(r.status == 200);
   REQUIRE(wait_until([&] { return !can_connect(static_cast<std::uint16_t>(old.port), 200ms); }, 5s));
@@ -126,7 +126,7 @@ TEST_CASE("an instance refused first and killed after: its exit is logged and na
         return json_string(x, "msg") == "instance exited" && json_string(x, "instance") == old.id &&
                json_string(x, "error") == "killed by signal SIGKILL";
       },
-      5s));
+      10s));
   CHECK(wait_app(
       wg.admin_port(), "u",
       [&](const app_status& a) {

@@ -496,7 +496,7 @@ TEST_CASE("an upload taking longer than response_header_timeout is not cut: the 
           "[integration][limits]") {
   auto marker = unique_marker();
   config_yaml c;
-  c.extra.push_back("limits: { response_header_timeout: 600ms, io_timeout: 5s }");
+  c.extra.push_back("limits: { response_header_timeout: 600ms, io_timeout: 1s }");
   c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   REQUIRE(wait_one_ready(wg.admin_port(), "t"));
@@ -519,6 +519,20 @@ TEST_CASE("an upload taking longer than response_header_timeout is not cut: the 
   CHECK(r.bytes_sent == 64);
   CHECK(r.elapsed >= 1400ms);
   CHECK(limit_hits(wg.admin_port(), "response_header_timeout") == 0);
+
+  // With Expect: 100-continue: wakegate's 100 went out with io_timeout armed on the client's
+  // slot, and its expiry cut the upload that followed (found in review).
+  raw_socket s(wg.http_port());
+  REQUIRE(s.ok());
+  REQUIRE(s.send("POST /upload HTTP/1.1\r\nHost: t.test\r\nExpect: 100-continue\r\nContent-Length: 64\r\n\r\n"));
+  REQUIRE(status_of(s.read_until("\r\n\r\n", 5s)) == 100);
+  for (int i = 0; i < 8; ++i) {
+    if (i > 0) std::this_thread::sleep_for(200ms);  // the client's pace: what is under test
+    REQUIRE(s.send("01234567"));
+  }
+  const std::string answer = s.read_until("not found\n", 5s);
+  INFO(answer);
+  CHECK(status_of(answer) == 404);
   // Once the body is sent, the wait for the answer has the timeout as before.
   http_request late{.method = "GET", .target = "/sleep?ms=3000", .host = "t.test", .body = "x"};
   r = http_send(wg.http_port(), late);
