@@ -99,7 +99,9 @@ TEST_CASE("an instance refused first and killed after: its exit is logged and na
   // cause, and is reported as such (found by black-box testing: only the symptom was).
   auto marker = unique_marker();
   config_yaml c;
-  c.apps.push_back(app_yaml("u", {"u.test"}, marker).set("min_instances", "1").env_var("IGNORE_SIGTERM", "1"));
+  auto app = app_yaml("u", {"u.test"}, marker).set("min_instances", "1").env_var("IGNORE_SIGTERM", "1");
+  app.stop_timeout = "10s";  // the stop's own SIGKILL must not come before the app's (3 s)
+  c.apps.push_back(app);
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   app_status last;
   REQUIRE(wait_one_ready(wg.admin_port(), "u", 15s, &last));
