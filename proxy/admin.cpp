@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -47,10 +48,20 @@ tcp::endpoint admin_server::start(const config::endpoint& at) {
   asio::co_spawn(
       ctx_,
       [this]() -> asio::awaitable<void> {
+        asio::steady_timer backoff(ctx_);
         while (acceptor_ && acceptor_->is_open()) {
           auto [ec, sock] = co_await acceptor_->async_accept(tok);
           if (ec == asio::error::operation_aborted) co_return;
-          if (ec) continue;
+          if (ec) {
+            // Out of descriptors or memory: retry shortly, as the proxy listeners do (found by
+            // black-box testing: this loop spun at 100% CPU on the control thread, which also
+            // runs the scaler, while a scrape waited in the backlog).
+            log::warn("accept failed", {{"listener", "admin"}, {"error", ec.message()}});
+            backoff.expires_after(std::chrono::milliseconds(50));
+            auto [tec] = co_await backoff.async_wait(tok);
+            if (tec == asio::error::operation_aborted) co_return;
+            continue;
+          }
           asio::co_spawn(
               ctx_,
               [this, s = std::move(sock)]() mutable -> asio::awaitable<void> {

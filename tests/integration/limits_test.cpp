@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -292,6 +293,33 @@ TEST_CASE("header bomb: an endless header gets 431 at max_header_bytes and the e
   CHECK(sent < 4 * 1024 * 1024);  // answered before the bound (socket buffers and the lingering close take the rest)
   CHECK(limit_hits(wg.admin_port(), "header_size") == 1);
   CHECK(http_get(wg.http_port(), "t.test", "/").status == 200);
+}
+
+// Found by black-box testing: out of descriptors, the admin listener's accept loop retried at
+// once, spinning the control thread (which also runs the scaler), and said nothing.
+TEST_CASE("out of file descriptors, the admin listener backs off and logs, and serves once some are free",
+          "[integration][limits]") {
+  config_yaml c;
+  c.extra.push_back("workers: 1");
+  c.apps.push_back(app_yaml("t", {"t.test"}, "limits-unused"));
+  wakegate_process wg(c.str());
+  rlimit low{};
+  low.rlim_cur = low.rlim_max = 64;  // wakegate's own limit, lowered from here once it runs
+  REQUIRE(::prlimit(wg.pid(), RLIMIT_NOFILE, &low, nullptr) == 0);
+
+  std::vector<std::unique_ptr<raw_socket>> fill;  // idle connections until wakegate has no descriptor left
+  for (int i = 0; i < 80; ++i) fill.push_back(std::make_unique<raw_socket>(wg.http_port()));
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "accept failed"; }, 5s));
+  raw_socket scrape(wg.admin_port());  // waits in the admin backlog
+  REQUIRE(scrape.ok());
+  REQUIRE(scrape.send("GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n"));
+  CHECK(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "accept failed" && json_string(x, "listener") == "admin"; },
+      5s));
+  fill.clear();  // descriptors free again
+  const std::string answer = scrape.read_until("\r\n\r\n", 5s);
+  INFO(answer);
+  CHECK(status_of(answer) == 200);
 }
 
 TEST_CASE("10,000 idle connections are held open while normal requests succeed", "[integration][limits]") {
