@@ -908,7 +908,9 @@ class session {
       int expected = scaler::waiter::waiting;
       if (w->state.compare_exchange_strong(expected, scaler::waiter::cancelled)) {
         control.post_cancel(app, w);
-        if (deadline_ < queue_deadline) {  // the app's request_timeout came first (found by black-box testing)
+        if (w_.cut) {  // the shutdown cut it, not a timeout
+          co_await respond_text(503, "wakegate is shutting down", {}, false);
+        } else if (deadline_ < queue_deadline) {  // the app's request_timeout came first (found by black-box testing)
           w_.owner->stats().hit(limit_hit::request_timeout);
           co_await respond_hold_timeout(*app, "request_timeout", cfg.settings.request_timeout);
         } else {
