@@ -719,6 +719,10 @@ class session {
           note_cut(body_fail_ == body_fail::timeout     ? "the request body stopped coming for io_timeout"
                    : body_fail_ == body_fail::too_large ? "the request body grew past max_body"
                                                         : "bad request body");
+        } else if (result.response_started) {
+          // The client's side of the response failed (found by black-box testing: logged as a
+          // clean answer).
+          note_cut(client_dl_.expired ? "the client read nothing for io_timeout" : "the client closed the connection");
         }
         client_gone_ = true;
         co_return false;

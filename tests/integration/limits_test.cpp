@@ -635,3 +635,26 @@ TEST_CASE("an instance's 103 Early Hints is forwarded to HTTP/1.1 clients, not t
     }
   }
 }
+
+// Found by black-box testing: a response cut because its client stopped reading was logged as a
+// clean answer, with no error.
+TEST_CASE("a client that stops reading a large response is cut at io_timeout, and the log says so",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 500ms }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  raw_socket s(wg.http_port());
+  REQUIRE(s.ok());
+  int small = 4096;  // a small receive buffer: the response backs up at once
+  ::setsockopt(s.fd(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  REQUIRE(s.send("GET /bytes?n=100000000 HTTP/1.1\r\nHost: t.test\r\n\r\n"));  // and nothing read
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "path") == "/bytes?n=100000000" &&
+               json_string(x, "error") == "response cut after the instance's 200 head: the client read nothing for io_timeout";
+      },
+      10s));
+}
