@@ -58,8 +58,7 @@ tcp::endpoint admin_server::start(const config::endpoint& at) {
             // runs the scaler, while a scrape waited in the backlog).
             log::warn("accept failed", {{"listener", "admin"}, {"error", ec.message()}});
             backoff.expires_after(std::chrono::milliseconds(50));
-            auto [tec] = co_await backoff.async_wait(tok);
-            if (tec == asio::error::operation_aborted) co_return;
+            co_await backoff.async_wait(tok);  // the loop's condition ends it once stopped
             continue;
           }
           asio::co_spawn(

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <string>
@@ -299,6 +300,12 @@ TEST_CASE("header bomb: an endless header gets 431 at max_header_bytes and the e
 // once, spinning the control thread (which also runs the scaler), and said nothing.
 TEST_CASE("out of file descriptors, the admin listener backs off and logs, and serves once some are free",
           "[integration][limits]") {
+  if (std::getenv("WAKEGATE_TEST_SANITIZED") != nullptr) {
+    // UBSan's vptr check tests memory through a pipe: with no descriptor left it reports every
+    // virtual call (error_category::message) as on an invalid object, and halts (seen in CI).
+    WARN("skipped under the sanitizers: they need file descriptors of their own");
+    return;
+  }
   config_yaml c;
   c.extra.push_back("workers: 1");
   c.apps.push_back(app_yaml("t", {"t.test"}, "limits-unused"));
