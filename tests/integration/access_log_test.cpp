@@ -168,7 +168,14 @@ TEST_CASE("access log: a response cut while the request body is still coming say
         buf[0] = 'x';
         return 1;
       }
-      std::this_thread::sleep_for(3s);  // stalls past request_timeout; the cut ends the exchange
+      // The body stalls until wakegate has cut the exchange (its access line is out).
+      wait_until(
+          [&] {
+            for (const auto& x : wg.access_records())
+              if (json_string(x, "path") == "/echo?stalled") return true;
+            return false;
+          },
+          10s);
       return 0;
     };
     auto r = http_send(wg.http_port(), echo);
