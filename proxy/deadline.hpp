@@ -12,6 +12,9 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <vector>
+
+#include <poll.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -26,6 +29,11 @@ struct deadline_slot {
   std::int64_t at_ns = never;                      // steady clock (now_ns)
   boost::asio::ip::tcp::socket* socket = nullptr;  // cancelled when at_ns passes
   bool expired = false;                            // set by the sweep; cleared by arming
+  // A client connection watched while this slot's operations serve its request (watch_hangup):
+  // when its peer closes or shuts down its sending side, the sweep sets hung_up and cancels
+  // `socket` (on every sweep until unwatched, as for `expired`).
+  int hangup_fd = -1;
+  bool hung_up = false;
   deadline_slot* prev = nullptr;                   // the sweeper's list
   deadline_slot* next = nullptr;
 
@@ -35,6 +43,13 @@ struct deadline_slot {
   }
 };
 
+// Client hang-ups. A slot can also watch a client connection (watch_hangup): the sweep asks the
+// kernel, for all watched connections in one poll(), whether the peer has closed or shut down its
+// sending side (POLLRDHUP, which input still unread does not hide), at most every
+// hangup_poll_ns and at least every second while any is watched. This costs the request path
+// two stores: no read or wait is started on the client, whose events Asio would otherwise
+// handle and re-arm around every request.
+//
 // Lifetime: the sweeper outlives the io_context whose sessions use it (their frames, destroyed
 // with the io_context, unregister their slots), and its timer does not: attach() after the
 // io_context is built, detach() before it is destroyed.
@@ -83,6 +98,17 @@ class deadline_sweeper {
     s.at_ns = deadline_slot::never;
     s.expired = false;
   }
+  // From now until unwatch_hangup, a hang-up of the client on `fd` cancels the slot's socket.
+  void watch_hangup(deadline_slot& s, int fd) {
+    s.hangup_fd = fd;
+    s.hung_up = false;
+    // A sweep, once scheduled, is never more than a second ahead: only none needs one here.
+    if (next_sweep_ns_ == deadline_slot::never && timer_) schedule(now_ns() + max_step_ns);
+  }
+  static void unwatch_hangup(deadline_slot& s) noexcept {
+    s.hangup_fd = -1;
+    s.hung_up = false;
+  }
   // Every watched slot's deadline is now: each operation waiting on a connection ends as at a
   // timeout (the shutdown deadline: requests still open are cut, answered 504 if nothing of
   // their response was sent yet).
@@ -93,6 +119,7 @@ class deadline_sweeper {
 
  private:
   static constexpr std::int64_t max_step_ns = 1'000'000'000;  // a sweep at least every second while armed
+  static constexpr std::int64_t hangup_poll_ns = 250'000'000;  // watched clients polled at most this often
 
   void schedule(std::int64_t at_ns) {
     next_sweep_ns_ = at_ns;
@@ -105,7 +132,19 @@ class deadline_sweeper {
   void sweep() {
     const std::int64_t now = now_ns();
     std::int64_t next = deadline_slot::never;
+    const bool poll_now = now - last_hangup_poll_ns_ >= hangup_poll_ns;
+    if (poll_now) {
+      last_hangup_poll_ns_ = now;
+      poll_hangups();
+    }
     for (deadline_slot* s = head_; s != nullptr; s = s->next) {
+      if (s->hangup_fd >= 0) {
+        if (s->hung_up && s->socket != nullptr) {
+          boost::system::error_code ignored;
+          s->socket->cancel(ignored);
+        }
+        next = std::min(next, now + (poll_now ? max_step_ns : hangup_poll_ns));
+      }
       if (s->at_ns <= now) {
         // Cancelled on every sweep until re-armed: an operation started after the deadline
         // without arming again is cancelled too.
@@ -123,7 +162,25 @@ class deadline_sweeper {
     if (next != deadline_slot::never && timer_) schedule(std::min(next, now + max_step_ns));
   }
 
+  // One poll() for every watched client: a peer that closed, shut down its sending side, or
+  // reset marks its slot hung up.
+  void poll_hangups() {
+    polls_.clear();
+    polled_.clear();
+    for (deadline_slot* s = head_; s != nullptr; s = s->next) {
+      if (s->hangup_fd < 0 || s->hung_up) continue;
+      polls_.push_back(pollfd{s->hangup_fd, POLLRDHUP, 0});
+      polled_.push_back(s);
+    }
+    if (polls_.empty() || ::poll(polls_.data(), polls_.size(), 0) <= 0) return;
+    for (std::size_t i = 0; i < polls_.size(); ++i)
+      if ((polls_[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0) polled_[i]->hung_up = true;
+  }
+
   std::optional<boost::asio::steady_timer> timer_;
+  std::vector<pollfd> polls_;           // poll_hangups' own, kept for reuse
+  std::vector<deadline_slot*> polled_;
+  std::int64_t last_hangup_poll_ns_ = 0;
   deadline_slot* head_ = nullptr;
   std::int64_t next_sweep_ns_ = deadline_slot::never;
 };

@@ -466,8 +466,15 @@ class session {
   void arm_head_wait(const config::limits_config& limits) {
     head_pending_ = true;
     if (uploading_) w_.deadlines.arm(up_dl_, deadline_, now_ns());
-    else arm(up_dl_, limits.upstream_header_timeout);
+    else {
+      arm(up_dl_, limits.upstream_header_timeout);
+      watch_hangup();
+    }
   }
+  // The request is all at the instance: a client that hangs up from here on, until the response
+  // is complete, ends it (499, the instance connection closed), as in nginx. Seen by the deadline
+  // sweep (proxy/deadline.hpp) within a second; forward's up_slot_guard stops the watch.
+  void watch_hangup() { w_.deadlines.watch_hangup(up_dl_, client_.native_handle()); }
 
   // ------------------------------------------------------------------------------------------
   // One request. Returns whether the client connection may carry another.
@@ -638,6 +645,7 @@ class session {
         ~up_slot_guard() {
           s.socket = nullptr;
           deadline_sweeper::disarm(s);
+          deadline_sweeper::unwatch_hangup(s);
         }
       } usg{up_dl_};
       if (!up) up.emplace(client_.get_executor());
@@ -705,6 +713,15 @@ class session {
             pool.push_back(scaler::idle_connection{std::move(*up), done_ns_});
         }
         co_return result.client_keep_alive;
+      }
+      if (result.failed != failure::none && up_dl_.hung_up) {
+        // The client hung up while the instance worked on its request: the sweep cancelled the
+        // instance's side, and the connection closes with `up`. Not the instance's fault.
+        result.failed = failure::client;
+        if (!result.response_started) {
+          status_ = 499;
+          error_ = "the client closed the connection while the instance was answering";
+        }
       }
       if (result.failed == failure::client) {
         if (!result.response_started && body_fail_ != body_fail::none)
@@ -1004,6 +1021,7 @@ class session {
       upload_over = true;
       uploading_ = false;
       if (head_pending_ && sent.failed == failure::none) arm(up_dl_, w_.opts->limits.upstream_header_timeout);
+      if (sent.failed == failure::none && !download_over) watch_hangup();
       beast::error_code ignored;
       // The request did not get through: the response is not awaited any more. Closed, not only
       // cancelled: a cancel misses a download between two reads, which would then wait for a
@@ -1323,6 +1341,7 @@ class session {
       {
         if (upgrade_) {  // the request asked for it: relay the 101 head, then tunnel
           head_pending_ = false;
+          deadline_sweeper::unwatch_hangup(up_dl_);  // the tunnel carries half-closes through
           co_await relay_switch(up, ubuf, rpo->get(), res);
           co_return;
         }

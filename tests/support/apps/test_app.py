@@ -26,6 +26,10 @@ Endpoints:
   GET  /unlisten?ms=M 200 (Connection: close), then the listening socket closes (new connections
                       are refused) and M ms later the process kills itself with SIGKILL: an
                       instance the proxy sees fail before it exits (use with IGNORE_SIGTERM=1)
+  GET|POST /await-close?file=F[&head=1][&ms=N]
+                      no answer (with head=1: a chunked 200 head and one chunk, then nothing more)
+                      until the proxy closes the connection, then creates file F; gives up after
+                      N ms (default 20000)
   GET  /eof?n=N       N pattern bytes with neither Content-Length nor chunked: the body ends at close
                       (&together=1: the head, the body and the FIN in one TCP segment)
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
@@ -151,6 +155,32 @@ class Handler(BaseHTTPRequestHandler):
                 remaining -= len(data)
                 yield data
 
+    def _await_close(self, query):
+        # Whether the proxy closes this connection while the request waits for its answer.
+        self.close_connection = True
+        if query.get("head", ["0"])[0] == "1":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"6\r\nfirst\n\r\n")
+            self.wfile.flush()
+        deadline = time.monotonic() + int(query.get("ms", ["20000"])[0]) / 1000
+        sock = self.connection
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                if sock.recv(1, socket.MSG_PEEK) == b"":
+                    break  # closed by the proxy
+                time.sleep(0.01)  # bytes of a next request: the wait goes on, bounded by the deadline
+            except socket.timeout:
+                return  # never closed
+            except OSError:
+                break  # reset by the proxy
+        else:
+            return
+        with open(query["file"][0], "w") as f:
+            f.write("closed\n")
+
     def _drain_body(self):
         for _ in self._body_chunks():
             pass
@@ -226,6 +256,8 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"unlisten\r\n")
             self.wfile.flush()
             threading.Thread(target=_unlisten, args=(self.server, ms), daemon=False).start()  # outlives main
+        elif path == "/await-close":
+            self._await_close(query)
         elif path == "/drop":  # the connection closed without an answer; the process lives on
             self.close_connection = True
         elif path == "/ws":
@@ -341,11 +373,14 @@ class Handler(BaseHTTPRequestHandler):
         self.send_error(501, "Unsupported method ('HEAD')")
 
     def do_POST(self):
-        path, _ = self._route()
+        path, query = self._route()
         if path == "/echo":
             self._echo()
         elif path == "/exit":
             os._exit(1)
+        elif path == "/await-close":
+            self._drain_body()
+            self._await_close(query)
         else:
             self._drain_body()
             self._send(404, "not found\n")

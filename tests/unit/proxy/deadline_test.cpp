@@ -149,3 +149,46 @@ TEST_CASE("deadline: a slot removed from the sweeper is no longer watched", "[de
   CHECK_FALSE(removed_result.has_value());
   CHECK_FALSE(removed.expired);
 }
+
+TEST_CASE("deadline: a watched client that hangs up cancels the slot's socket; input alone does not", "[deadline]") {
+  asio::io_context ioc;
+  deadline_sweeper sweeper(ioc);
+  socket_pair client(ioc), upstream(ioc);  // client.a: wakegate's side of the client connection
+  deadline_slot slot;
+  deadline_guard guard(sweeper, slot, &upstream.a);
+  sweeper.arm_after(slot, 60s);  // far: only the hang-up can end the read
+  sweeper.watch_hangup(slot, client.a.native_handle());
+
+  char c;
+  std::optional<boost::system::error_code> result;
+  upstream.a.async_read_some(asio::buffer(&c, 1), [&](boost::system::error_code ec, std::size_t) { result = ec; });
+
+  // A next request (bytes, unread) is not a hang-up: still waiting after more than one poll.
+  asio::write(client.b, asio::buffer("GET / HTTP/1.1\r\n", 16));
+  auto start = std::chrono::steady_clock::now();
+  run_until(ioc, [&] { return std::chrono::steady_clock::now() - start > 1300ms; }, 2s);
+  CHECK_FALSE(result.has_value());
+  CHECK_FALSE(slot.hung_up);
+
+  SECTION("the client closes (its unread bytes do not hide it)") { client.b.close(); }
+  SECTION("the client shuts down its sending side") { client.b.shutdown(tcp::socket::shutdown_send); }
+  // Noticed by a sweep well before the 60 s deadline (run_until gives up after 5 s).
+  REQUIRE(run_until(ioc, [&] { return result.has_value(); }));
+  CHECK(*result == asio::error::operation_aborted);
+  CHECK(slot.hung_up);
+  CHECK_FALSE(slot.timed_out(*result));        // not a timeout
+
+  // A read started after the verdict is cancelled too, until the watch ends.
+  result.reset();
+  upstream.a.async_read_some(asio::buffer(&c, 1), [&](boost::system::error_code ec, std::size_t) { result = ec; });
+  REQUIRE(run_until(ioc, [&] { return result.has_value(); }));
+  CHECK(*result == asio::error::operation_aborted);
+
+  deadline_sweeper::unwatch_hangup(slot);
+  CHECK_FALSE(slot.hung_up);
+  result.reset();
+  upstream.a.async_read_some(asio::buffer(&c, 1), [&](boost::system::error_code ec, std::size_t) { result = ec; });
+  asio::write(upstream.b, asio::buffer("z", 1));
+  REQUIRE(run_until(ioc, [&] { return result.has_value(); }));
+  CHECK_FALSE(*result);
+}
