@@ -5,6 +5,8 @@
 #   1. full handshakes/s      openssl s_time -new   (TLS 1.3 and TLS 1.2)
 #   2. resumed handshakes/s   openssl s_time -reuse (TLS 1.2 session resumption)
 #   3. keep-alive requests/s over TLS: wrk -t1 -c64 (and over plain http, for reference)
+#   4. memory: KiB of RSS per silent connection and per idle TLS keep-alive connection
+#      (bench/tls_hold.py; TLS_MEM_CONNS connections, default 500)
 # Usage: bench/tls.sh [seconds per measurement, default 5]
 # Needs: a built build/app/wakegate, nginx-light, wrk (installed if missing), openssl.
 set -euo pipefail
@@ -36,7 +38,8 @@ apps:
         command: [/bin/sh, -c, "$backend_cmd"]
 YAML
 "$bin" run --config "$tmp/wg.yaml" 2>"$tmp/wg.log" &
-pids+=($!)
+wg_pid=$!
+pids+=($wg_pid)
 wg=$(wait_line "$tmp/wg.log" '"listener":"https"' | addr_of)
 wg_plain=$(wait_line "$tmp/wg.log" '"listener":"http"' | addr_of)
 inst=$(wait_line "$tmp/wg.log" '"instance ready"' | addr_of)
@@ -75,7 +78,8 @@ http {
 }
 NGX
 /usr/sbin/nginx -c "$tmp/front.conf" 2>"$tmp/front.log" &
-pids+=($!)
+ngx_master=$!
+pids+=($ngx_master)
 for _ in $(seq 1 200); do  # poll until nginx answers
   curl -sk -o /dev/null "https://127.0.0.1:$ngx_port/0" && break
   sleep 0.05
@@ -89,11 +93,33 @@ s_time() {  # address flags... -> connections per second
   openssl s_time -connect "$1" "${@:2}" -time "$secs" 2>/dev/null |
     awk '/real seconds/ {r = ($4 > 0) ? $1 / $4 : 0} END {printf "%.0f", r}'
 }
+# Memory per connection (4. above): RSS growth (malloc's retention included) of the process that holds the
+# connections (nginx's worker), while $conns are open. Measured first, while both processes are
+# fresh: after the load runs, malloc hands back memory it kept and the growth reads low. Idle
+# connections first for the same reason.
+conns=${TLS_MEM_CONNS:-500}
+ngx_worker=$(pgrep -P "$ngx_master" | head -1)
+per_conn() {  # pid port mode -> KiB per connection
+  local before after
+  rm -f "$tmp/ready" "$tmp/stop"
+  before=$(rss_kb "$1")
+  /usr/bin/python3 bench/tls_hold.py "$2" "$conns" "$3" "$tmp/ready" "$tmp/stop" &
+  local holder=$!
+  for _ in $(seq 1 600); do [[ -e $tmp/ready ]] && break; sleep 0.05; done  # polled, 30 s at most
+  after=$(rss_kb "$1")
+  touch "$tmp/stop"
+  wait "$holder"
+  awk -v a="$after" -v b="$before" -v n="$conns" 'BEGIN {printf "%.1f", (a - b) / n}'
+}
+
 echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); ${secs}s per figure; ECDSA P-256; 1 worker each"
 printf '%-34s %12s %12s\n' "" wakegate nginx
+printf '%-34s %12s %12s\n' "KiB per idle TLS keep-alive conn." "$(per_conn "$wg_pid" "${wg##*:}" idle)" "$(per_conn "$ngx_worker" "$ngx_port" idle)"
+printf '%-34s %12s %12s\n' "KiB per silent connection ($conns)" "$(per_conn "$wg_pid" "${wg##*:}" silent)" "$(per_conn "$ngx_worker" "$ngx_port" silent)"
 printf '%-34s %12s %12s\n' "full handshakes/s (TLS 1.3)" "$(s_time "$wg" -new -tls1_3)" "$(s_time "127.0.0.1:$ngx_port" -new -tls1_3)"
 printf '%-34s %12s %12s\n' "full handshakes/s (TLS 1.2)" "$(s_time "$wg" -new -tls1_2)" "$(s_time "127.0.0.1:$ngx_port" -new -tls1_2)"
 printf '%-34s %12s %12s\n' "resumed handshakes/s (TLS 1.2)" "$(s_time "$wg" -reuse -tls1_2)" "$(s_time "127.0.0.1:$ngx_port" -reuse -tls1_2)"
 rps() { wrk -t1 -c64 -d"${secs}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
 printf '%-34s %12s %12s\n' "keep-alive requests/s (wrk -c64)" "$(rps -H 'Host: bench.test' "https://$wg/0")" "$(rps "https://127.0.0.1:$ngx_port/0")"
 printf '%-34s %12s %12s\n' "  same over plain http, reference" "$(rps -H 'Host: bench.test' "http://$wg_plain/0")" "$(rps "http://127.0.0.1:$ngx_plain_port/0")"
+

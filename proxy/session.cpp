@@ -222,19 +222,27 @@ class session {
         if (w.accept_resume) w.accept_resume->cancel();  // an accept loop paused at max_connections
       }
     } og{w};
-    session self(w, std::move(socket), certs.get());
-    // Timeouts of the client connection and of the instance connection in use (proxy/deadline.hpp).
-    deadline_guard client_deadline(w.deadlines, self.client_dl_, &self.client_);
-    deadline_guard up_deadline(w.deadlines, self.up_dl_, nullptr);
-
     // The first request's header must be in within header_timeout of the accept, the TLS
     // handshake included (found by black-box testing: each step had a timeout of its own).
     std::int64_t first_deadline = now_ns() + ns(w.opts->limits.header_timeout);
     if constexpr (is_tls) {
       if (w.draining) co_return;  // accepted just before the drain began: nothing asked yet
+      if (!co_await await_first_bytes(socket, w, first_deadline)) {
+        beast::error_code ignored;
+        socket.close(ignored);
+        co_return;
+      }
+    }
+    session self(w, std::move(socket), certs.get());
+    // Timeouts of the client connection and of the instance connection in use (proxy/deadline.hpp).
+    deadline_guard client_deadline(w.deadlines, self.client_dl_, &self.client_);
+    deadline_guard up_deadline(w.deadlines, self.up_dl_, nullptr);
+
+    if constexpr (is_tls) {
+      if (w.draining) co_return;
       // Listed as idle during the handshake: a draining server closes it (nothing was asked yet).
       auto idle_it = w.idle.insert(w.idle.end(), &self.client_);
-      const bool ok = co_await tls_handshake(self.stream_, w, self.client_dl_);
+      const bool ok = co_await tls_handshake(self.stream_, w, self.client_dl_, first_deadline);
       w.idle.erase(idle_it);
       if (!ok) {
         beast::error_code ignored;
