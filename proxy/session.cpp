@@ -309,8 +309,12 @@ class session {
     const bool first = first_deadline != 0;
     auto opts = w_.opts;  // a reload (SIGHUP) may replace w_.opts while this connection waits
     const auto& limits = opts->limits;
-    // Requests the client sent before getting the previous response (pipelined).
-    pipelined_ = (!first && buf_.size() > 0) ? pipelined_ + 1 : 0;
+    // Requests the client sent before getting the previous response (pipelined): bytes already
+    // read, or, within a run of pipelined requests whose last read ended on a request's end,
+    // bytes waiting in the socket (found by black-box testing: requests of 32 or 64 bytes made
+    // every read end so, and the limit never came). Asked of the kernel only within such a run.
+    const bool ahead = buf_.size() > 0 || (pipelined_ > 0 && client_input_waiting());
+    pipelined_ = (!first && ahead) ? pipelined_ + 1 : 0;
     last_pipelined_ = pipelined_ >= limits.max_pipelined;
     if (last_pipelined_) w_.owner->stats().hit(limit_hit::pipelined);
 
@@ -447,6 +451,18 @@ class session {
     co_await respond_local(status, std::move(body), false);
     log_access(method, target);
     co_return head_result::answered;
+  }
+
+  // Bytes of the client's not yet read by wakegate: in the socket, or over TLS also decrypted
+  // or received by OpenSSL.
+  bool client_input_waiting() {
+    beast::error_code ec;
+    if (client_.available(ec) > 0 && !ec) return true;
+    if constexpr (is_tls) {
+      SSL* ssl = stream_.native_handle();
+      return SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+    }
+    return false;
   }
 
   // The next operation on a connection (client_dl_ or up_dl_) must end within `d`, and never

@@ -420,6 +420,40 @@ TEST_CASE("pipelining: the request reaching max_pipelined is answered with Conne
   CHECK(limit_hits(wg.admin_port(), "pipelined") == 1);
 }
 
+TEST_CASE("pipelining: max_pipelined holds when each read ends on a request's end (requests of 64 bytes)",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));  // max_pipelined: 16
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+
+  // 64 bytes each: wakegate's reads, a power of two long, end exactly between two requests.
+  std::string one = "GET /pid HTTP/1.1\r\nHost: t.test\r\nX-Pad: ";
+  one += std::string(64 - one.size() - 4, 'p') + "\r\n\r\n";
+  REQUIRE(one.size() == 64);
+  std::string many;
+  for (int i = 0; i < 1000; ++i) many += one;
+  http_connection conn(wg.http_port());
+  REQUIRE(conn.write_raw(many).empty());  // 64 KB: the socket buffers take it at once
+  int answered = 0;
+  bool closed_after = false;
+  for (int i = 0; i < 1000; ++i) {
+    auto r = conn.read_response();
+    if (r.status != 200) break;
+    ++answered;
+    if (!r.keep_alive) {
+      closed_after = true;
+      break;
+    }
+  }
+  INFO(answered << " answered");
+  CHECK(closed_after);
+  CHECK(answered <= 17);
+  CHECK(conn.wait_peer_close(3s));
+  CHECK(limit_hits(wg.admin_port(), "pipelined") == 1);
+}
+
 TEST_CASE("idle_timeout closes a keep-alive connection without a next request", "[integration][limits]") {
   auto marker = unique_marker();
   config_yaml c;
