@@ -2,7 +2,7 @@
 
 namespace wakegate::proxy {
 
-router::router(const std::vector<scaler::app_ptr>& apps) {
+router::router(const std::vector<scaler::app_ptr>& apps) : apps_(apps) {
   for (const auto& a : apps) {
     route r{a, a->cfg_};
     for (const auto& h : a->cfg_->hosts) {

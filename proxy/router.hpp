@@ -31,7 +31,11 @@ class router {
   // into `out`; false when the name is too long or malformed.
   static bool normalize(std::string_view host, std::string& out) noexcept;
 
+  // Every app of the table, once each.
+  const std::vector<scaler::app_ptr>& apps() const noexcept { return apps_; }
+
  private:
+  std::vector<scaler::app_ptr> apps_;
   struct hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }

@@ -13,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "common/log.hpp"
+#include "proxy/idle_watch.hpp"
 #include "proxy/listen.hpp"
 #include "proxy/session.hpp"
 
@@ -91,6 +92,7 @@ tcp::endpoint server::start() {
     w->work.emplace(w->ioc.get_executor());
     asio::co_spawn(w->ioc, accept_loop(*w, false), asio::detached);
     if (w->tls_acceptor) asio::co_spawn(w->ioc, accept_loop(*w, true), asio::detached);
+    asio::co_spawn(w->ioc, trim_pools(*w), asio::detached);
     w->thread = std::thread([wp = w.get()] {
       this_shard = wp->index;
       // "wg-worker-N" in top -H, ps -L and /proc/PID/task/*/comm (bench/compare.sh reads it).
@@ -131,6 +133,29 @@ asio::awaitable<void> server::accept_loop(worker& w, bool tls) {
       continue;
     }
     asio::co_spawn(w.ioc, tls ? run_tls_session(w, std::move(sock)) : run_session(w, std::move(sock)), asio::detached);
+  }
+}
+
+// Once a second, each thread closes its idle instance connections that are past
+// upstream_idle_timeout, or that the instance closed or sent anything on meanwhile (the reactor's
+// input flag, proxy/idle_watch.hpp: no system call), as nginx's keepalive pool does. Before, they
+// were only dropped when a request next looked into that pool, and sat in CLOSE-WAIT until then
+// (found by black-box testing). Ends when the thread drains.
+asio::awaitable<void> server::trim_pools(worker& w) {
+  constexpr auto tok = asio::as_tuple(asio::use_awaitable);
+  asio::steady_timer timer(w.ioc);
+  for (;;) {
+    timer.expires_after(std::chrono::seconds(1));
+    auto [ec] = co_await timer.async_wait(tok);
+    if (ec || w.draining) co_return;
+    const std::int64_t now = now_ns();
+    const std::int64_t max_idle =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(w.opts->limits.upstream_idle_timeout).count();
+    for (const auto& app : w.routes->apps())
+      for (const auto& inst : app->ready_view())
+        std::erase_if(inst->pools[this_shard], [&](scaler::idle_connection& c) {
+          return now - c.idle_since_ns > max_idle || idle_watch::input_since_park(c.socket);
+        });
   }
 }
 

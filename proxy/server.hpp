@@ -154,6 +154,7 @@ class server {
 
  private:
   boost::asio::awaitable<void> accept_loop(worker& w, bool tls);
+  static boost::asio::awaitable<void> trim_pools(worker& w);
 
   config::endpoint listen_;
   std::optional<config::endpoint> listen_https_;

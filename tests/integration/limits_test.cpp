@@ -8,6 +8,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -452,6 +456,65 @@ TEST_CASE("pipelining: max_pipelined holds when each read ends on a request's en
   CHECK(answered <= 17);
   CHECK(conn.wait_peer_close(3s));
   CHECK(limit_hits(wg.admin_port(), "pipelined") == 1);
+}
+
+namespace {
+
+// wakegate's TCP connections to `port` in CLOSE-WAIT (the instance closed, wakegate not yet), from
+// /proc/net/tcp: state 08, the remote port in hex.
+int close_wait_to(int port) {
+  std::ifstream f("/proc/net/tcp");
+  std::string line;
+  std::getline(f, line);  // the column titles
+  int n = 0;
+  char want[8];
+  std::snprintf(want, sizeof want, ":%04X", port);
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string slot, local, remote, state;
+    in >> slot >> local >> remote >> state;
+    if (state == "08" && remote.ends_with(want)) ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("upstream_idle_timeout: an idle instance connection is closed once past it, or once the instance closed it",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  std::string target;
+  SECTION("past upstream_idle_timeout") {
+    c.extra.push_back("limits: { upstream_idle_timeout: 500ms }");
+    target = "/";
+  }
+  SECTION("the instance closed it (default upstream_idle_timeout: 30s)") { target = "/close-later?ms=50"; }
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1").set("max_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  auto st = fetch_app_status(wg.admin_port(), "t");
+  REQUIRE(st);
+  REQUIRE(st->instances.size() == 1);
+  const int inst_port = st->instances[0].port;
+
+  auto r = http_get(wg.http_port(), "t.test", target);  // its instance connection goes to the pool
+  REQUIRE(r.status == 200);
+  // The instance's own count, asked directly: the pooled connection and this one, until wakegate
+  // closes the pooled one (with no further request through wakegate).
+  auto conns = [&] { return http_get(static_cast<std::uint16_t>(inst_port), "t.test", "/conns").body; };
+  if (target == "/") {
+    CHECK(conns() == "2");
+    CHECK(wait_until([&] { return conns() == "1"; }, 5s));
+  } else {
+    // The instance closed it: wakegate closes its side too, instead of leaving it in CLOSE-WAIT.
+    std::string seen;
+    CHECK(wait_until([&] { return (seen = conns()) == "1"; }, 5s));  // the instance's handler is done
+    INFO("instance connections: " << seen);
+    CHECK(wait_until([&] { return close_wait_to(inst_port) == 0; }, 5s));
+  }
+  // And the next request still works (on a new connection).
+  CHECK(http_get(wg.http_port(), "t.test", "/").status == 200);
 }
 
 TEST_CASE("idle_timeout closes a keep-alive connection without a next request", "[integration][limits]") {

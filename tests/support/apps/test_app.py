@@ -30,6 +30,8 @@ Endpoints:
                       no answer (with head=1: a chunked 200 head and one chunk, then nothing more)
                       until the proxy closes the connection, then creates file F; gives up after
                       N ms (default 20000)
+  GET  /conns         200 "<connections open to this instance now>" (this one included)
+  GET  /close-later?ms=M  200 "ok" (keep-alive), then the instance closes the connection M ms later
   GET  /eof?n=N       N pattern bytes with neither Content-Length nor chunked: the body ends at close
                       (&together=1: the head, the body and the FIN in one TCP segment)
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
@@ -106,11 +108,23 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "wakegate-test-app"
     sys_version = ""
 
+    open_connections = 0  # connections being served now (GET /conns)
+    open_lock = threading.Lock()
+
     def setup(self):
         super().setup()
+        with Handler.open_lock:
+            Handler.open_connections += 1
         record = os.environ.get("RECORD_FILE")
         if record:
             self.rfile = Tee(self.rfile, record)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            with Handler.open_lock:
+                Handler.open_connections -= 1
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's signature
         pass
@@ -258,6 +272,13 @@ class Handler(BaseHTTPRequestHandler):
             threading.Thread(target=_unlisten, args=(self.server, ms), daemon=False).start()  # outlives main
         elif path == "/await-close":
             self._await_close(query)
+        elif path == "/conns":
+            self._send(200, "%d" % Handler.open_connections)
+        elif path == "/close-later":
+            self._send(200, "ok")
+            self.wfile.flush()
+            time.sleep(int(query.get("ms", ["0"])[0]) / 1000)
+            self.close_connection = True
         elif path == "/drop":  # the connection closed without an answer; the process lives on
             self.close_connection = True
         elif path == "/ws":
