@@ -34,7 +34,8 @@ histogram::histogram(std::span<const double> bounds) : bounds_(bounds.begin(), b
     if (i > 0 && !(bounds_[i - 1] < bounds_[i]))
       throw std::invalid_argument("histogram: bounds not strictly ascending");
   }
-  shards_ = std::make_unique<shard_data[]>(max_shards);
+  shard_n_ = std::min(shard_count, max_shards);
+  shards_ = std::make_unique<shard_data[]>(shard_n_);
 }
 
 histogram::~histogram() = default;
@@ -52,7 +53,7 @@ histogram_snapshot histogram::snapshot() const {
   histogram_snapshot h;
   h.bounds = bounds_;
   h.counts.assign(bounds_.size() + 1, 0);
-  for (std::size_t s = 0; s < max_shards; ++s) {
+  for (std::size_t s = 0; s < shard_n_; ++s) {
     const auto& shard = shards_[s];
     for (std::size_t i = 0; i < h.counts.size(); ++i)
       h.counts[i] += shard.buckets[i].load(std::memory_order_relaxed);

@@ -77,7 +77,11 @@ class histogram {
  private:
   struct shard_data;
   std::vector<double> bounds_;
-  std::unique_ptr<shard_data[]> shards_;  // max_shards blocks
+  // shard_count blocks (as set when the histogram is made): 320 B each, so per app about 1 KiB per
+  // histogram with 2 workers, where max_shards blocks took 21 KiB (found by black-box testing:
+  // 150 KiB of RSS per configured app).
+  std::size_t shard_n_;
+  std::unique_ptr<shard_data[]> shards_;
 };
 
 // Latency buckets in seconds (Prometheus' defaults extended down to 0.5 ms and up to 60 s).
