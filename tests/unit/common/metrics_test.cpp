@@ -272,6 +272,23 @@ TEST_CASE("counter gauge and histogram sum their shards", "[metrics]") {
   CHECK(s.sum == Approx(threads * (per_thread / 2) * 5.5));
 }
 
+TEST_CASE("histogram: sized to the threads in use (shard_count), every one of them counted", "[metrics]") {
+  const std::size_t saved = wakegate::shard_count;
+  wakegate::shard_count = 3;  // 2 workers and the control thread, as main sets it
+  const std::array<double, 1> bounds{1};
+  m::histogram h(bounds);
+  wakegate::shard_count = saved;  // a histogram keeps the count it was made with
+  for (std::size_t t = 0; t < 3; ++t) {
+    std::thread([&, t] {
+      wakegate::this_shard = t;
+      for (std::size_t i = 0; i <= t; ++i) h.observe(0.5);
+    }).join();
+  }
+  auto s = h.snapshot();
+  CHECK(s.count == 1 + 2 + 3);
+  CHECK(s.sum == Approx(3.0));
+}
+
 TEST_CASE("a realistic exposition passes promtool check metrics", "[metrics][promtool]") {
   // Not skippable: the Debian package `prometheus` provides promtool and the test needs it.
   auto which = run_shell("command -v promtool 2>&1");
