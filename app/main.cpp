@@ -1,4 +1,5 @@
 // wakegate: wires config -> control plane -> proxy, and handles the command line and signals.
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -203,8 +204,10 @@ int run(const std::string& path) {
   config::config cfg = std::move(*loaded.cfg);
 
   std::signal(SIGPIPE, SIG_IGN);
+  // One shard per worker and one for the control thread: at most max_shards (64 workers), also
+  // on a machine with more cores (found in review: its counters would have been indexed past their end).
   std::size_t workers = cfg.workers > 0 ? static_cast<std::size_t>(cfg.workers)
-                                        : std::max(1u, std::thread::hardware_concurrency());
+                                        : std::clamp<std::size_t>(std::thread::hardware_concurrency(), 1, max_shards - 1);
   shard_count = workers + 1;
   this_shard = workers;  // this thread is the control thread
 

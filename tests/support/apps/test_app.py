@@ -278,6 +278,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, "ok")
             self.wfile.flush()
             time.sleep(int(query.get("ms", ["0"])[0]) / 1000)
+            self.connection.shutdown(socket.SHUT_WR)  # the FIN goes out before the handler ends (and /conns drops)
             self.close_connection = True
         elif path == "/drop":  # the connection closed without an answer; the process lives on
             self.close_connection = True
