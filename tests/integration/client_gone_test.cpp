@@ -20,14 +20,7 @@ namespace asio = boost::asio;
 namespace {
 
 boost::json::object access_record(const wakegate_process& wg, const std::string& path) {
-  boost::json::object found;
-  wg.wait_for_record(
-      [&](const auto& x) {
-        if (json_string(x, "type") != "access" || json_string(x, "path") != path) return false;
-        found = x;
-        return true;
-      },
-      5s);
+  auto found = wg.access_record(path);
   INFO("access record of " << path << ": " << boost::json::serialize(found));
   REQUIRE_FALSE(found.empty());
   return found;

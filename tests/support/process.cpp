@@ -780,4 +780,16 @@ bool wakegate_process::wait_for_record(const std::function<bool(const boost::jso
       timeout);
 }
 
+boost::json::object wakegate_process::access_record(const std::string& path, std::chrono::milliseconds timeout) const {
+  boost::json::object found;
+  wait_for_record(
+      [&](const boost::json::object& x) {
+        if (json_string(x, "type") != "access" || json_string(x, "path") != path) return false;
+        found = x;
+        return true;
+      },
+      timeout);
+  return found;
+}
+
 }  // namespace wakegate::test

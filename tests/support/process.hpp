@@ -186,6 +186,9 @@ class wakegate_process {
   // Waits until some JSON log record satisfies `pred`.
   bool wait_for_record(const std::function<bool(const boost::json::object&)>& pred,
                        std::chrono::milliseconds timeout) const;
+  // The first access record of `path`, waited for (records lag behind answers); empty if none came.
+  boost::json::object access_record(const std::string& path,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(5)) const;
 
  private:
   void start(const std::vector<std::pair<std::string, std::string>>& env);
