@@ -14,7 +14,6 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/flat_static_buffer.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "common/log.hpp"
 #include "proxy/deadline.hpp"
@@ -43,11 +42,8 @@ namespace {
 // Deferred operations are awaited in place: no coroutine frame of their own per operation, as
 // use_awaitable would allocate.
 constexpr auto tok = asio::as_tuple(asio::deferred);
-// Beast's ssl_stream read members do not take deferred: the TLS client stream reads with this.
 template <class Stream>
 constexpr auto read_tok = tok;
-template <class Socket>
-constexpr auto read_tok<beast::ssl_stream<Socket>> = asio::as_tuple(asio::use_awaitable);
 // Bodies move in chunks of up to this size. A relay buffer also has room for a response head, so
 // that a 64 KiB body with its head is one read and one write.
 constexpr std::size_t relay_chunk = 64 * 1024;
@@ -197,7 +193,7 @@ enum class head_result { ready, closed, answered };
 
 }  // namespace
 
-// Stream: tcp::socket (http listener) or beast::ssl_stream<tcp::socket> (https).
+// Stream: tcp::socket (http listener) or tls_stream (https, proxy/tls_stream.hpp).
 template <class Stream>
 class session {
   static constexpr bool is_tls = !std::is_same_v<Stream, tcp::socket>;
@@ -464,8 +460,7 @@ class session {
     beast::error_code ec;
     if (client_.available(ec) > 0 && !ec) return true;
     if constexpr (is_tls) {
-      SSL* ssl = stream_.native_handle();
-      return SSL_pending(ssl) > 0 || BIO_ctrl_pending(SSL_get_rbio(ssl)) > 0;
+      return SSL_has_pending(stream_.native_handle()) == 1;  // decrypted, or read ahead
     }
     return false;
   }

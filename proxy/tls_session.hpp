@@ -9,15 +9,14 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include "config/config.hpp"
 #include "proxy/deadline.hpp"
+#include "proxy/tls_stream.hpp"
 
 namespace wakegate::proxy {
 
 struct worker;
-using tls_stream = boost::beast::ssl_stream<boost::asio::ip::tcp::socket>;
 
 // Waits, by `deadline_ns` (now_ns clock), for the first bytes of a new https connection, before
 // anything of TLS is set up for it: a TLS stream costs about 80 KB (OpenSSL's state and Asio's
