@@ -128,3 +128,28 @@ TEST_CASE("a client with a next request already sent is not taken for gone while
   CHECK(second.status == 200);
   CHECK(scrape_value(wg.admin_port(), "wakegate_requests_total", {{"app", "t"}, {"code", "499"}}).value_or(0) == 0);
 }
+
+TEST_CASE("a client that hangs up while sending its request body: 499, and the log says why", "[integration][client_gone]") {
+  auto marker = unique_marker();
+  temp_dir dir;
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+
+  const std::string target = "/await-close?file=" + dir.path() + "/closed&case=upload";
+  asio::io_context ioc;
+  asio::ip::tcp::socket s(ioc);
+  s.connect({asio::ip::make_address("127.0.0.1"), wg.http_port()});
+  asio::write(s, asio::buffer("POST " + target + " HTTP/1.1\r\nHost: t.test\r\nContent-Length: 100000\r\n\r\n" +
+                              std::string(1000, 'x')));
+  app_status last;
+  REQUIRE(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.in_flight == 1; }, 5s, &last));
+  s.close();
+
+  auto x = access_record(wg, target);
+  CHECK(json_number(x, "status").value_or(0) == 499);
+  // Found by black-box testing: this 499 alone had no `error`.
+  CHECK(json_string(x, "error") == "the client closed the connection before its request body was all sent");
+  CHECK(wait_app(wg.admin_port(), "t", [](const app_status& a) { return a.in_flight == 0; }, 5s, &last));
+}
