@@ -1,6 +1,8 @@
 #include "proxy/tls_stream.hpp"
 
 #include <cerrno>
+#include <memory>
+#include <vector>
 
 #include <openssl/err.h>
 
@@ -13,7 +15,31 @@ namespace wakegate::proxy {
 namespace asio = boost::asio;
 
 namespace {
-constexpr std::size_t max_write = 16 * 1024;  // one TLS record's plaintext per call
+
+std::vector<std::unique_ptr<char[]>>& free_list() {
+  thread_local std::vector<std::unique_ptr<char[]>> pool;
+  return pool;
+}
+
+// Not a TLS record's end: what OpenSSL reports for a peer that closed without close_notify.
+bool unexpected_eof(unsigned long e) {
+  return ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
+}  // namespace
+
+void tls_stream::give_back::operator()(char* p) const noexcept {
+  auto& pool = free_list();
+  if (pool.size() < 16) pool.emplace_back(p);  // at most 256 KiB kept per thread
+  else delete[] p;
+}
+
+tls_stream::scratch tls_stream::borrow() {
+  auto& pool = free_list();
+  if (pool.empty()) return scratch(new char[record_size]);
+  scratch s(pool.back().release());
+  pool.pop_back();
+  return s;
 }
 
 tls_stream::tls_stream(asio::ip::tcp::socket socket, asio::ssl::context& ctx) : socket_(std::move(socket)) {
@@ -27,7 +53,8 @@ tls_stream::tls_stream(asio::ip::tcp::socket socket, asio::ssl::context& ctx) : 
     throw boost::system::system_error(ec ? ec : asio::error::invalid_argument, "tls_stream");
   }
   // A record's buffers only while something is in flight; several records read per system call.
-  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // (A write that waits is retried with the same pointer and length: no moving write buffer.)
+  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE);
   SSL_set_read_ahead(ssl_, 1);
   SSL_set_accept_state(ssl_);
 }
@@ -36,6 +63,10 @@ tls_stream::~tls_stream() { SSL_free(ssl_); }  // the socket closes after, with 
 
 tls_stream::next tls_stream::step(kind k, char* data, std::size_t size, std::size_t& n,
                                   boost::system::error_code& ec) noexcept {
+  if (broken_ && (k == kind::write || k == kind::shutdown)) {
+    ec = asio::error::broken_pipe;
+    return next::done;
+  }
   ERR_clear_error();
   errno = 0;
   int r = 0;
@@ -46,7 +77,7 @@ tls_stream::next tls_stream::step(kind k, char* data, std::size_t size, std::siz
       break;
     case kind::write:
       if (size == 0) return next::done;
-      r = SSL_write_ex(ssl_, data, size < max_write ? size : max_write, &n);
+      r = SSL_write_ex(ssl_, data, size < record_size ? size : record_size, &n);
       break;
     case kind::handshake:
       r = SSL_do_handshake(ssl_);
@@ -66,22 +97,23 @@ tls_stream::next tls_stream::step(kind k, char* data, std::size_t size, std::siz
     case SSL_ERROR_ZERO_RETURN:  // the peer's close_notify
       ec = asio::error::eof;
       return next::done;
-    case SSL_ERROR_SYSCALL:
-      if (errno != 0) {
-        ec = boost::system::error_code(errno, asio::error::get_system_category());
-        return next::done;
-      }
-      [[fallthrough]];  // an end of the connection with no close_notify (OpenSSL before 3)
-    default: {
-      const unsigned long e = ERR_peek_error();
-      if (e == 0 || ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)
-        ec = asio::ssl::error::stream_truncated;
-      else
-        ec = boost::system::error_code(static_cast<int>(e), asio::error::get_ssl_category());
-      ERR_clear_error();
-      return next::done;
-    }
+    default:
+      break;
   }
+  // A fatal error: OpenSSL's connection may not be used for writes or shutdown any more.
+  broken_ = true;
+  const int sys = errno;
+  const unsigned long e = ERR_peek_error();
+  ERR_clear_error();
+  if (err == SSL_ERROR_SYSCALL && e == 0 && sys != 0)
+    ec = boost::system::error_code(sys, asio::error::get_system_category());
+  else if ((err == SSL_ERROR_SYSCALL && e == 0) || unexpected_eof(e))  // an end with no close_notify
+    ec = asio::ssl::error::stream_truncated;
+  else if (e != 0)
+    ec = boost::system::error_code(static_cast<int>(e), asio::error::get_ssl_category());
+  else  // an SSL_get_error answer this stream does not wait on (X509 lookup, async jobs)
+    ec = asio::error::operation_not_supported;
+  return next::done;
 }
 
 }  // namespace wakegate::proxy

@@ -12,10 +12,12 @@
 // One read and one write may be outstanding at a time (an upload and a download run at once);
 // cancelling the socket (the deadline sweep, a drain) ends a waiting operation with
 // operation_aborted. An operation that completes without waiting completes through the executor,
-// never inside the call that started it. Only the socket's own thread may use the stream.
+// never inside the call that started it. The stream must outlive its operations, as any Asio
+// stream, and only the socket's own thread may use it.
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 #include <openssl/ssl.h>
 
@@ -53,18 +55,28 @@ class tls_stream {
     return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
         op<true>{this, kind::read, const_cast<char*>(static_cast<const char*>(b.data())), b.size()}, token, socket_);
   }
+  // Small leading buffers (a head, a chunk-size line, then data) are gathered into one record of
+  // up to 16 KiB, in a buffer borrowed for the write, as Beast's flat_stream did: one record and
+  // one system call rather than one per buffer.
   template <class ConstBufferSequence, class Token>
   auto async_write_some(const ConstBufferSequence& buffers, Token&& token) {
     auto b = first_buffer(buffers);
-    return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(
-        op<true>{this, kind::write, const_cast<char*>(static_cast<const char*>(b.data())), b.size()}, token, socket_);
+    op<true> o{this, kind::write, const_cast<char*>(static_cast<const char*>(b.data())), b.size()};
+    if (b.size() < record_size && boost::asio::buffer_size(buffers) > b.size()) {
+      o.gathered = borrow();
+      o.size = boost::asio::buffer_copy(boost::asio::buffer(o.gathered.get(), record_size), buffers);
+      o.data = o.gathered.get();
+    }
+    return boost::asio::async_compose<Token, void(boost::system::error_code, std::size_t)>(std::move(o), token,
+                                                                                           socket_);
   }
   template <class Token>
   auto async_handshake(boost::asio::ssl::stream_base::handshake_type, Token&& token) {
     return boost::asio::async_compose<Token, void(boost::system::error_code)>(
         op<false>{this, kind::handshake, nullptr, 0}, token, socket_);
   }
-  // Sends close_notify, then waits for the peer's.
+  // Sends close_notify, then waits for the peer's. Completes at once (with broken_pipe) after a
+  // fatal error or a failed write: OpenSSL must not be asked to shut down then.
   template <class Token>
   auto async_shutdown(Token&& token) {
     return boost::asio::async_compose<Token, void(boost::system::error_code)>(op<false>{this, kind::shutdown, nullptr, 0},
@@ -76,8 +88,23 @@ class tls_stream {
   // What one OpenSSL call asks for next.
   enum class next { done, wait_read, wait_write };
 
-  // One OpenSSL call for `k`; `n`: bytes read or written; `ec`: how it failed.
+  static constexpr std::size_t record_size = 16 * 1024;  // TLS's largest record plaintext
+
+  // A record-sized buffer from this thread's free list (an idle connection holds none).
+  struct give_back {
+    void operator()(char* p) const noexcept;
+  };
+  using scratch = std::unique_ptr<char[], give_back>;
+  static scratch borrow();
+
+  // One OpenSSL call for `k`; `n`: bytes read or written; `ec`: how it failed. After a fatal
+  // error or a failed write, writes and shutdown fail at once: a write cancelled mid-record
+  // leaves that record pending in OpenSSL, and a later write of other bytes would send it.
   next step(kind k, char* data, std::size_t size, std::size_t& n, boost::system::error_code& ec) noexcept;
+  // The operation `k` ended with `ec` (a failed wait included).
+  void ended(kind k, const boost::system::error_code& ec) noexcept {
+    if (ec && (k == kind::write || k == kind::shutdown)) broken_ = true;
+  }
 
   // The first non-empty buffer of a sequence (one TLS record per call: Asio's and Beast's
   // composed writes come back for the rest).
@@ -97,6 +124,7 @@ class tls_stream {
     char* data;
     std::size_t size;
     bool waited = false;
+    scratch gathered{};  // the gathered record (writes of several small buffers)
 
     template <class Self>
     void operator()(Self& self, boost::system::error_code ec = {}) {
@@ -124,7 +152,9 @@ class tls_stream {
       finish(self, ec, n);
     }
     template <class Self>
-    static void finish(Self& self, boost::system::error_code ec, std::size_t n) {
+    void finish(Self& self, boost::system::error_code ec, std::size_t n) {
+      s->ended(k, ec);
+      gathered.reset();  // back to the free list before the handler runs
       if constexpr (WithSize) self.complete(ec, n);
       else self.complete(ec);
     }
@@ -132,6 +162,7 @@ class tls_stream {
 
   boost::asio::ip::tcp::socket socket_;
   SSL* ssl_ = nullptr;
+  bool broken_ = false;  // a fatal error or a failed write: no more writes, no shutdown
 };
 
 }  // namespace wakegate::proxy

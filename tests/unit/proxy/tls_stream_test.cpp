@@ -4,7 +4,9 @@
 // and our close_notify seen by the client.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <chrono>
+#include <csignal>
 #include <optional>
 #include <string>
 
@@ -78,7 +80,7 @@ std::string pattern(std::size_t n) {
 
 }  // namespace
 
-TEST_CASE("tls_stream: data both ways, larger than a TLS record, through composed reads and writes", "[tls_stream]") {
+TEST_CASE("tls_stream: data both ways, larger than a TLS record, through Asio's composed write", "[tls_stream]") {
   tls_pair p;
   const std::string up = pattern(100000), down = pattern(300000);
 
@@ -120,6 +122,7 @@ TEST_CASE("tls_stream: how a connection ends reads as with asio::ssl::stream", "
     p.server->async_shutdown([&](boost::system::error_code e) { ours = e; });
     REQUIRE(run_until(p.ioc, [&] { return done.has_value() && ours.has_value(); }));
     CHECK_FALSE(*done);
+    CHECK_FALSE(*ours);
   }
   SECTION("an end of the connection without close_notify is a truncated stream") {
     // A FIN alone (a close could reset: the client has not read the server's session tickets).
@@ -158,4 +161,66 @@ TEST_CASE("tls_stream: how a connection ends reads as with asio::ssl::stream", "
     REQUIRE(run_until(p.ioc, [&] { return completed; }));
     CHECK(buf.substr(0, got) == "hello");
   }
+}
+
+TEST_CASE("tls_stream: small leading buffers go out as one record, in one call", "[tls_stream]") {
+  tls_pair p;
+  const std::string head = "HTTP/1.1 200 OK\r\n\r\n", body = pattern(3000);
+  std::array<asio::const_buffer, 2> two{asio::buffer(head), asio::buffer(body)};
+  std::optional<std::pair<boost::system::error_code, std::size_t>> r;
+  p.server->async_write_some(two, [&](boost::system::error_code ec, std::size_t n) { r.emplace(ec, n); });
+  REQUIRE(run_until(p.ioc, [&] { return r.has_value(); }));
+  CHECK_FALSE(r->first);
+  CHECK(r->second == head.size() + body.size());  // both buffers in the one call
+  std::string got(head.size() + body.size(), '\0');
+  asio::read(*p.client, asio::buffer(got));
+  CHECK(got == head + body);
+}
+
+TEST_CASE("tls_stream: a read and a write outstanding at once both complete", "[tls_stream]") {
+  tls_pair p;
+  const std::string down = pattern(400000);
+  std::string one(1, '\0');
+  std::optional<std::pair<boost::system::error_code, std::size_t>> read;
+  p.server->async_read_some(asio::buffer(one), [&](boost::system::error_code ec, std::size_t n) { read.emplace(ec, n); });
+  std::optional<boost::system::error_code> sent;
+  asio::async_write(*p.server, asio::buffer(down), [&](boost::system::error_code ec, std::size_t) { sent = ec; });
+  std::string back(down.size(), '\0');
+  std::optional<boost::system::error_code> got;
+  asio::async_read(*p.client, asio::buffer(back), [&](boost::system::error_code ec, std::size_t) { got = ec; });
+  run_until(p.ioc, [] { return false; }, 50ms);
+  CHECK_FALSE(read.has_value());  // nothing sent yet: the read waits while the write goes on
+  asio::async_write(*p.client, asio::buffer("q", 1), [](boost::system::error_code, std::size_t) {});
+  REQUIRE(run_until(p.ioc, [&] { return read.has_value() && sent.has_value() && got.has_value(); }));
+  CHECK_FALSE(read->first);
+  CHECK(one == "q");
+  CHECK_FALSE(*sent);
+  CHECK_FALSE(*got);
+  CHECK(back == down);
+}
+
+TEST_CASE("tls_stream: after a write cut mid-record, writes and shutdown fail at once", "[tls_stream]") {
+  std::signal(SIGPIPE, SIG_IGN);  // as wakegate runs: OpenSSL writes the socket itself
+  tls_pair p;
+  // The client reads nothing: the write fills the socket buffers and waits.
+  const std::string big = pattern(16 << 20);
+  std::optional<boost::system::error_code> sent;
+  asio::async_write(*p.server, asio::buffer(big), [&](boost::system::error_code ec, std::size_t) { sent = ec; });
+  run_until(p.ioc, [] { return false; }, 100ms);
+  REQUIRE_FALSE(sent.has_value());
+  p.server->lowest_layer().cancel();  // as the deadline sweep does
+  REQUIRE(run_until(p.ioc, [&] { return sent.has_value(); }));
+  CHECK(*sent == asio::error::operation_aborted);
+
+  // A record may be left half-sent in OpenSSL: other bytes must not follow it.
+  std::optional<std::pair<boost::system::error_code, std::size_t>> again;
+  p.server->async_write_some(asio::buffer("HTTP/1.1 408", 12),
+                             [&](boost::system::error_code ec, std::size_t n) { again.emplace(ec, n); });
+  REQUIRE(run_until(p.ioc, [&] { return again.has_value(); }));
+  CHECK(again->first == asio::error::broken_pipe);
+  CHECK(again->second == 0);
+  std::optional<boost::system::error_code> shut;
+  p.server->async_shutdown([&](boost::system::error_code ec) { shut = ec; });
+  REQUIRE(run_until(p.ioc, [&] { return shut.has_value(); }));
+  CHECK(*shut == asio::error::broken_pipe);
 }
