@@ -160,8 +160,13 @@ asio::awaitable<beast::error_code> read_body_some(Stream& s, Buffer& buf, Parser
     beast::error_code ec;
     parse_buffered(p, buf, ec);
     if (ec == http::error::need_buffer) ec = {};  // the body buffer is full
-    if (ec || p.is_done() || p.get().body().size != room) co_return ec;
-    if (bare_lf({static_cast<const char*>(buf.data().data()), buf.size()})) co_return http::error::bad_line_ending;
+    if (ec || p.is_done()) co_return ec;
+    // Stopped with room for body bytes: what is left is framing. Checked before the bytes parsed
+    // so far are handed on (found in CI: "5\r\nhello\r\n0\n\n" forwarded "hello" first, and a
+    // quick instance's answer could start before the 400).
+    if (p.get().body().size > 0 && bare_lf({static_cast<const char*>(buf.data().data()), buf.size()}))
+      co_return http::error::bad_line_ending;
+    if (p.get().body().size != room) co_return ec;
     const std::size_t space =
         std::min(std::max<std::size_t>(512, buf.capacity() - buf.size()), buf.max_size() - buf.size());
     if (space == 0) co_return http::error::buffer_overflow;
