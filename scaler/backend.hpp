@@ -57,7 +57,8 @@ class instance_backend {
   // Set by the control plane: called when an instance exits without being asked to
   // (crash or exit at start), with a readable reason such as "exited with status 3". Also
   // called, before the stop's `done`, for an instance found to have ended on its own while its
-  // stop was under way (processes: dead before the stop, or killed by another signal).
+  // stop was under way (processes: dead before the stop, or killed by another signal;
+  // containers: found exited when the stop began).
   std::function<void(const std::string& id, const std::string& reason)> on_exit;
 };
 

@@ -405,10 +405,34 @@ asio::awaitable<void> docker_backend::run_stop(std::shared_ptr<instance> inst) {
     co_await reading->async_wait(tok);  // exited() reads and logs it: removed after that
     if (alive.expired()) co_return;
   }
+  // A stop that comes after the proxy saw the instance fail (connect refused) often finds its
+  // container already dead, its die event not here yet (and ignored once the stop began): that
+  // exit, not the stop, says why it failed, and is reported as the process backend reports one.
+  // Not at shutdown, where no one is left to read it.
+  bool ended_first = false;
+  if (!inst->died && !stopping_all_) {
+    const std::string target = "/containers/" + inst->container + "/json";
+    auto r = co_await api_.request(http::verb::get, target, no_body, call_timeout);
+    if (alive.expired()) co_return;
+    if (r.ok()) {
+      const auto info = docker::parse_inspect(r.body, 0, {});
+      if (info.parsed && !info.running) {
+        ended_first = inst->died = true;
+        inst->died_reason = "container " + docker::container_name(inst->id) + " exited with code " +
+                            std::to_string(info.exit_code);
+      }
+    }  // else: stopped and removed as before; the remove reports what fails
+  }
+  std::string said;
   if (inst->died && !inst->output_read) {
-    co_await output_tail(*inst);  // logged: what it said before it died, before it is removed
+    said = co_await output_tail(*inst);  // logged: what it said before it died, before it is removed
     if (alive.expired()) co_return;
     inst->output_read = true;
+  }
+  if (ended_first && on_exit) {
+    const auto callback = on_exit;  // the callback may destroy the backend
+    callback(inst->id, said.empty() ? inst->died_reason : inst->died_reason + " (its last output: " + last_line(said) + ")");
+    if (alive.expired()) co_return;
   }
   co_await remove_or_retry(inst->container, !inst->died, inst->stop_timeout);
   if (!alive.expired()) finish_stop(inst);

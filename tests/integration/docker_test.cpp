@@ -490,6 +490,67 @@ TEST_CASE("docker: a container that dies as it is being stopped has its output l
   for (const auto& r : said) CHECK(contains(json_string(r, "output"), "said-once-7c1"));
 }
 
+// The process backend's "refused first, exit after" case (failure_test.cpp) for containers: the
+// proxy sees the dead container (connect refused) before its die event comes. The event is kept
+// from wakegate here by holding the daemon's answer to the event stream's reconnect; before the
+// fix, the stop that followed the failure ignored the death, and only the symptom was reported.
+TEST_CASE("docker: a container found dead when its stop begins has its exit reported as the cause",
+          "[integration][docker]") {
+  require_docker();
+  const auto app = unique_app_name("dkfirst");
+  container_sweeper sweep(app);
+  relayed_daemon daemon;
+  auto& relay = daemon.relay;
+  config_yaml c;
+  c.apps.push_back(docker_app(app, {R"(command: [/bin/sh, -c, "echo last-words-4e1; exec /bin/httpd -f -p 8080 -h /www"])"})
+                       .set("min_instances", "1"));
+  wakegate_process wg(c.str(), daemon.options());
+  app_status last;
+  REQUIRE(wait_one_ready(wg.admin_port(), app, 30s, &last));
+  const auto old = last.instances.front();
+  const auto container = container_of_instance(old.id);
+  REQUIRE_FALSE(container.empty());
+  REQUIRE(can_connect(static_cast<std::uint16_t>(old.port)));
+
+  // The event stream reconnects, and the daemon's answer to it is held: no die event comes.
+  // (wakegate gives up on that answer after 5 s and reconnects; the steps below take less.)
+  relay.cut();
+  REQUIRE(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "docker event stream lost: reconnecting with backoff"; },
+      10s));
+  relay.hold_answer("/events");
+  relay.restore();
+  REQUIRE(wait_until([&] { return relay.answers_held() == 1; }, 10s, 20ms));
+
+  REQUIRE(docker_cli({"kill", container}).exit_code == 0);
+  REQUIRE(wait_until([&] { return !can_connect(static_cast<std::uint16_t>(old.port), 200ms); }, 5s, 20ms));
+  auto r = http_get(wg.http_port(), app + ".test", "/");  // refused: held for a replacement
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance failed" && json_string(x, "instance") == old.id &&
+               json_string(x, "error") == "connect: Connection refused";
+      },
+      3s));
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "msg") == "instance exited" && json_string(x, "instance") == old.id &&
+               contains(json_string(x, "error"), "exited with code 137 (its last output: last-words-4e1)");
+      },
+      5s));
+  CHECK(wait_app(
+      wg.admin_port(), app,
+      [&](const app_status& a) {
+        return contains(a.last_error, old.id + ": container ") &&
+               contains(a.last_error, "exited with code 137 (its last output: last-words-4e1) (seen first as: connect: Connection refused)");
+      },
+      3s, &last));
+  INFO("last_error: " << last.last_error);
+  relay.release_answers();
+  stop_and_check_no_leftovers(wg, app);
+}
+
 TEST_CASE("docker: a second SIGTERM kills containers being stopped instead of waiting for stop_timeout",
           "[integration][docker]") {
   require_docker();
