@@ -64,7 +64,7 @@ std::vector<asio::any_io_executor> server::executors() {
 const char* limit_name(limit_hit l) noexcept {
   static constexpr const char* names[] = {"header_size", "header_count", "header_timeout", "idle_timeout",
                                           "body_size", "pipelined", "connections", "upstream_connect_timeout",
-                                          "response_header_timeout", "request_timeout"};
+                                          "response_header_timeout", "request_timeout", "io_timeout"};
   static_assert(std::size(names) == static_cast<std::size_t>(limit_hit::count_));
   return names[static_cast<std::size_t>(l)];
 }

@@ -40,6 +40,7 @@ enum class limit_hit : std::size_t {
   upstream_connect_timeout,  // 502
   response_header_timeout,  // 504
   request_timeout,          // 504 or close (request_timeout)
+  io_timeout,               // 408, 504, a cut response or a closed tunnel (io_timeout)
   count_
 };
 const char* limit_name(limit_hit l) noexcept;

@@ -726,6 +726,7 @@ class session {
           auto [ec, n] = co_await asio::async_write(*up, asio::buffer(head_text.text()), tok);
           if (ec) {
             result.failed = up_dl_.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
+            result.write_stalled = result.failed == failure::upstream_timeout;
             result.detail = ec.message();
           }
         }
@@ -762,6 +763,7 @@ class session {
           status_ = 504;
           note_cut("request_timeout passed while the request body was still coming");
         } else if (result.response_started && body_fail_ != body_fail::none) {
+          if (body_fail_ == body_fail::timeout) w_.owner->stats().hit(limit_hit::io_timeout);
           note_cut(body_fail_ == body_fail::timeout     ? "the request body stopped coming for io_timeout"
                    : body_fail_ == body_fail::too_large ? "the request body grew past max_body"
                                                         : "bad request body");
@@ -770,6 +772,7 @@ class session {
           // clean answer).
           note_cut(client_dl_.expired ? "the client read nothing for io_timeout" : "the client closed the connection");
         }
+        if (client_dl_.expired) w_.owner->stats().hit(limit_hit::io_timeout);  // a write to the client stalled
         client_gone_ = true;
         co_return false;
       }
@@ -782,8 +785,11 @@ class session {
         // Cut by the shutdown: no limit ran out.
       } else if (result.failed == failure::upstream_timeout && past_deadline()) {
         w_.owner->stats().hit(limit_hit::request_timeout);
-      } else if (result.failed == failure::upstream_timeout && !result.answer_started) {
+      } else if (result.failed == failure::upstream_timeout && !result.answer_started && !result.write_stalled) {
         w_.owner->stats().hit(limit_hit::response_header_timeout);
+      } else if (result.failed == failure::upstream_timeout) {
+        // The instance stopped reading the request, or stopped sending its response.
+        w_.owner->stats().hit(limit_hit::io_timeout);
       }
       if (result.response_started) {
         status_ = 502;
@@ -805,7 +811,9 @@ class session {
         }
         fail_status = 504;
         fail_why = "instance " + inst->id +
-                   (result.answer_started ? " stopped sending its response" : " did not answer in time");
+                   (result.answer_started  ? " stopped sending its response"
+                    : result.write_stalled ? " stopped reading the request for io_timeout"
+                                           : " did not answer in time");
         break;
       }
       // A reused connection closing is routine keep-alive churn, not a broken instance.
@@ -862,6 +870,7 @@ class session {
       refusal_ = "request timeout: the request body did not arrive in time";
       co_await respond_local(504, "request timeout: the request body did not arrive in time\n", false);
     } else {
+      w_.owner->stats().hit(limit_hit::io_timeout);
       refusal_ = "request body timeout";
       co_await respond_local(408, "request body timeout: nothing received for io_timeout\n", false);
     }
@@ -1027,6 +1036,7 @@ class session {
     bool answer_started = false;     // the instance began its response (a retry would repeat it)
     bool upstream_reusable = false;
     bool client_keep_alive = false;
+    bool write_stalled = false;      // the instance read nothing of the request for io_timeout
     std::string detail;
   };
 
@@ -1168,6 +1178,7 @@ class session {
         auto [ec, n] = co_await asio::async_write(up, g.buffers(), tok);
         if (ec) {
           res.failed = up_write.timed_out(ec) ? failure::upstream_timeout : failure::upstream_io;
+          res.write_stalled = res.failed == failure::upstream_timeout;
           res.detail = ec.message();
           co_return;
         }
@@ -1534,6 +1545,7 @@ class session {
     w_.owner->stats().tunnels_open.add(1);
     auto t = co_await run_tunnel(stream_, client_, buf_, up, ubuf, w_.opts->limits.io_timeout, w_.tunnels);
     w_.owner->stats().tunnels_open.add(-1);
+    if (t.idle_timeout) w_.owner->stats().hit(limit_hit::io_timeout);
     bytes_in_ += t.bytes_in;
     bytes_out_ += t.bytes_out;
   }

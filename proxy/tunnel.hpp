@@ -24,6 +24,7 @@ namespace wakegate::proxy {
 struct tunnel_result {
   std::uint64_t bytes_in = 0;   // client -> instance
   std::uint64_t bytes_out = 0;  // instance -> client
+  bool idle_timeout = false;    // ended because no byte went either way for `idle`
 };
 
 // Open tunnels of one proxy thread: each entry ends its tunnel (server::begin_drain calls them).
@@ -143,7 +144,10 @@ boost::asio::awaitable<tunnel_result> run_tunnel(ClientStream& client, boost::as
       watchdog.expires_at(last + idle);
       co_await watchdog.async_wait(tok);
       if (done) break;
-      if (clock::now() - last >= idle) finish();
+      if (clock::now() - last >= idle) {
+        result.idle_timeout = true;
+        finish();
+      }
     }
   };
   co_await (upload() && download() && watch());

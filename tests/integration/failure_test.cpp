@@ -406,8 +406,9 @@ TEST_CASE("an instance that stops sending a small response's body: 504 after io_
   CHECK(r.status == 504);
   CHECK(r.ok());
   CHECK(r.body.find("stopped sending its response") != std::string::npos);
-  // Not a response-header timeout: the instance did answer.
+  // Not a response-header timeout: the instance did answer. Its body stalled for io_timeout.
   CHECK(scrape_value(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "response_header_timeout"}}).value_or(-1) == 0);
+  CHECK(scrape_value(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "io_timeout"}}).value_or(-1) == 1);
 }
 
 // An instance that sends something on an idle keep-alive connection (an extra response; a 408 and

@@ -50,6 +50,13 @@ class raw_socket {
     fd_ = -1;
   }
   bool send(std::string_view s) { return fd_ >= 0 && ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(s.size()); }
+  // Sends what the socket takes within `timeout` without blocking; the bytes sent (0: none).
+  std::size_t send_some(std::string_view s, std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLOUT, 0};
+    if (fd_ < 0 || ::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return 0;
+    auto n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    return n > 0 ? static_cast<std::size_t>(n) : 0;
+  }
   // Waits up to `timeout` for something to read (or the peer's close).
   bool readable(std::chrono::milliseconds timeout) {
     pollfd p{fd_, POLLIN, 0};
@@ -230,6 +237,7 @@ TEST_CASE("a client that stops sending its body gets 408 at io_timeout, or 504 a
         3s));
   }
   CHECK(limit_hits(wg.admin_port(), "request_timeout") == 1);
+  CHECK(limit_hits(wg.admin_port(), "io_timeout") == 1);  // the 408
 }
 
 TEST_CASE("a stalled body gets 408 at io_timeout even when header_timeout or idle_timeout is shorter",
@@ -766,4 +774,36 @@ TEST_CASE("a client that stops reading a large response is cut at io_timeout, an
                json_string(x, "error") == "response cut after the instance's 200 head: the client read nothing for io_timeout";
       },
       10s));
+  CHECK(limit_hits(wg.admin_port(), "io_timeout") == 1);
+}
+
+// The other direction: an instance that reads nothing of a large request body. The write to it
+// stalls; at io_timeout the client gets a 504 that says so, counted as io_timeout (it was
+// counted as response_header_timeout, which had not begun: found by a docs audit).
+TEST_CASE("an instance that stops reading the request body: 504 at io_timeout, counted as io_timeout",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 500ms, response_header_timeout: 60s }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+
+  const std::size_t size = 64u << 20;  // far more than the socket buffers between wakegate and the instance
+  raw_socket s(wg.http_port());
+  REQUIRE(s.ok());
+  REQUIRE(s.send("POST /ignore-body?ms=20000 HTTP/1.1\r\nHost: t.test\r\nContent-Length: " + std::to_string(size) +
+                 "\r\n\r\n"));
+  // The body, until wakegate stops taking it (it stops reading once the instance does) or answers.
+  const std::string block(64 * 1024, 'b');
+  const auto give_up = std::chrono::steady_clock::now() + 20s;
+  for (std::size_t sent = 0; sent < size && !s.readable(0ms) && std::chrono::steady_clock::now() < give_up;)
+    sent += s.send_some(std::string_view(block).substr(0, std::min(block.size(), size - sent)), 50ms);
+  REQUIRE(s.readable(10s));
+  std::string response = s.read_all(3s);
+  INFO(response.substr(0, 300));
+  CHECK(status_of(response) == 504);
+  CHECK(response.find("stopped reading the request for io_timeout") != std::string::npos);
+  CHECK(limit_hits(wg.admin_port(), "io_timeout") == 1);
+  CHECK(limit_hits(wg.admin_port(), "response_header_timeout") == 0);
 }

@@ -221,4 +221,10 @@ TEST_CASE("websocket: a tunnel idle for limits.io_timeout is closed and leaves f
   CHECK(waited < 5s);
   CHECK(wait_app(
       wg.admin_port(), "w", [](const app_status& a) { return a.in_flight == 0; }, 3s));
+  CHECK(wait_until(
+      [&] {
+        return scrape_value(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "io_timeout"}}) ==
+               std::optional<double>(1);
+      },
+      3s));
 }

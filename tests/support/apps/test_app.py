@@ -403,6 +403,9 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/await-close":
             self._drain_body()
             self._await_close(query)
+        elif path == "/ignore-body":  # reads none of the body for `ms`, then closes without an answer
+            time.sleep(int(query.get("ms", ["5000"])[0]) / 1000.0)
+            self.close_connection = True
         else:
             self._drain_body()
             self._send(404, "not found\n")
