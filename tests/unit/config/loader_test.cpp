@@ -455,6 +455,50 @@ apps: []
   });
 }
 
+// docs/config.md listen.https: "Must not collide with listen.http or listen.admin" (port 0 excepted,
+// as for http and admin). The acme section keeps the config otherwise valid.
+TEST_CASE("the https listener must differ from the http and admin listeners unless on port 0", "[config][loader]") {
+  check_cases({
+      {"same as http",
+       R"(
+listen: {http: "127.0.0.1:8000", admin: "127.0.0.1:9090", https: "127.0.0.1:8000"}
+tls: {acme: {directory: "https://ca.test/dir", storage: /tmp/wakegate-unit-acme}}
+apps: []
+)",
+       {"t.yaml:1:66: https address 127.0.0.1:8000 must differ from the http and admin addresses"}},
+      {"same as admin",
+       R"(
+listen: {http: "127.0.0.1:8000", admin: "127.0.0.1:9090", https: "localhost:9090"}
+tls: {acme: {directory: "https://ca.test/dir", storage: /tmp/wakegate-unit-acme}}
+apps: []
+)",
+       {"t.yaml:1:66: https address localhost:9090 must differ from the http and admin addresses"}},
+      {"wildcard overlaps the default admin",
+       R"(
+listen:
+  http: 127.0.0.1:8000
+  https: "*:9090"
+tls: {acme: {directory: "https://ca.test/dir", storage: /tmp/wakegate-unit-acme}}
+apps: []
+)",
+       {"t.yaml:3:10: https address 0.0.0.0:9090 must differ from the http and admin addresses"}},
+      {"port 0 with port 0",
+       R"(
+listen: {http: "127.0.0.1:0", admin: "127.0.0.1:0", https: "127.0.0.1:0"}
+tls: {acme: {directory: "https://ca.test/dir", storage: /tmp/wakegate-unit-acme}}
+apps: []
+)",
+       {}},
+      {"a port of its own",
+       R"(
+listen: {http: "127.0.0.1:8000", admin: "127.0.0.1:9090", https: "127.0.0.1:8443"}
+tls: {acme: {directory: "https://ca.test/dir", storage: /tmp/wakegate-unit-acme}}
+apps: []
+)",
+       {}},
+  });
+}
+
 TEST_CASE("integers are range checked", "[config][loader]") {
   check_cases({
       {"ranges",

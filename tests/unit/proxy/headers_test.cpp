@@ -2,6 +2,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include <boost/beast/http.hpp>
 
@@ -337,4 +338,36 @@ TEST_CASE("headers: an upgrade request keeps Upgrade and Connection upgrade, oth
   auto fp = forwarded(plain, "id");
   CHECK(fp.count(http::field::upgrade) == 0);
   CHECK(fp[http::field::connection] != "upgrade");
+}
+
+// README "Forwarded and X-Real-IP passed on as the client sent them": wakegate neither drops,
+// rewrites nor adds them (only the X-Forwarded-* fields are its word), repeated lines included.
+TEST_CASE("headers: Forwarded and X-Real-IP go on as the client sent them, and are not added", "[headers]") {
+  http::request<http::buffer_body> req{http::verb::get, "/", 11};
+  req.set(http::field::host, "a.test");
+  req.insert(http::field::forwarded, "for=192.0.2.60;proto=https;by=203.0.113.43");
+  req.insert(http::field::forwarded, "for=\"[2001:db8:cafe::17]:4711\"");
+  req.insert("X-Real-IP", "6.6.6.6");
+  req.insert("x-real-ip", "7.7.7.7");
+  req.set("X-Other", "o");
+  auto f = forwarded(req, "id", false, false, {"10.1.2.3", "http"});
+  CHECK(f.count(http::field::forwarded) == 2);
+  auto fwd = f.equal_range(http::field::forwarded);
+  std::vector<std::string> fwd_values;
+  for (auto it = fwd.first; it != fwd.second; ++it) fwd_values.emplace_back(it->value());
+  CHECK(fwd_values == std::vector<std::string>{"for=192.0.2.60;proto=https;by=203.0.113.43",
+                                                "for=\"[2001:db8:cafe::17]:4711\""});
+  auto real = f.equal_range("X-Real-IP");
+  std::vector<std::string> real_values;
+  for (auto it = real.first; it != real.second; ++it) real_values.emplace_back(it->value());
+  CHECK(real_values == std::vector<std::string>{"6.6.6.6", "7.7.7.7"});
+  CHECK(f["X-Other"] == "o");
+  CHECK(f["X-Forwarded-For"] == "10.1.2.3");  // wakegate's own word is in X-Forwarded-For only
+
+  // A client that sends neither gets neither: wakegate does not add them.
+  http::request<http::buffer_body> plain{http::verb::get, "/", 11};
+  plain.set(http::field::host, "a.test");
+  auto fp = forwarded(plain, "id", false, false, {"10.1.2.3", "https"});
+  CHECK(fp.count(http::field::forwarded) == 0);
+  CHECK(fp.count("X-Real-IP") == 0);
 }
