@@ -228,3 +228,43 @@ TEST_CASE("websocket: a tunnel idle for limits.io_timeout is closed and leaves f
       },
       3s));
 }
+
+// README "A 101 to a request that did not ask to upgrade is a 502": the instance switches
+// protocols unasked (GET /raw writes the 101 as given); wakegate must not relay it, nor start a
+// tunnel, and the instance is not failed for it.
+TEST_CASE("websocket: a 101 to a request that did not ask to upgrade is answered 502", "[integration][websocket]") {
+  // No Upgrade at all, and an Upgrade without the upgrade token in Connection (a hop-by-hop
+  // field then, removed): neither asked to switch.
+  const bool with_upgrade_field = GENERATE(false, true);
+  INFO((with_upgrade_field ? "Upgrade: websocket, Connection: keep-alive" : "no Upgrade"));
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("u", {"u.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  app_status st;
+  REQUIRE(wait_one_ready(wg.admin_port(), "u", 15s, &st));
+  const std::string switching = raw_target(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n");
+  header_list headers;
+  if (with_upgrade_field) headers = {{"Upgrade", "websocket"}, {"Connection", "keep-alive"}};
+  client_options quick;
+  quick.io_timeout = 10s;
+  auto r = http_get(wg.http_port(), "u.test", switching, headers, quick);
+  INFO(describe(r));
+  CHECK(r.status == 502);
+  CHECK(r.ok());
+  CHECK(contains(r.body, "unexpected 101 Switching Protocols"));
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && starts_with(json_string(x, "path"), "/raw") &&
+               json_number(x, "status").value_or(0) == 502;
+      },
+      5s));
+  // The request left flight (no tunnel holds it), and the instance serves on.
+  CHECK(wait_app(wg.admin_port(), "u", [](const app_status& a) { return a.in_flight == 0; }, 3s));
+  auto next = http_get(wg.http_port(), "u.test", "/pid");
+  INFO(describe(next));
+  CHECK(next.status == 200);
+  CHECK(next.body == std::to_string(st.instances.front().pid));
+}
