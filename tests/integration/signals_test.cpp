@@ -527,3 +527,112 @@ TEST_CASE("SIGTERM: every request held at shutdown_timeout gets its 503 and its 
     if (json_number(x, "status").value_or(0) == 503 && json_string(x, "path").starts_with("/held-")) ++logged;
   CHECK(logged == held);
 }
+
+// README "apps removed stop routing (404), their held requests get 503": a request held for an
+// instance still starting (3 s) when a reload removes its app is answered at once with the reason,
+// and logged so; the app's host is then unknown.
+TEST_CASE("SIGHUP that removes an app: its held request gets 503 with the reason at once, then its host is 404",
+          "[integration][signals]") {
+  auto ma = unique_marker(), mb = unique_marker();
+  config_yaml v1;
+  v1.apps.push_back(app_yaml("a", {"a.test"}, ma).set("min_instances", "1"));
+  v1.apps.push_back(app_yaml("b", {"b.test"}, mb).env_var("STARTUP_DELAY_MS", "3000"));
+  wakegate_process wg(v1.str(), wakegate_options::cleaning({ma, mb}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "a"));
+
+  auto held = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "b.test", "/held"); });
+  REQUIRE(wait_app(
+      wg.admin_port(), "b", [](const app_status& a) { return a.queue_length == 1 && a.count("starting") == 1; }, 5s));
+  config_yaml v2;
+  v2.apps.push_back(app_yaml("a", {"a.test"}, ma).set("min_instances", "1"));
+  wg.write_config(v2.str());
+  wg.signal(SIGHUP);
+
+  auto r = held.get();
+  INFO(describe(r));
+  CHECK(r.status == 503);
+  CHECK(r.body == "app b was removed from the configuration\n");
+  CHECK(r.header("Retry-After") == "1");
+  CHECK(r.elapsed < 2500ms);  // not served by the instance once it started (3 s)
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "type") == "access" && json_string(x, "app") == "b" && json_string(x, "path") == "/held" &&
+               json_number(x, "status").value_or(0) == 503 && json_bool(x, "held") == std::optional<bool>(true) &&
+               json_string(x, "error") == "app b was removed from the configuration";
+      },
+      5s));
+  auto after = http_get(wg.http_port(), "b.test", "/");
+  INFO(describe(after));
+  CHECK(after.status == 404);
+  CHECK(after.body == "no app for host b.test\n");
+  CHECK(http_get(wg.http_port(), "a.test", "/").status == 200);
+  CHECK(wait_until([&] { return count_processes(mb) == 0; }, 10s));
+}
+
+// README "/readyz ... 503 while shutting down": once SIGTERM starts the drain (a request still in
+// flight keeps it going), /readyz says not ready, so a load balancer stops sending; /healthz, the
+// liveness check, still answers 200.
+TEST_CASE("SIGTERM: /readyz answers 503 during the drain while /healthz still answers 200", "[integration][signals]") {
+  auto marker = unique_marker();
+  wakegate_process wg(one_app_config(marker, "10s"), wakegate_options::cleaning({marker}));
+  wait_ready(wg);
+  const auto admin = wg.admin_port();
+  REQUIRE(http_get(admin, "127.0.0.1", "/readyz").status == 200);
+  auto slow = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "s.test", "/sleep?ms=3000"); });
+  wait_in_flight(wg);
+  wg.signal(SIGTERM);
+  REQUIRE(wg.wait_for_record([](const auto& x) { return json_string(x, "msg") == "shutting down: draining connections"; },
+                             5s));
+  auto ready = http_get(admin, "127.0.0.1", "/readyz");
+  INFO("readyz: " << describe(ready));
+  CHECK(ready.status == 503);
+  CHECK(ready.body == "not ready\n");
+  auto health = http_get(admin, "127.0.0.1", "/healthz");
+  INFO("healthz: " << describe(health));
+  CHECK(health.status == 200);
+  CHECK(health.body == "ok\n");
+  CHECK(wg.running());
+  CHECK(wait_app(admin, "s", [](const app_status& a) { return a.in_flight == 1; }, 1s));  // still draining
+  auto r = slow.get();
+  INFO(describe(r));
+  CHECK(r.status == 200);
+  CHECK(wg.wait_exit(15s) == std::optional<int>(0));
+}
+
+// README "Listen addresses, workers and tls.acme change only on restart (a warning says so)": a
+// reload that changes listen.http or workers warns, keeps the running listener (the new address is
+// not bound) and applies the rest (here a new app).
+TEST_CASE("SIGHUP that changes listen.http or workers warns and keeps the running listener", "[integration][signals]") {
+  const bool change_http = GENERATE(true, false);
+  INFO((change_http ? "listen.http changed" : "workers changed"));
+  auto ma = unique_marker(), mb = unique_marker();
+  config_yaml v1;
+  v1.extra.push_back("workers: 1");
+  v1.apps.push_back(app_yaml("a", {"a.test"}, ma));
+  wakegate_process wg(v1.str(), wakegate_options::cleaning({ma, mb}));
+  const auto port = wg.http_port();
+  REQUIRE(http_get(port, "a.test", "/").status == 200);
+
+  config_yaml v2 = v1;
+  const std::uint16_t new_port = free_port();
+  if (change_http) v2.http = "127.0.0.1:" + std::to_string(new_port);
+  else v2.extra = {"workers: 2"};
+  v2.apps.push_back(app_yaml("b", {"b.test"}, mb));
+  wg.write_config(v2.str());
+  wg.signal(SIGHUP);
+  CHECK(wg.wait_for_record(
+      [](const auto& x) {
+        return json_string(x, "level") == "warn" &&
+               json_string(x, "msg") == "listen addresses and workers change only on restart";
+      },
+      5s));
+  REQUIRE(wg.wait_for_record(
+      [](const auto& x) { return json_string(x, "msg") == "app added" && json_string(x, "app") == "b"; }, 5s));
+  // The old listener serves, the new app included.
+  CHECK(http_get(port, "a.test", "/").status == 200);
+  auto b = http_get(port, "b.test", "/");
+  INFO(describe(b));
+  CHECK(b.status == 200);
+  if (change_http) CHECK_FALSE(can_connect(new_port, 300ms));
+  CHECK(wg.records_with_msg("reload refused: keeping the running config").empty());
+}
