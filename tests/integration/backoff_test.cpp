@@ -202,3 +202,35 @@ TEST_CASE("a cold start through failed starts is measured from the first request
   INFO("cold start " << measured << " s; /a held " << a_held_ms << " ms");
   CHECK(measured >= a_held_ms / 1000.0 - 0.05);
 }
+
+// README "then with Retry-After set to the wait": a request that arrives while the app backs off
+// after failed starts, the next attempt further away than its queue_timeout, gets 503 at once with
+// Retry-After equal to the seconds to that attempt, the figure its body gives. queue_timeout 2 s:
+// such a wait is at least 2 s, so the field cannot be the default 1 of other 503s.
+TEST_CASE("failed starts: the 503 during a backoff longer than queue_timeout has Retry-After set to the wait",
+          "[integration][failure]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker)
+                       .with_command({"/bin/sh", "-c", "exit 3", "--marker=" + marker})
+                       .set("queue_timeout", "2s"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  // Backoffs of 250 ms, 500 ms, 1 s, 2 s, 4 s: until one is longer than 2 s, requests are held
+  // for the next start and get the failure without a wait.
+  http_response last;
+  CHECK(wait_until(
+      [&] {
+        last = http_get(wg.http_port(), "t.test", "/");
+        return contains(last.body, "next attempt in");
+      },
+      20s, 50ms));
+  INFO(describe(last));
+  CHECK(last.status == 503);
+  CHECK(contains(last.body, "failed to start"));
+  const auto at = last.body.find("(next attempt in ");
+  REQUIRE(at != std::string::npos);
+  const int seconds = std::atoi(last.body.c_str() + at + std::string("(next attempt in ").size());
+  CHECK(seconds >= 2);
+  CHECK(last.header("Retry-After") == std::to_string(seconds));
+  CHECK(last.elapsed < 1s);  // answered at once, not held
+}
