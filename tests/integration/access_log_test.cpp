@@ -181,3 +181,46 @@ TEST_CASE("access log: a response cut while the request body is still coming say
     CHECK(wait_metric(wg.admin_port(), "wakegate_limit_hits_total", {{"limit", "request_timeout"}}, 1, 3s));
   }
 }
+
+// README: wakegate_unrouted_requests_total counts requests for a host no app serves (404), and
+// "access_log: false turns it off": with it set, requests are served and no access record is
+// written (the other log lines still are). With the default, the same requests are logged, which
+// is what makes the check able to fail.
+TEST_CASE("access log: access_log false writes no access record; unknown hosts count in wakegate_unrouted_requests_total",
+          "[integration][access_log]") {
+  const bool logged = GENERATE(false, true);
+  INFO("access_log: " << (logged ? "true (default)" : "false"));
+  auto marker = unique_marker();
+  config_yaml c;
+  if (!logged) c.extra.push_back("access_log: false");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+  CHECK(scrape_value(wg.admin_port(), "wakegate_unrouted_requests_total") == std::optional<double>(0));
+
+  for (int i = 0; i < 3; ++i) {
+    auto r = http_get(wg.http_port(), "t.test", "/");
+    INFO(describe(r));
+    CHECK(r.status == 200);
+  }
+  auto own_404 = http_get(wg.http_port(), "t.test", "/no-such-path");  // the instance's own 404
+  CHECK(own_404.status == 404);
+  for (const std::string host : {"nope.test", "other.test:8080"}) {
+    auto r = http_get(wg.http_port(), host, "/unrouted");
+    INFO(describe(r));
+    CHECK(r.status == 404);
+  }
+  // Counted when answered: the two unknown hosts, not the instance's 404.
+  std::optional<double> unrouted;
+  CHECK(wait_metric(wg.admin_port(), "wakegate_unrouted_requests_total", {}, 2, 3s, &unrouted));
+  INFO("unrouted: " << unrouted.value_or(-1));
+  CHECK(wait_metric(wg.admin_port(), "wakegate_requests_total", {{"app", "t"}, {"code", "200"}}, 3, 3s));
+  if (logged) {
+    CHECK(wait_until([&] { return wg.access_records().size() == 6; }, 5s));
+  } else {
+    // Access records would have been written when the requests were answered, before the
+    // metrics above were read; a last one more is given the time a slow line could take.
+    CHECK(holds_for([&] { return wg.access_records().empty(); }, 500ms));
+    CHECK_FALSE(wg.records_with_msg("instance ready", "t").empty());  // other lines are still logged
+  }
+}
