@@ -186,7 +186,7 @@ TEST_CASE("access log: a response cut while the request body is still coming say
 // "access_log: false turns it off": with it set, requests are served and no access record is
 // written (the other log lines still are). With the default, the same requests are logged, which
 // is what makes the check able to fail.
-TEST_CASE("access log: access_log false writes no access record; unknown hosts count in wakegate_unrouted_requests_total",
+TEST_CASE("access log: access_log false writes no access record, and unknown hosts count in wakegate_unrouted_requests_total",
           "[integration][access_log]") {
   const bool logged = GENERATE(false, true);
   INFO("access_log: " << (logged ? "true (default)" : "false"));

@@ -857,7 +857,7 @@ TEST_CASE("upstream_connect_timeout: a connect that hangs is counted and, when e
 // docs/config.md "upstream_idle_per_instance: Idle pooled connections kept per proxy thread and
 // instance": with one proxy thread, four requests at once leave at most that many connections to
 // the instance once they are done (the others are closed, not pooled); 0 keeps none.
-TEST_CASE("upstream_idle_per_instance bounds the connections pooled to an instance; 0 pools none",
+TEST_CASE("upstream_idle_per_instance bounds the connections pooled to an instance, and 0 pools none",
           "[integration][limits]") {
   const int idle = GENERATE(1, 0);
   INFO("upstream_idle_per_instance: " << idle);
