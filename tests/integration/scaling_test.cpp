@@ -7,6 +7,7 @@
 #include <future>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "tests/support/integration.hpp"
@@ -150,9 +151,11 @@ http_request get_request(const std::string& host, const std::string& target) {
 
 }  // namespace
 
-// README "least-in-flight ready instance with room (ties at random)": with one request in flight
-// on one of two ready instances, every next request goes to the other one. (Were the choice
-// random, six in a row would all go there one time in 64.)
+// README "least-in-flight ready instance with room (ties at random)": requests one at a time (a
+// tie every time) reach both instances (a fixed pick would give one of them all 20; a random one
+// does so twice in a million), and with one request in flight on one of two ready instances,
+// every next request goes to the other one (were the choice random, six in a row would all go
+// there one time in 64).
 TEST_CASE("a request goes to the ready instance with the fewest requests in flight", "[integration][scaling]") {
   auto marker = unique_marker();
   config_yaml c;
@@ -160,6 +163,16 @@ TEST_CASE("a request goes to the ready instance with the fewest requests in flig
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   app_status st;
   REQUIRE(wait_app(wg.admin_port(), "l", [](const app_status& a) { return a.count("ready") == 2; }, 15s, &st));
+
+  std::set<std::string> answered_by;
+  for (int i = 0; i < 20; ++i) {
+    auto r = http_get(wg.http_port(), "l.test", "/");
+    INFO("tie " << i << ": " << describe(r));
+    CHECK(r.status == 200);
+    answered_by.insert(r.body);
+  }
+  CHECK(answered_by == std::set<std::string>{"ok " + std::to_string(st.instances[0].pid),
+                                             "ok " + std::to_string(st.instances[1].pid)});
 
   auto slow = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "l.test", "/sleep?ms=4000"); });
   REQUIRE(wait_app(
