@@ -23,7 +23,7 @@ boost::json::object access_record(const wakegate_process& wg, const std::string&
 
 }  // namespace
 
-TEST_CASE("access log: wakegate's own answers say why in `error`; a queue-full 503 is not a held request",
+TEST_CASE("access log: wakegate's own answers say why in `error`, a queue-full 503 is not a held request",
           "[integration][access_log]") {
   auto marker = unique_marker();
   config_yaml c;
@@ -90,7 +90,7 @@ TEST_CASE("access log: wakegate's own answers say why in `error`; a queue-full 5
   }
 }
 
-TEST_CASE("access log: a response cut after its head says why; a streamed body's stall is not a response_header_timeout",
+TEST_CASE("access log: a response cut after its head says why, a streamed body's stall is not a response_header_timeout",
           "[integration][access_log]") {
   auto marker = unique_marker();
   config_yaml c;

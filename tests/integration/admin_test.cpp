@@ -99,7 +99,7 @@ TEST_CASE("/metrics passes promtool and counts exactly what the test did", "[int
 // Found by black-box testing: a cold start whose held requests all timed out was never recorded
 // (the slow ones, which fail requests), and each replacement of a crashed instance counted as a
 // scale-up decision.
-TEST_CASE("metrics: a cold start outlasting its held requests is recorded; replacements are not scale events",
+TEST_CASE("metrics: a cold start outlasting its held requests is recorded, replacements are not scale events",
           "[integration][admin]") {
   auto marker = unique_marker();
   config_yaml c;

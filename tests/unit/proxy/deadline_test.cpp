@@ -142,7 +142,7 @@ TEST_CASE("deadline: a slot removed from the sweeper is no longer watched", "[de
   CHECK_FALSE(removed.expired);
 }
 
-TEST_CASE("deadline: a watched client that hangs up cancels the slot's socket; input alone does not", "[deadline]") {
+TEST_CASE("deadline: a watched client that hangs up cancels the slot's socket, input alone does not", "[deadline]") {
   asio::io_context ioc;
   deadline_sweeper sweeper(ioc);
   socket_pair client(ioc), upstream(ioc);  // client.a: wakegate's side of the client connection

@@ -25,7 +25,7 @@ TEST_CASE("API version negotiation takes the older of server and client", "[scal
   CHECK_FALSE(negotiate_version(""));
 }
 
-TEST_CASE("DOCKER_HOST selects the socket; only unix:// is accepted", "[scaler][docker]") {
+TEST_CASE("DOCKER_HOST selects the socket, only unix:// is accepted", "[scaler][docker]") {
   CHECK(socket_from_docker_host(nullptr).path == "/var/run/docker.sock");
   CHECK(socket_from_docker_host("").path == "/var/run/docker.sock");
   auto custom = socket_from_docker_host("unix:///tmp/x/docker.sock");
@@ -72,7 +72,7 @@ TEST_CASE("create body: image, command, env with PORT, labels, loopback port bin
   CHECK_FALSE(host.contains("NetworkMode"));
 }
 
-TEST_CASE("create body: no command keeps the image's; PORT from env wins; a network replaces the binding",
+TEST_CASE("create body: no command keeps the image's, PORT from env wins, a network replaces the binding",
           "[scaler][docker]") {
   config::docker_backend cfg;
   cfg.image = "app";
