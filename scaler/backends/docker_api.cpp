@@ -331,6 +331,16 @@ asio::awaitable<std::string> api_client::negotiate(std::chrono::milliseconds tim
 asio::awaitable<api_response> api_client::request(http::verb verb, std::string target, std::string body,
                                                   std::chrono::milliseconds timeout, bool versioned) {
   api_response out;
+  if (versioned && version_.empty()) {
+    // Forgotten (the event stream was lost: the daemon may have been replaced) and not yet
+    // negotiated again: "/v/containers/..." would be a 404, which reads as "no such container"
+    // (found by a test: a removal during the event stream's backoff took the 404 as done, and
+    // left the container running).
+    if (auto err = co_await negotiate(timeout); !err.empty()) {
+      out.error = std::move(err);
+      co_return out;
+    }
+  }
   local_stream stream(ex_);
   stream.expires_after(timeout);
   const asio::local::stream_protocol::endpoint endpoint(socket_path_);

@@ -136,7 +136,8 @@ class api_client {
   api_client(boost::asio::any_io_executor ex, std::string socket_path);
 
   const std::string& socket_path() const noexcept { return socket_path_; }
-  // "" until negotiate() succeeded; forget() makes the next call negotiate again.
+  // "" until negotiate() succeeded; forget() makes the next versioned call negotiate again
+  // (request() does so itself when the version is unknown).
   const std::string& version() const noexcept { return version_; }
   void forget() { version_.clear(); }
 
