@@ -767,12 +767,17 @@ class session {
           note_cut(body_fail_ == body_fail::timeout     ? "the request body stopped coming for io_timeout"
                    : body_fail_ == body_fail::too_large ? "the request body grew past max_body"
                                                         : "bad request body");
-        } else if (result.response_started) {
+        } else if (client_dl_.expired && !w_.cut) {
+          // A write to the client stalled: its deadline is min(io_timeout, request_timeout).
+          const bool request_deadline = past_deadline();
+          w_.owner->stats().hit(request_deadline ? limit_hit::request_timeout : limit_hit::io_timeout);
           // The client's side of the response failed (found by black-box testing: logged as a
           // clean answer).
-          note_cut(client_dl_.expired ? "the client read nothing for io_timeout" : "the client closed the connection");
+          if (result.response_started)
+            note_cut(request_deadline ? "request_timeout passed" : "the client read nothing for io_timeout");
+        } else if (result.response_started) {
+          note_cut(w_.cut ? "wakegate is shutting down" : "the client closed the connection");
         }
-        if (client_dl_.expired) w_.owner->stats().hit(limit_hit::io_timeout);  // a write to the client stalled
         client_gone_ = true;
         co_return false;
       }
@@ -785,10 +790,11 @@ class session {
         // Cut by the shutdown: no limit ran out.
       } else if (result.failed == failure::upstream_timeout && past_deadline()) {
         w_.owner->stats().hit(limit_hit::request_timeout);
-      } else if (result.failed == failure::upstream_timeout && !result.answer_started && !result.write_stalled) {
+      } else if (result.failed == failure::upstream_timeout && !result.write_stalled && head_pending_) {
+        // No whole response head (a part of one, or after an interim 1xx, included).
         w_.owner->stats().hit(limit_hit::response_header_timeout);
       } else if (result.failed == failure::upstream_timeout) {
-        // The instance stopped reading the request, or stopped sending its response.
+        // The instance stopped reading the request, or stopped sending its response's body.
         w_.owner->stats().hit(limit_hit::io_timeout);
       }
       if (result.response_started) {
@@ -811,9 +817,9 @@ class session {
         }
         fail_status = 504;
         fail_why = "instance " + inst->id +
-                   (result.answer_started  ? " stopped sending its response"
-                    : result.write_stalled ? " stopped reading the request for io_timeout"
-                                           : " did not answer in time");
+                   (result.write_stalled && !past_deadline() ? " stopped reading the request for io_timeout"
+                    : result.answer_started                  ? " stopped sending its response"
+                                                             : " did not answer in time");
         break;
       }
       // A reused connection closing is routine keep-alive churn, not a broken instance.

@@ -414,14 +414,20 @@ asio::awaitable<void> docker_backend::run_stop(std::shared_ptr<instance> inst) {
     const std::string target = "/containers/" + inst->container + "/json";
     auto r = co_await api_.request(http::verb::get, target, no_body, call_timeout);
     if (alive.expired()) co_return;
-    if (r.ok()) {
+    if (r.status == 404) {  // removed by someone else: nothing to read or remove (as reconcile says)
+      ended_first = inst->died = inst->output_read = true;
+      inst->died_reason = "container " + docker::container_name(inst->id) + " was removed";
+    } else if (r.ok()) {
       const auto info = docker::parse_inspect(r.body, 0, {});
       if (info.parsed && !info.running) {
         ended_first = inst->died = true;
         inst->died_reason = "container " + docker::container_name(inst->id) + " exited with code " +
                             std::to_string(info.exit_code);
       }
-    }  // else: stopped and removed as before; the remove reports what fails
+    } else {
+      count_error(op::inspect);  // stopped and removed as before; the remove reports what fails
+    }
+    if (stopping_all_) ended_first = false;  // SIGTERM came meanwhile: not reported at shutdown
   }
   std::string said;
   if (inst->died && !inst->output_read) {
@@ -429,7 +435,7 @@ asio::awaitable<void> docker_backend::run_stop(std::shared_ptr<instance> inst) {
     if (alive.expired()) co_return;
     inst->output_read = true;
   }
-  if (ended_first && on_exit) {
+  if (ended_first && !stopping_all_ && on_exit) {
     const auto callback = on_exit;  // the callback may destroy the backend
     callback(inst->id, said.empty() ? inst->died_reason : inst->died_reason + " (its last output: " + last_line(said) + ")");
     if (alive.expired()) co_return;

@@ -876,8 +876,8 @@ TEST_CASE("upstream_idle_per_instance bounds the connections pooled to an instan
   constexpr int n = 4;
   std::vector<std::future<http_response>> running;
   for (int k = 0; k < n; ++k)
-    running.push_back(std::async(std::launch::async, [&] { return http_get(wg.http_port(), "t.test", "/sleep?ms=1000"); }));
-  // All four at the instance at once: four connections.
+    running.push_back(std::async(std::launch::async, [&] { return http_get(wg.http_port(), "t.test", "/sleep?ms=3000"); }));
+  // All four at the instance at once: four connections (3 s to see it, for a loaded machine).
   std::string seen;
   CHECK(wait_until([&] { return (seen = conns()) == std::to_string(n + 1); }, 5s));
   INFO("instance connections while the requests ran: " << seen);

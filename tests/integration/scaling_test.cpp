@@ -159,6 +159,7 @@ http_request get_request(const std::string& host, const std::string& target) {
 TEST_CASE("a request goes to the ready instance with the fewest requests in flight", "[integration][scaling]") {
   auto marker = unique_marker();
   config_yaml c;
+  c.extra.push_back("workers: 1");  // a response's release of its slot comes before the next request
   c.apps.push_back(app_yaml("l", {"l.test"}, marker).set("min_instances", "2").set("max_instances", "2"));
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   app_status st;
@@ -208,7 +209,7 @@ TEST_CASE("max_concurrency caps each instance: a request with every instance ful
   app_status st;
   REQUIRE(wait_app(wg.admin_port(), "m", [](const app_status& a) { return a.count("ready") == 2; }, 15s, &st));
 
-  auto first = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "m.test", "/sleep?ms=2000"); });
+  auto first = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "m.test", "/sleep?ms=4000"); });
   REQUIRE(wait_app(
       wg.admin_port(), "m",
       [](const app_status& a) {
@@ -216,7 +217,7 @@ TEST_CASE("max_concurrency caps each instance: a request with every instance ful
       },
       3s, &st));
   const auto frees_first = st.instances[0].in_flight == 1 ? st.instances[0] : st.instances[1];
-  auto second = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "m.test", "/sleep?ms=6000"); });
+  auto second = std::async(std::launch::async, [&] { return http_get(wg.http_port(), "m.test", "/sleep?ms=10000"); });
   REQUIRE(wait_app(
       wg.admin_port(), "m",
       [](const app_status& a) {
