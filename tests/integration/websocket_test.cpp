@@ -268,3 +268,28 @@ TEST_CASE("websocket: a 101 to a request that did not ask to upgrade is answered
   CHECK(next.status == 200);
   CHECK(next.body == std::to_string(st.instances.front().pid));
 }
+
+// README: a tunnel is timed out by io_timeout (no byte either way), and the app's request_timeout
+// "does not apply to it": that bounds the handshake's request only. Echoes for five times the
+// request_timeout: a tunnel cut at the request's deadline fails the next one (the read throws).
+TEST_CASE("websocket: an app's request_timeout does not end an open tunnel", "[integration][websocket]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.apps.push_back(app_yaml("w", {"w.test"}, marker).set("min_instances", "1").set("request_timeout", "300ms"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "w"));
+
+  ws_client client(wg.http_port(), "w.test");
+  int sent = 0;
+  auto echoes = [&] {
+    const std::string m = "m" + std::to_string(sent++);
+    try {
+      return client.echo(m) == m;
+    } catch (const std::exception& e) {
+      UNSCOPED_INFO("echo " << sent << ": " << e.what());
+      return false;
+    }
+  };
+  CHECK(holds_for(echoes, 1500ms, 100ms));
+  CHECK(sent >= 5);
+}
