@@ -33,6 +33,23 @@ int consecutive_failures(std::uint16_t admin_port, const std::string& app) {
 
 }  // namespace
 
+namespace {
+
+// Requests `host` until an answer says when the next start comes ("next attempt in"): the first
+// one answered at once because the backoff outlasts its queue_timeout. Gives up after 20 s.
+http_response answer_during_backoff(const wakegate_process& wg, const std::string& host) {
+  http_response last;
+  CHECK(wait_until(
+      [&] {
+        last = http_get(wg.http_port(), host, "/");
+        return contains(last.body, "next attempt in");
+      },
+      20s, 50ms));
+  return last;
+}
+
+}  // namespace
+
 TEST_CASE("failed starts: the reason at once, one backoff step per round of starts, no wait that cannot end well",
           "[integration][failure]") {
   auto marker = unique_marker();
@@ -61,13 +78,7 @@ TEST_CASE("failed starts: the reason at once, one backoff step per round of star
   // Rounds 250 ms, 500 ms, 1 s, 2 s, 4 s apart: once the next start is further away than
   // queue_timeout (8 s), a new request is answered with the reason and when the next attempt
   // comes, instead of waiting.
-  http_response last;
-  CHECK(wait_until(
-      [&] {
-        last = http_get(wg.http_port(), "t.test", "/");
-        return contains(last.body, "next attempt in");
-      },
-      20s, 50ms));
+  http_response last = answer_during_backoff(wg, "t.test");
   INFO(describe(last));
   CHECK(last.status == 503);
   CHECK(contains(last.body, "failed to start"));
@@ -217,13 +228,7 @@ TEST_CASE("failed starts: the 503 during a backoff longer than queue_timeout has
   wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
   // Backoffs of 250 ms, 500 ms, 1 s, 2 s, 4 s: until one is longer than 2 s, requests are held
   // for the next start and get the failure without a wait.
-  http_response last;
-  CHECK(wait_until(
-      [&] {
-        last = http_get(wg.http_port(), "t.test", "/");
-        return contains(last.body, "next attempt in");
-      },
-      20s, 50ms));
+  http_response last = answer_during_backoff(wg, "t.test");
   INFO(describe(last));
   CHECK(last.status == 503);
   CHECK(contains(last.body, "failed to start"));
