@@ -496,7 +496,7 @@ TEST_CASE("docker: a container that dies as it is being stopped has its output l
 // runs either); before the fix, the stop that followed the failure ignored the death, and only
 // the symptom was reported.
 TEST_CASE("docker: a container found dead when its stop begins has its exit reported as the cause",
-          "[integration][docker][!mayfail]")  // last_error check flaky in CI: see the stop 15 note {
+          "[integration][docker][!mayfail]") {  // last_error check flaky in CI: see the stop 15 note
   require_docker();
   const auto app = unique_app_name("dkfirst");
   container_sweeper sweep(app);
