@@ -341,6 +341,10 @@ asio::awaitable<api_response> api_client::request(http::verb verb, std::string t
       co_return out;
     }
   }
+  // The path is made before the first suspension: forget() may clear version_ while this call
+  // connects (found by a test in CI: the event stream's reconnect failed meanwhile, and an
+  // inspect went to "/v/containers/..." and read the daemon's 404 as "no such container").
+  std::string path = versioned ? "/v" + version_ + target : std::move(target);
   local_stream stream(ex_);
   stream.expires_after(timeout);
   const asio::local::stream_protocol::endpoint endpoint(socket_path_);
@@ -349,7 +353,7 @@ asio::awaitable<api_response> api_client::request(http::verb verb, std::string t
     out.error = transport_error("connect", cec);
     co_return out;
   }
-  http::request<http::string_body> req{verb, versioned ? "/v" + version_ + target : target, 11};
+  http::request<http::string_body> req{verb, path, 11};
   req.set(http::field::host, "docker");
   req.set(http::field::user_agent, "wakegate");
   req.keep_alive(false);
@@ -380,11 +384,12 @@ asio::awaitable<std::string> api_client::stream(std::shared_ptr<local_stream> s,
                                                 std::function<void()> on_open,
                                                 std::function<void(std::string_view)> on_bytes,
                                                 std::chrono::milliseconds connect_timeout) {
+  const std::string path = "/v" + version_ + target;  // before connecting, as in request()
   s->expires_after(connect_timeout);
   const asio::local::stream_protocol::endpoint endpoint(socket_path_);
   auto [cec] = co_await s->async_connect(endpoint, tok);
   if (cec) co_return unreachable(socket_path_, transport_error("connect", cec));
-  http::request<http::empty_body> req{http::verb::get, "/v" + version_ + target, 11};
+  http::request<http::empty_body> req{http::verb::get, path, 11};
   req.set(http::field::host, "docker");
   req.set(http::field::user_agent, "wakegate");
   auto [wec, wn] = co_await http::async_write(*s, req, tok);

@@ -1,10 +1,22 @@
 // The Docker Engine API client's pure parts: version negotiation, request bodies, response and
 // event-stream parsing. (The calls themselves run against the real daemon in
-// tests/integration/docker_test.cpp.)
+// tests/integration/docker_test.cpp; one interleaving runs against a stand-in, at the end.)
 #include "scaler/backends/docker_api.hpp"
 
+#include <unistd.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
 #include <boost/json.hpp>
 #include <catch2/catch.hpp>
+#include <optional>
 
 using namespace wakegate;
 using namespace wakegate::scaler::docker;
@@ -193,4 +205,72 @@ TEST_CASE("the event stream is split into events however its bytes arrive", "[sc
   event_splitter partial;
   CHECK(partial.feed(die.substr(0, 20)).empty());  // no newline yet
   CHECK(partial.feed(die.substr(20)).size() == 1);
+}
+
+// ---- the client against a stand-in daemon ---------------------------------------------------
+// The real daemon runs in the integration tests; this stand-in is for one interleaving they
+// cannot order: the version forgotten (the event stream lost) while a call is connecting.
+
+namespace {
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+// Answers each request on a unix socket: /version with API 1.41, anything else 200 "{}", and
+// records the paths it was asked for.
+struct stand_in_daemon {
+  asio::io_context& ctx;
+  std::string path;
+  asio::local::stream_protocol::acceptor acceptor;
+  std::vector<std::string> targets;
+
+  stand_in_daemon(asio::io_context& c, std::string p)
+      : ctx(c), path(std::move(p)), acceptor(c, asio::local::stream_protocol::endpoint((::unlink(path.c_str()), path))) {
+    asio::co_spawn(ctx, serve(), asio::detached);
+  }
+  ~stand_in_daemon() { ::unlink(path.c_str()); }
+
+  asio::awaitable<void> serve() {
+    for (;;) {
+      auto [ec, sock] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      boost::beast::flat_buffer buf;
+      http::request<http::string_body> req;
+      auto [rec, rn] = co_await http::async_read(sock, buf, req, asio::as_tuple(asio::use_awaitable));
+      if (rec) continue;
+      targets.emplace_back(req.target());
+      http::response<http::string_body> res{http::status::ok, 11};
+      res.body() = req.target() == "/version" ? R"({"ApiVersion":"1.41"})" : "{}";
+      res.keep_alive(false);
+      res.prepare_payload();
+      co_await http::async_write(sock, res, asio::as_tuple(asio::use_awaitable));
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("a call keeps the API version it started with when the version is forgotten meanwhile", "[scaler][docker]") {
+  asio::io_context ctx;
+  const std::string socket = "/tmp/wakegate-unit-docker-" + std::to_string(::getpid()) + ".sock";
+  stand_in_daemon daemon(ctx, socket);
+  api_client client(ctx.get_executor(), socket);
+  std::optional<api_response> answer;
+  asio::co_spawn(
+      ctx,
+      [&]() -> asio::awaitable<void> {
+        const std::string negotiated = co_await client.negotiate(std::chrono::seconds(5));
+        REQUIRE(negotiated.empty());
+        REQUIRE(client.version() == "1.41");
+        // The call starts and suspends in its connect; the forget runs before it resumes.
+        asio::post(ctx, [&] { client.forget(); });
+        answer = co_await client.request(http::verb::get, "/containers/abc/json", "", std::chrono::seconds(5));
+        daemon.acceptor.close();
+      },
+      asio::detached);
+  ctx.run_for(std::chrono::seconds(10));
+  REQUIRE(answer.has_value());
+  INFO("error: " << answer->error);
+  CHECK(answer->ok());
+  CHECK(client.version().empty());  // forgotten: the next call negotiates again
+  // Before the fix: "/v/containers/abc/json", which the daemon answers 404 "page not found".
+  CHECK(daemon.targets == std::vector<std::string>{"/version", "/v1.41/containers/abc/json"});
 }
