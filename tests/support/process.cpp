@@ -683,7 +683,31 @@ bool wakegate_process::running() {
 
 std::optional<int> wakegate_process::wait_exit(std::chrono::milliseconds timeout) {
   if (!wait_until([&] { return !running(); }, timeout, 5ms)) return std::nullopt;
+  if (exit_status_ != 0) {
+    // Why, next to the check that fails on it (found in CI: a sanitizer report at exit was in
+    // the stderr dump at the end of the test, which the CI excerpt cut).
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait_for(lk, 1s, [&] { return eof_; });  // its last lines
+    }
+    UNSCOPED_INFO("wakegate exited with status " << exit_status_ << "; why:\n" << exit_report());
+  }
   return exit_status_;
+}
+
+// A sanitizer's report from its first line (at most 30 lines), else the last 15 lines of stderr.
+std::string wakegate_process::exit_report() const {
+  std::lock_guard lk(mu_);
+  std::size_t first = err_lines_.size() > 15 ? err_lines_.size() - 15 : 0, count = 15;
+  for (std::size_t i = 0; i < err_lines_.size(); ++i)
+    if (err_lines_[i].find("Sanitizer") != std::string::npos || err_lines_[i].find("runtime error") != std::string::npos) {
+      first = i;
+      count = 30;
+      break;
+    }
+  std::string out;
+  for (std::size_t i = first; i < err_lines_.size() && i < first + count; ++i) out += err_lines_[i] + "\n";
+  return out;
 }
 
 void wakegate_process::kill_all() {

@@ -173,6 +173,9 @@ class wakegate_process {
   std::string stderr_text() const;  // joined with '\n', for failure messages
   // The last `n` stderr lines joined, for failure messages.
   std::string stderr_tail(std::size_t n = 60) const;
+  // Why it exited, when that was not 0: a sanitizer's report, else the last lines of stderr.
+  // wait_exit() attaches it to the next check.
+  std::string exit_report() const;
 
   // stderr lines that parse as JSON objects (wakegate's own log lines).
   std::vector<boost::json::object> log_records() const;
