@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
+#include "common/closable_context.hpp"
 #include "common/log.hpp"
 #include "common/metrics.hpp"
 #include "common/shard.hpp"
@@ -211,7 +212,7 @@ int run(const std::string& path) {
   shard_count = workers + 1;
   this_shard = workers;  // this thread is the control thread
 
-  asio::io_context control_ctx(1);
+  closable_context control_ctx(1);
   proxy::server srv(cfg);
   scaler::control_plane control(control_ctx, srv.executors(),
                                 std::make_unique<scaler::backend_set>(
@@ -360,6 +361,9 @@ int run(const std::string& path) {
 
   control_ctx.run();
   srv.stop();
+  // What is still queued for the control thread goes now, while everything it may hold (an
+  // instance with the proxy threads' idle connections) can still be destroyed (closable_context).
+  control_ctx.destroy_handlers();
   // Requests still open at the shutdown deadline are destroyed with srv, after `control`
   // (declared later): their capacity must not be given back to it then.
   srv.detach();

@@ -53,7 +53,22 @@ server::server(const config::config& cfg) : listen_(cfg.http), listen_https_(cfg
   }
 }
 
-server::~server() { stop(); }
+// Objects bound to one worker's io_context can be owned from another: an instance, kept by every
+// worker's routes and by handlers queued to any worker, holds idle upstream connections of each.
+// Destroying workers one by one, an instance that outlived the first worker's context ended in a
+// later worker's destruction and closed a socket of the freed context (found in CI under ASan: a
+// worker slow at shutdown left its queued handlers unrun, one of them the pool's clear). So every
+// worker's handlers and coroutines go first, then what the workers share, then the contexts.
+server::~server() {
+  stop();
+  for (auto& w : workers_) w->ioc.destroy_handlers();
+  for (auto& w : workers_) {
+    w->routes.reset();
+    w->tunnels.clear();
+    w->idle.clear();
+  }
+  workers_.clear();
+}
 
 std::vector<asio::any_io_executor> server::executors() {
   std::vector<asio::any_io_executor> ex;

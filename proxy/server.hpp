@@ -17,6 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "common/closable_context.hpp"
 #include "common/metrics.hpp"
 #include "config/config.hpp"
 #include "proxy/deadline.hpp"
@@ -82,7 +83,7 @@ struct worker {
   // Timeouts of this thread's connections. Declared before ioc: the session frames the
   // io_context destroys still unregister from it.
   deadline_sweeper deadlines;
-  boost::asio::io_context ioc;
+  closable_context ioc;
   std::optional<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work;
   server* owner = nullptr;
   std::shared_ptr<const router> routes = std::make_shared<const router>();
