@@ -331,6 +331,14 @@ class session {
     std::int64_t header_deadline = deadline_slot::never;
     std::int64_t head_began = 0;  // when its first bytes came, if it took more than one read
     std::size_t scanned = 0;
+    // A refusal leaves the loop and is answered at its end: one co_await for all of them, as
+    // each co_await has slots of its own in the frame, which a connection holds while it waits
+    // (a held request's handle_request frame reuses this one's memory, bench/compare.sh).
+    struct refusal {
+      unsigned status = 0;
+      std::string_view reason;
+      limit_hit limit = limit_hit::count_;
+    } why;
     for (;;) {
       std::string_view data(static_cast<const char*>(buf_.data().data()), buf_.size());
       while (data.size() >= 2 && data[0] == '\r' && data[1] == '\n') {  // empty lines before a request
@@ -340,20 +348,28 @@ class session {
       }
       if (!data.empty()) {
         std::size_t end = find_head_end(data, scanned);
-        if (end == std::string_view::npos) co_return co_await refuse(400, "bare LF in header", limit_hit::count_, data, head_began);
-        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes))
-          co_return co_await refuse(431, "request header too large", limit_hit::header_size, data, head_began);
+        if (end == std::string_view::npos) {
+          why = {400, "bare LF in header", limit_hit::count_};
+          break;
+        }
+        if (end > limits.max_header_bytes || (end == 0 && data.size() >= limits.max_header_bytes)) {
+          why = {431, "request header too large", limit_hit::header_size};
+          break;
+        }
         if (end != 0) {
           verdict_ = check_head(data.substr(0, end), limits.max_header_count);
-          if (verdict_.status != 0)
-            co_return co_await refuse(verdict_.status, verdict_.reason,
-                                      verdict_.status == 431 ? limit_hit::header_count : limit_hit::count_, data,
-                                      head_began);
+          if (verdict_.status != 0) {
+            why = {verdict_.status, verdict_.reason,
+                   verdict_.status == 431 ? limit_hit::header_count : limit_hit::count_};
+            break;
+          }
           beast::error_code ec;
           std::size_t used = parser_->put(asio::buffer(data.data(), end), ec);
           if (ec == http::error::need_buffer) ec = {};
-          if (ec || used != end || !parser_->is_header_done())
-            co_return co_await refuse(400, "bad request", limit_hit::count_, data, head_began);
+          if (ec || used != end || !parser_->is_header_done()) {
+            why = {400, "bad request", limit_hit::count_};
+            break;
+          }
           buf_.consume(end);
           if (verdict_.framing == body_framing::chunked) parser_->on_chunk_header(chunk_ext_check_);
           // The header's (or the idle wait's) deadline ends with the header: a body's reads have
@@ -371,7 +387,10 @@ class session {
         }
       }
       std::size_t space = read_space();
-      if (space == 0) co_return co_await refuse(431, "request header too large", limit_hit::header_size, data, head_began);
+      if (space == 0) {
+        why = {431, "request header too large", limit_hit::header_size};
+        break;
+      }
       const bool idle = data.empty();
       const std::int64_t deadline = idle ? idle_deadline : header_deadline;
       if (client_dl_.at_ns != deadline) w_.deadlines.arm(client_dl_, deadline, now);
@@ -386,10 +405,10 @@ class session {
         continue;
       }
       if (client_dl_.timed_out(ec)) {
-        if (!idle)  // (a view made again: prepare may have moved the buffer)
-          co_return co_await refuse(408, "request header timeout", limit_hit::header_timeout,
-                                    std::string_view(static_cast<const char*>(buf_.data().data()), buf_.size()),
-                                    head_began);
+        if (!idle) {
+          why = {408, "request header timeout", limit_hit::header_timeout};
+          break;
+        }
         // Silent: closed without an answer, as nginx and HAProxy do. A new connection that never
         // sent a byte (a port scan, a load balancer's TCP check) is not an idle keep-alive one.
         w_.owner->stats().hit(first ? limit_hit::header_timeout : limit_hit::idle_timeout);
@@ -398,6 +417,9 @@ class session {
       // A quiet close between requests is the normal end of a connection; one inside a header too.
       co_return head_result::closed;
     }
+    // The request so far is what buf_ holds (a view made again: prepare may have moved it).
+    co_return co_await refuse(why.status, why.reason, why.limit,
+                              std::string_view(static_cast<const char*>(buf_.data().data()), buf_.size()), head_began);
   }
 
   // How much the next client read may take: what buf_ already has room for, at least 512 bytes
@@ -518,52 +540,56 @@ class session {
     bool body_pending = !parser_->is_done();
     deadline_ = deadline_slot::never;
 
+    // Answered by wakegate itself before reaching an app: refused, an ACME HTTP-01 answer or the
+    // redirect to https (plain http), no app for the host, a body over the app's max_body. One
+    // co_await for all of them: each co_await has slots of its own in this frame, which a held
+    // request holds while it waits.
+    plain_answer local;
+    bool local_keep = false;
+    scaler::app_ptr app;  // held, with its config, for the whole request, even across a reload
+    std::shared_ptr<const config::app_config> cfg;
     if (auto chk = check_request(*parser_, verdict_); chk.status != 0) {
       w_.owner->stats().bad_requests.add();
       refusal_ = chk.reason;
       linger_ = true;
-      co_await respond_text(chk.status, chk.reason, {}, false);
-      log_access(req);
-      co_return false;
-    }
-
-    if constexpr (!is_tls) {
-      // ACME HTTP-01 answers and the redirect to https come before routing.
-      if (auto answer = plain_http_answer(w_, req); answer.status != 0) {
-        co_await respond_local(answer.status, std::move(answer.body), client_keep_alive && !body_pending, 0,
-                               answer.location);
-        log_access(req);
-        co_return client_keep_alive && !body_pending && !w_.draining;
+      local.status = chk.status;
+      local.body.reserve(chk.reason.size() + 1);
+      local.body.append(chk.reason).push_back('\n');
+    } else if (!is_tls && (local = plain_http_answer(w_, req)).status != 0) {
+      local_keep = client_keep_alive && !body_pending;
+    } else {
+      // Kept (or made) before anything can refuse the request: its answer's log line has it too.
+      request_id_ = request_id_of(req, request_id_buf_);
+      if (const route* r = w_.routes->find(req[http::field::host]); r == nullptr) {
+        w_.owner->stats().unrouted.add();
+        local_keep = client_keep_alive && !body_pending;
+        const std::string_view host = req[http::field::host];
+        local.status = 404;
+        local.body.reserve(17 + host.size());
+        local.body.append("no app for host ").append(host).push_back('\n');
+      } else {
+        app = r->app;
+        cfg = r->cfg;
+        app_name_ = app->name();
+        // The app's HSTS on every response for it on https, wakegate's own answers (413, 502,
+        // 503, 504) included.
+        if constexpr (is_tls) hsts_ = format_hsts(cfg->hsts, hsts_buf_);
+        if (cfg->settings.max_body != 0 && verdict_.framing == body_framing::length &&
+            verdict_.content_length > cfg->settings.max_body) {
+          w_.owner->stats().hit(limit_hit::body_size);
+          linger_ = true;
+          local.status = 413;
+          local.body = "request body larger than " + std::to_string(cfg->settings.max_body) + " bytes\n";
+        }
       }
     }
-    // Kept (or made) before anything can refuse the request: its answer's log line has it too.
-    request_id_ = request_id_of(req, request_id_buf_);
-    const route* r = w_.routes->find(req[http::field::host]);
-    if (r == nullptr) {
-      w_.owner->stats().unrouted.add();
-      bool keep = client_keep_alive && !body_pending;
-      co_await respond_text(404, "no app for host ", req[http::field::host], keep);
+    if (local.status != 0) {
+      co_await respond_local(local.status, std::move(local.body), local_keep, 0, local.location);
+      if (app) count_request(*app);
       log_access(req);
-      co_return keep && !w_.draining;
+      co_return local_keep && !w_.draining;
     }
 
-    // Hold the app and its config for the whole request, even across a reload.
-    scaler::app_ptr app = r->app;
-    std::shared_ptr<const config::app_config> cfg = r->cfg;
-    app_name_ = app->name();
-    // The app's HSTS on every response for it on https, wakegate's own answers (413, 502, 503,
-    // 504) included.
-    if constexpr (is_tls) hsts_ = format_hsts(cfg->hsts, hsts_buf_);
-
-    if (cfg->settings.max_body != 0 && verdict_.framing == body_framing::length &&
-        verdict_.content_length > cfg->settings.max_body) {
-      w_.owner->stats().hit(limit_hit::body_size);
-      linger_ = true;
-      co_await respond_too_large(cfg->settings.max_body);
-      count_request(*app);
-      log_access(req);
-      co_return false;
-    }
     if (cfg->settings.request_timeout.count() > 0)
       deadline_ = now_ns() + ns(cfg->settings.request_timeout);
     max_body_ = cfg->settings.max_body;
@@ -969,40 +995,51 @@ class session {
       }
     }
 
+    // Not held to the end: answered 503 with this body, by one co_await (each co_await has slots
+    // of its own in this frame, which every held request holds).
+    std::string answer;
+    int retry_after = 0;
     int st = w->state.load(std::memory_order_acquire);
     if (st == scaler::waiter::waiting) {
       int expected = scaler::waiter::waiting;
       if (w->state.compare_exchange_strong(expected, scaler::waiter::cancelled)) {
         control.post_cancel(app, w);
         if (w_.cut) {  // the shutdown cut it, not a timeout
-          co_await respond_text(503, "wakegate is shutting down", {}, false);
+          answer = "wakegate is shutting down\n";
         } else if (deadline_ < queue_deadline) {  // the app's request_timeout came first (found by black-box testing)
           w_.owner->stats().hit(limit_hit::request_timeout);
-          co_await respond_hold_timeout(*app, "request_timeout", cfg.settings.request_timeout);
+          answer = hold_timeout_text(*app, "request_timeout", cfg.settings.request_timeout);
+          retry_after = 1;
         } else {
           app->stats.rejected_timeout.add();
-          co_await respond_hold_timeout(*app, "queue_timeout", cfg.settings.queue_timeout);
+          answer = hold_timeout_text(*app, "queue_timeout", cfg.settings.queue_timeout);
+          retry_after = 1;
         }
-        co_return nullptr;
+      } else {
+        st = expected;
       }
-      st = expected;
     }
-    if (st == scaler::waiter::granted) {
-      if (client_gone_) {  // give back the capacity we were granted
-        control.release(app, w->granted_instance);
-        status_ = 499;
-        co_return nullptr;
+    if (answer.empty()) {
+      if (st == scaler::waiter::granted) {
+        if (client_gone_) {  // give back the capacity we were granted
+          control.release(app, w->granted_instance);
+          status_ = 499;
+          co_return nullptr;
+        }
+        co_return w->granted_instance;
       }
-      co_return w->granted_instance;
+      // failed: queue full, start failure, removal or shutdown
+      if (w->failure == scaler::waiter::why::queue_full) {
+        app->stats.rejected_full.add();
+        // Refused, never queued: not a held request, nor a sample of the queue wait (found by
+        // black-box testing), unless it was held before (handed back by an instance).
+        if (held_ns_ == 0) held_ = false;
+      }
+      answer.reserve(w->error.size() + 1);
+      answer.append(w->error).push_back('\n');
+      retry_after = w->retry_after_seconds;
     }
-    // failed: queue full, start failure, removal or shutdown
-    if (w->failure == scaler::waiter::why::queue_full) {
-      app->stats.rejected_full.add();
-      // Refused, never queued: not a held request, nor a sample of the queue wait (found by
-      // black-box testing), unless it was held before (handed back by an instance).
-      if (held_ns_ == 0) held_ = false;
-    }
-    co_await respond_text(503, w->error, {}, false, w->retry_after_seconds);
+    co_await respond_local(503, std::move(answer), false, retry_after);
     co_return nullptr;
   }
 
@@ -1568,22 +1605,14 @@ class session {
 
   // respond_local with the body `a` + `b` + "\n", built in this coroutine's frame: the rare
   // answers' strings then take no room in the frames of every request (and of every held one).
-  asio::awaitable<void> respond_text(unsigned status, std::string_view a, std::string_view b, bool keep_alive,
-                                     int retry_after = 0) {
-    std::string body;
-    body.reserve(a.size() + b.size() + 1);
-    body.append(a).append(b).push_back('\n');
-    co_await respond_local(status, std::move(body), keep_alive, retry_after);
-  }
   asio::awaitable<void> respond_too_large(std::uint64_t max_body) {
     co_await respond_local(413, "request body larger than " + std::to_string(max_body) + " bytes\n", false);
   }
   // `what`: the limit that ran out while the request was held ("queue_timeout" or "request_timeout").
-  asio::awaitable<void> respond_hold_timeout(const scaler::app& app, std::string_view what, config::duration timeout) {
-    co_await respond_local(503, std::string(what == "queue_timeout" ? "queue timeout" : "request timeout") +
-                                    ": no instance of app " + app.name() + " could take the request within its " +
-                                    std::string(what) + " (" + std::to_string(timeout.count()) + "ms)\n",
-                           false, 1);
+  static std::string hold_timeout_text(const scaler::app& app, std::string_view what, config::duration timeout) {
+    return std::string(what == "queue_timeout" ? "queue timeout" : "request timeout") + ": no instance of app " +
+           app.name() + " could take the request within its " + std::string(what) + " (" +
+           std::to_string(timeout.count()) + "ms)\n";
   }
 
   // `retry_after`: seconds for a Retry-After field (0: none).
@@ -1705,7 +1734,11 @@ class session {
   std::string_view instance_id_;
   std::string_view request_id_;  // into the request's X-Request-Id, or request_id_buf_
   char request_id_buf_[32];
-  char hsts_buf_[40];
+  // The Strict-Transport-Security value, formatted once per request on https only: plain http
+  // connections carry no buffer for it.
+  struct no_hsts_buffer {};
+  using hsts_buffer = std::conditional_t<is_tls, char[40], no_hsts_buffer>;
+  [[no_unique_address]] hsts_buffer hsts_buf_;
   std::string_view hsts_;
 };
 
