@@ -185,6 +185,8 @@ head_verdict check_head(std::string_view head, std::size_t max_fields) noexcept 
     if (name.empty()) return reject(400, "empty header name");
     if (name.back() == ' ' || name.back() == '\t') return reject(400, "whitespace between header name and colon");
     if (!is_token(name)) return reject(400, "invalid character in header name");
+    if (name.size() > max_field_bytes || line.size() - colon - 1 > max_field_bytes)
+      return reject(431, "header field too large");
     std::string_view value = trim_ows(line.substr(colon + 1));
     if (auto bad = first_non_text(value.data(), value.size()); bad != value.size()) {
       // A bare CR or LF inside a value is how requests are split; NUL and the rest are refused too.

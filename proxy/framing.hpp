@@ -28,6 +28,12 @@ struct head_verdict {
 // search over a growing buffer (pass the previous data size).
 std::size_t find_head_end(std::string_view data, std::size_t from = 0) noexcept;
 
+// The longest field name or value Beast's parser holds (its fields store lengths in 16 bits and
+// throw std::length_error past this): a longer field line is refused with 431, whatever
+// max_header_bytes allows (found in review: with max_header_bytes above 64 KiB, a larger Host
+// ended the connection with no answer and no log line).
+inline constexpr std::size_t max_field_bytes = 65533;
+
 // `head` is the request line and field lines up to and including the empty line (CRLF CRLF).
 head_verdict check_head(std::string_view head, std::size_t max_fields) noexcept;
 

@@ -51,6 +51,13 @@ constexpr std::size_t relay_buffer_size = relay_chunk + 4 * 1024;
 // A plain response whose head and body fit in this many bytes is read whole, then written to the
 // client at once (relay_response says when it is not).
 constexpr std::size_t hold_bytes = 16 * 1024;
+// An instance's response head may take max_header_bytes, but never 64 KiB or more: no field of
+// a head within that can exceed what Beast's fields hold (max_field_bytes), past which its parser
+// throws from inside the read, out of the worker's event loop (found in review: with
+// max_header_bytes above 64 KiB, a chunked response with a 66 KB field ended the process).
+std::size_t response_head_limit(const config::limits_config& limits) noexcept {
+  return std::min<std::size_t>(limits.max_header_bytes, 64 * 1024 - 1);
+}
 constexpr std::size_t client_buffer_slack = 16 * 1024;  // past max_header_bytes: some body
 
 // Relay buffers are borrowed per transfer from a per-thread free list, so an idle connection
@@ -587,7 +594,9 @@ class session {
       co_await respond_local(local.status, std::move(local.body), local_keep, 0, local.location);
       if (app) count_request(*app);
       log_access(req);
-      co_return local_keep && !w_.draining;
+      // Not after a write that failed part way (found in review: the answers to the requests
+      // pipelined behind a cut one went out after its partial bytes).
+      co_return local_keep && !client_gone_ && !w_.draining;
     }
 
     if (cfg->settings.request_timeout.count() > 0)
@@ -1265,7 +1274,7 @@ class session {
           std::size_t end = data.empty() ? 0 : find_head_end(data, scanned);
           if (end == std::string_view::npos) break;  // a bare LF: Beast decides
           if (end != 0) {
-            if (end > limits.max_header_bytes || !scan_plain_response(data.substr(0, end), pr)) break;
+            if (end > response_head_limit(limits) || !scan_plain_response(data.substr(0, end), pr)) break;
             plain_end = end;
             head_pending_ = false;
             // Not held while the client is still sending its body (it may wait for the answer),
@@ -1273,7 +1282,7 @@ class session {
             if (end > hold_bytes || pr.content_length > hold_bytes - end || !parser_->is_done() || pr.no_buffering)
               break;
             whole = end + static_cast<std::size_t>(pr.content_length);
-          } else if (data.size() >= limits.max_header_bytes || ubuf.size() == ubuf.max_size()) {
+          } else if (data.size() >= response_head_limit(limits) || ubuf.size() == ubuf.max_size()) {
             break;  // Beast: too large
           }
           scanned = data.size();
@@ -1375,7 +1384,7 @@ class session {
     arm_head_wait(limits);  // once: interim responses do not extend it
     for (;;) {
       rpo.emplace();
-      rpo->header_limit(static_cast<std::uint32_t>(limits.max_header_bytes));
+      rpo->header_limit(static_cast<std::uint32_t>(response_head_limit(limits)));
       rpo->body_limit(boost::none);
       if (req.method() == http::verb::head) rpo->skip(true);
       auto [ec, n] = co_await http::async_read_header(up, ubuf, *rpo, tok);
@@ -1597,14 +1606,14 @@ class session {
     log::warn("upstream failed", {{"app", app_name_}, {"instance", instance_id_}, {"status", status}, {"error", why}});
     bool keep = client_keep_alive && parser_->is_done();
     co_await respond_local(status, why + "\n", keep);
-    co_return keep;
+    co_return keep && !client_gone_;
   }
 
   // ------------------------------------------------------------------------------------------
   // wakegate's own responses and logging
 
-  // respond_local with the body `a` + `b` + "\n", built in this coroutine's frame: the rare
-  // answers' strings then take no room in the frames of every request (and of every held one).
+  // A rare answer's body, built in this coroutine's frame: it then takes no room in the frames
+  // of every request.
   asio::awaitable<void> respond_too_large(std::uint64_t max_body) {
     co_await respond_local(413, "request body larger than " + std::to_string(max_body) + " bytes\n", false);
   }
@@ -1633,8 +1642,21 @@ class session {
     res.prepare_payload();
     w_.deadlines.arm_after(client_dl_, w_.opts->limits.io_timeout);
     auto [ec, n] = co_await http::async_write(stream_, res, tok);
-    if (!ec) bytes_out_ += res.body().size();
-    if (ec) client_gone_ = true;
+    if (!ec) {
+      bytes_out_ += res.body().size();
+      co_return;
+    }
+    client_gone_ = true;
+    if (client_dl_.expired && !w_.cut) {
+      // The client read nothing of it for io_timeout: counted, and the log says so after the
+      // answer's own reason (found in review: it was neither).
+      w_.owner->stats().hit(limit_hit::io_timeout);
+      std::string why(!refusal_.empty() ? refusal_ : std::string_view(error_));
+      why += why.empty() ? "" : "; ";
+      why += "answer cut: the client read nothing for io_timeout";
+      refusal_ = {};
+      error_ = std::move(why);
+    }
   }
 
   void log_access(const http::request<http::buffer_body>& req) { log_access(req.method_string(), req.target()); }

@@ -30,8 +30,11 @@ namespace {
 // while they are still sending.
 class raw_socket {
  public:
-  explicit raw_socket(std::uint16_t port) {
+  // `rcvbuf`: a receive buffer size set before the connect, so the window stays that small (0: the
+  // system's).
+  explicit raw_socket(std::uint16_t port, int rcvbuf = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ >= 0 && rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
@@ -776,6 +779,78 @@ TEST_CASE("a client that stops reading a large response is cut at io_timeout, an
       },
       10s));
   CHECK(limit_hits(wg.admin_port(), "io_timeout") == 1);
+}
+
+// Found in review: an answer of wakegate's own that the client stopped reading was neither
+// counted as io_timeout nor said so in the log, and the answers to the requests pipelined behind
+// it went out after its partial bytes. Here 404s of about 60 KB each (the body repeats the Host),
+// pipelined 40 deep to a client that reads nothing.
+TEST_CASE("a client that stops reading wakegate's own answers is cut at io_timeout, counted and logged",
+          "[integration][limits]") {
+  config_yaml c;
+  c.extra.push_back("limits: { io_timeout: 500ms, max_pipelined: 1000 }");
+  wakegate_process wg(c.str());
+  raw_socket s(wg.http_port(), 1024);  // a small window: the answers back up soon
+  REQUIRE(s.ok());
+  const std::string host(60000, 'a');
+  std::string requests;
+  for (int i = 0; i < 40; ++i) requests += "GET /big HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+  // Sent as far as wakegate reads them; nothing is read back.
+  std::size_t sent = 0;
+  wait_until([&] {
+    sent += s.send_some(std::string_view(requests).substr(sent), 100ms);
+    return sent == requests.size();
+  }, 5s);
+  const std::string cut = "no app for host " + host + "; answer cut: the client read nothing for io_timeout";
+  CHECK(wg.wait_for_record(
+      [&](const auto& x) {
+        return json_string(x, "type") == "access" && json_number(x, "status").value_or(0) == 404 &&
+               json_string(x, "error") == cut;
+      },
+      10s));
+  CHECK(limit_hits(wg.admin_port(), "io_timeout") == 1);
+  // The cut answer was the connection's last: nothing answered after it.
+  auto records = wg.access_records();
+  REQUIRE_FALSE(records.empty());
+  CHECK(json_string(records.back(), "error") == cut);
+  CHECK(records.size() < 40);
+}
+
+// Beast's fields hold at most 65,533 bytes of a field; max_header_bytes may allow more (up to
+// 1 MiB). Found in review: a larger request field ended the connection with no answer and no log
+// line, and a larger field in a response Beast parses (chunked) ended the process.
+TEST_CASE("with max_header_bytes above 64 KiB, a field past 65,533 bytes gets 431, and one from an instance 502",
+          "[integration][limits]") {
+  auto marker = unique_marker();
+  config_yaml c;
+  c.extra.push_back("limits: { max_header_bytes: 1MiB }");
+  c.apps.push_back(app_yaml("t", {"t.test"}, marker).set("min_instances", "1"));
+  wakegate_process wg(c.str(), wakegate_options::cleaning({marker}));
+  REQUIRE(wait_one_ready(wg.admin_port(), "t"));
+
+  http_request big;
+  big.host = "t.test";
+  big.target = "/";
+  big.headers.emplace_back("X-Big", std::string(70000, 'a'));
+  auto r = http_send(wg.http_port(), big);
+  INFO(describe(r));
+  CHECK(r.status == 431);
+  CHECK(r.body == "header field too large\n");
+  // Under the field limit, the head may still be larger than 64 KiB in all.
+  http_request many;
+  many.host = "t.test";
+  many.target = "/";
+  for (int i = 0; i < 3; ++i) many.headers.emplace_back("X-Big-" + std::to_string(i), std::string(60000, 'a'));
+  auto m = http_send(wg.http_port(), many);
+  INFO(describe(m));
+  CHECK(m.status == 200);
+
+  auto up = http_get(wg.http_port(), "t.test", "/chunks?n=10&field=66000");
+  INFO(describe(up));
+  CHECK(up.status == 502);
+  auto after = http_get(wg.http_port(), "t.test", "/");
+  INFO(describe(after));
+  CHECK(after.status == 200);
 }
 
 // The other direction: an instance that reads nothing of a large request body. The write to it

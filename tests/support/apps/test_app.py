@@ -35,6 +35,7 @@ Endpoints:
   GET  /eof?n=N       N pattern bytes with neither Content-Length nor chunked: the body ends at close
                       (&together=1: the head, the body and the FIN in one TCP segment)
   GET  /chunks?n=N    N pattern bytes in chunks of 1000 (Transfer-Encoding: chunked)
+  GET  /chunks?n=N&field=M  the same, with a field X-Big of M bytes in its head
   GET  /partial       200 with Content-Length 100000, 1000 bytes of it, then os._exit(1) (a crash
                       in the middle of a response; ?together=1: those bytes and the FIN in one
                       TCP segment, so the proxy's read returns the bytes and consumes the FIN;
@@ -379,6 +380,8 @@ class Handler(BaseHTTPRequestHandler):
             body = bytes(k % 251 for k in range(n))
             self.send_response(200)
             self.send_header("Transfer-Encoding", "chunked")
+            if "field" in query:
+                self.send_header("X-Big", "a" * int(query["field"][0]))
             self.end_headers()
             for i in range(0, n, 1000):
                 piece = body[i:i + 1000]
